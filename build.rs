@@ -1,0 +1,3 @@
+fn main() {
+    preflight_runtime::build::watch("migrations");
+}

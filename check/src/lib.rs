@@ -1,0 +1,1 @@
+//! Preflight's compile-time analysis (work in progress).

@@ -1,0 +1,1 @@
+//! The `preflight` command line (work in progress).

@@ -1,0 +1,1 @@
+//! The `embed!` macro (work in progress).

@@ -1,0 +1,406 @@
+//! The migration set as the runtime sees it: what `embed!` puts in a `static`, and what the CLI
+//! builds from a directory at run time through the same code.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use crate::{Checksum, Version};
+
+/// A byte range of one SQL statement inside a [`Body`]'s text, ending after its `;`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    start: u32,
+    end: u32,
+}
+
+impl Span {
+    /// A span; `start <= end`, both byte offsets on character boundaries of the body's text.
+    pub const fn new(start: u32, end: u32) -> Span {
+        Span { start, end }
+    }
+
+    /// The byte range.
+    pub fn range(&self) -> std::ops::Range<usize> {
+        self.start as usize..self.end as usize
+    }
+}
+
+/// Whether a migration body runs inside a transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The default: the body and its history row commit together, or not at all.
+    Transactional,
+    /// Statements run one by one outside a transaction, progress recorded after each: marked
+    /// with a directive, or made only of statements that cannot run in a transaction (such as
+    /// `CREATE INDEX CONCURRENTLY`).
+    NoTransaction,
+}
+
+/// One direction (up or down) of a migration: the file's text and its statements, split at
+/// compile time by a real SQL lexer so that the runtime never parses SQL.
+#[derive(Debug, Clone)]
+pub struct Body {
+    text: Cow<'static, str>,
+    statements: Cow<'static, [Span]>,
+    kind: Kind,
+}
+
+impl Body {
+    /// A body over `text` (usually a whole file) with its statements.
+    pub const fn new(text: &'static str, statements: &'static [Span], kind: Kind) -> Body {
+        Body {
+            text: Cow::Borrowed(text),
+            statements: Cow::Borrowed(statements),
+            kind,
+        }
+    }
+
+    /// A body built at run time (the CLI reads the directory when it starts).
+    pub fn owned(text: String, statements: Vec<Span>, kind: Kind) -> Body {
+        Body {
+            text: Cow::Owned(text),
+            statements: Cow::Owned(statements),
+            kind,
+        }
+    }
+
+    /// Whether the body runs inside a transaction.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// The statements, each with its trailing `;` (if it had one), in order.
+    pub fn statements(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        self.statements.iter().map(|s| &self.text[s.range()])
+    }
+
+    /// Number of statements (zero for an empty or comment-only file: a no-op).
+    pub fn statement_count(&self) -> usize {
+        self.statements.len()
+    }
+
+    /// All statements as one string (from the first statement's start to the last one's end,
+    /// comments in between included), ready to be sent in one simple-query round trip; `None`
+    /// for an empty body.
+    pub fn script(&self) -> Option<&str> {
+        let first = self.statements.first()?;
+        let last = self.statements.last()?;
+        Some(&self.text[first.start as usize..last.end as usize])
+    }
+
+    /// The 1-based line on which statement `index` starts, for error messages.
+    pub fn line_of(&self, index: usize) -> Option<usize> {
+        let span = self.statements.get(index)?;
+        Some(self.text[..span.start as usize].matches('\n').count() + 1)
+    }
+}
+
+/// One migration: version, name, the file it came from, up and optional down body, checksum, and
+/// the chain value after it.
+#[derive(Debug, Clone)]
+pub struct Migration {
+    version: Version,
+    name: Cow<'static, str>,
+    path: Cow<'static, str>,
+    up: Body,
+    down: Option<Body>,
+    checksum: Checksum,
+    chain: Checksum,
+}
+
+impl Migration {
+    /// Used by the code `embed!` generates; the checksum and chain are computed by the macro
+    /// with this crate's [`Checksum`] code.
+    #[doc(hidden)]
+    pub const fn __embedded(
+        version: Version,
+        name: &'static str,
+        path: &'static str,
+        up: Body,
+        down: Option<Body>,
+        checksum: Checksum,
+        chain: Checksum,
+    ) -> Migration {
+        Migration {
+            version,
+            name: Cow::Borrowed(name),
+            path: Cow::Borrowed(path),
+            up,
+            down,
+            checksum,
+            chain,
+        }
+    }
+
+    /// The version.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+    /// The name (the part of the file name after the version).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// The path of the up file, relative to the migration directory's parent as given to
+    /// `embed!` (or to the CLI's `--dir`), for messages.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+    /// The up body.
+    pub fn up(&self) -> &Body {
+        &self.up
+    }
+    /// The down body, if the migration is reversible.
+    pub fn down(&self) -> Option<&Body> {
+        self.down.as_ref()
+    }
+    /// Whether the migration has a down body.
+    pub fn is_reversible(&self) -> bool {
+        self.down.is_some()
+    }
+    /// The checksum of the up file (see [`crate::checksum`]).
+    pub fn checksum(&self) -> Checksum {
+        self.checksum
+    }
+    /// The chain value after this migration (see [`crate::checksum`]).
+    pub fn chain(&self) -> Checksum {
+        self.chain
+    }
+}
+
+/// A migration set, ordered by version: what `preflight::embed!` produces.
+///
+/// ```
+/// # use preflight_runtime::{Migrations, MigrationSpec, Kind};
+/// let set = Migrations::from_specs(vec![
+///     MigrationSpec::new(1, "create_users", "CREATE TABLE users (id int);"),
+///     MigrationSpec::new(2, "add_email", "ALTER TABLE users ADD email text;"),
+/// ])
+/// .unwrap();
+/// for m in set.iter() {
+///     println!("{} {} {}", m.version(), m.name(), m.checksum());
+/// }
+/// assert_eq!(set.last().unwrap().version().to_string(), "2");
+/// ```
+#[derive(Debug, Clone)]
+pub struct Migrations {
+    list: Cow<'static, [Migration]>,
+}
+
+impl Migrations {
+    /// Used by the code `embed!` generates; the list is sorted and chained by the macro.
+    #[doc(hidden)]
+    pub const fn __embedded(list: &'static [Migration]) -> Migrations {
+        Migrations {
+            list: Cow::Borrowed(list),
+        }
+    }
+
+    /// Builds a set at run time from migrations whose statements are already split; sorts by
+    /// version and computes the chain. Fails on a duplicate version.
+    pub fn from_parts(mut parts: Vec<MigrationParts>) -> Result<Migrations, Version> {
+        parts.sort_by_key(|p| p.version);
+        if let Some(w) = parts.windows(2).find(|w| w[0].version == w[1].version) {
+            return Err(w[0].version);
+        }
+        let mut chain = Checksum::ZERO;
+        let list = parts
+            .into_iter()
+            .map(|p| {
+                let checksum = Checksum::of(&p.checksum_text);
+                chain = chain.chain(p.version, &checksum);
+                Migration {
+                    version: p.version,
+                    name: Cow::Owned(p.name),
+                    path: Cow::Owned(p.path),
+                    up: p.up,
+                    down: p.down,
+                    checksum,
+                    chain,
+                }
+            })
+            .collect::<Vec<_>>();
+        Ok(Migrations {
+            list: Cow::Owned(list),
+        })
+    }
+
+    /// A set of simple transactional migrations, one statement list per body split on nothing:
+    /// each body is sent whole. Meant for tests and examples; real sets come from `embed!` or
+    /// the CLI, whose statements are split by a SQL lexer.
+    pub fn from_specs(specs: Vec<MigrationSpec>) -> Result<Migrations, Version> {
+        Migrations::from_parts(specs.into_iter().map(MigrationSpec::into_parts).collect())
+    }
+
+    /// The migrations in version order.
+    pub fn iter(&self) -> std::slice::Iter<'_, Migration> {
+        self.list.iter()
+    }
+
+    /// The migrations as a slice, in version order.
+    pub fn as_slice(&self) -> &[Migration] {
+        &self.list
+    }
+
+    /// Number of migrations.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// The migration with the highest version.
+    pub fn last(&self) -> Option<&Migration> {
+        self.list.last()
+    }
+
+    /// The migration with this version.
+    pub fn get(&self, version: Version) -> Option<&Migration> {
+        self.list
+            .binary_search_by_key(&version, |m| m.version)
+            .ok()
+            .map(|i| &self.list[i])
+    }
+}
+
+impl<'a> IntoIterator for &'a Migrations {
+    type Item = &'a Migration;
+    type IntoIter = std::slice::Iter<'a, Migration>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+/// Everything needed to build a [`Migration`] at run time.
+#[derive(Debug, Clone)]
+pub struct MigrationParts {
+    /// The version.
+    pub version: Version,
+    /// The name.
+    pub name: String,
+    /// The up file's path, for messages.
+    pub path: String,
+    /// The raw text of the up file, whose normalised form the checksum covers.
+    pub checksum_text: String,
+    /// The up body.
+    pub up: Body,
+    /// The down body.
+    pub down: Option<Body>,
+}
+
+/// A transactional migration given as plain SQL sent whole (no statement splitting): for tests,
+/// examples and programmatic sets. See [`Migrations::from_specs`].
+#[derive(Debug, Clone)]
+pub struct MigrationSpec {
+    parts: MigrationParts,
+}
+
+impl MigrationSpec {
+    /// A forward-only transactional migration.
+    pub fn new(version: impl Into<Version>, name: &str, up: &str) -> MigrationSpec {
+        let version = version.into();
+        MigrationSpec {
+            parts: MigrationParts {
+                version,
+                name: name.to_owned(),
+                path: format!("{version}_{name}.sql"),
+                checksum_text: up.to_owned(),
+                up: whole_body(up, Kind::Transactional),
+                down: None,
+            },
+        }
+    }
+
+    /// Adds a down body.
+    pub fn down(mut self, down: &str) -> MigrationSpec {
+        self.parts.down = Some(whole_body(down, Kind::Transactional));
+        self
+    }
+
+    /// Makes the up body a no-transaction one whose statements are the given strings, run one
+    /// by one.
+    pub fn no_transaction(mut self, statements: &[&str]) -> MigrationSpec {
+        let mut text = String::new();
+        let mut spans = Vec::new();
+        for s in statements {
+            let start = text.len() as u32;
+            text.push_str(s);
+            spans.push(Span::new(start, text.len() as u32));
+            text.push('\n');
+        }
+        self.parts.checksum_text = text.clone();
+        self.parts.up = Body::owned(text, spans, Kind::NoTransaction);
+        self
+    }
+
+    fn into_parts(self) -> MigrationParts {
+        self.parts
+    }
+}
+
+fn whole_body(sql: &str, kind: Kind) -> Body {
+    let trimmed = sql.trim_end();
+    let spans = if trimmed.trim().is_empty() {
+        Vec::new()
+    } else {
+        vec![Span::new(0, trimmed.len() as u32)]
+    };
+    Body::owned(sql.to_owned(), spans, kind)
+}
+
+impl fmt::Display for Migration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} ({})", self.version, self.name, self.path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sorts_and_chains() {
+        let set = Migrations::from_specs(vec![
+            MigrationSpec::new(10, "b", "select 2;"),
+            MigrationSpec::new(2, "a", "select 1;"),
+        ])
+        .unwrap();
+        let versions: Vec<_> = set.iter().map(|m| m.version().to_string()).collect();
+        assert_eq!(versions, ["2", "10"]);
+        let first = set.as_slice()[0].chain();
+        assert_eq!(
+            first,
+            Checksum::ZERO.chain(Version::new(2), &Checksum::of("select 1;"))
+        );
+        assert_eq!(
+            set.last().unwrap().chain(),
+            first.chain(Version::new(10), &Checksum::of("select 2;"))
+        );
+        assert!(set.get(Version::new(10)).is_some());
+        assert!(set.get(Version::new(3)).is_none());
+    }
+
+    #[test]
+    fn refuses_duplicates() {
+        let dup = Migrations::from_specs(vec![
+            MigrationSpec::new(1, "a", "select 1;"),
+            MigrationSpec::new(1, "b", "select 2;"),
+        ]);
+        assert_eq!(dup.unwrap_err(), Version::new(1));
+    }
+
+    #[test]
+    fn script_covers_first_to_last_statement() {
+        static SPANS: [Span; 2] = [Span::new(15, 24), Span::new(25, 34)];
+        let body = Body::new(
+            "-- head\nBEGIN;\nselect 1;\nselect 2;\nCOMMIT;\n",
+            &SPANS,
+            Kind::Transactional,
+        );
+        assert_eq!(body.script(), Some("select 1;\nselect 2;"));
+        assert_eq!(body.line_of(1), Some(4));
+        assert_eq!(body.statements().collect::<Vec<_>>(), ["select 1;", "select 2;"]);
+    }
+}

@@ -1,0 +1,136 @@
+//! Directives: comment lines that change how a migration runs or is checked.
+//!
+//! Preflight's own: `-- preflight:no-transaction` and `-- preflight:allow(rule, ...)`, each on a
+//! line of its own anywhere in the file. Foreign markers are honoured too: goose's
+//! `-- +goose NO TRANSACTION` (any case), sqlx's `-- no-transaction` as the first line, and
+//! diesel's `run_in_transaction = false` in `metadata.toml`.
+
+use std::ops::Range;
+
+/// Where a no-transaction marker came from (for messages).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoTransaction {
+    /// `-- preflight:no-transaction`
+    Preflight,
+    /// `-- +goose NO TRANSACTION`
+    Goose,
+    /// `-- no-transaction` on the first line (sqlx)
+    Sqlx,
+    /// `run_in_transaction = false` in diesel's `metadata.toml`
+    Diesel,
+}
+
+/// The directives of one file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Directives {
+    /// Set when the file (or its diesel metadata) asks to run outside a transaction.
+    pub no_transaction: Option<NoTransaction>,
+    /// Lint rules allowed in this file, by name.
+    pub allow: Vec<String>,
+}
+
+/// A directive that does not parse, with the byte range of its line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DirectiveError {
+    pub at: Range<usize>,
+    pub message: String,
+}
+
+/// Reads Preflight's and sqlx's directives from a file's text.
+pub(crate) fn parse(text: &str) -> (Directives, Vec<DirectiveError>) {
+    let mut d = Directives::default();
+    let mut errors = Vec::new();
+    let body = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if body.lines().next().map(str::trim_end) == Some("-- no-transaction") {
+        d.no_transaction = Some(NoTransaction::Sqlx);
+    }
+    let mut offset = text.len() - body.len();
+    for line in body.split_inclusive('\n') {
+        let start = offset;
+        offset += line.len();
+        let trimmed = line.trim();
+        let Some(comment) = trimmed.strip_prefix("--") else {
+            continue;
+        };
+        let comment = comment.trim();
+        let Some(directive) = comment.strip_prefix("preflight:") else {
+            continue;
+        };
+        let directive = directive.trim();
+        if directive == "no-transaction" {
+            d.no_transaction = Some(NoTransaction::Preflight);
+        } else if let Some(list) = directive
+            .strip_prefix("allow(")
+            .and_then(|r| r.strip_suffix(')'))
+        {
+            for rule in list.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+                d.allow.push(rule.to_owned());
+            }
+        } else {
+            errors.push(DirectiveError {
+                at: start..start + line.trim_end().len(),
+                message: format!(
+                    "unknown directive `-- preflight:{directive}`: the directives are \
+                     `-- preflight:no-transaction` and `-- preflight:allow(rule-name)`"
+                ),
+            });
+        }
+    }
+    (d, errors)
+}
+
+/// Reads diesel's `metadata.toml`: only `run_in_transaction` matters to Preflight.
+pub(crate) fn parse_diesel_metadata(text: &str) -> Result<bool, String> {
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        if key.trim() == "run_in_transaction" {
+            return match value.trim() {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                other => Err(format!(
+                    "`run_in_transaction = {other}`: expected `true` or `false`"
+                )),
+            };
+        }
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_directives() {
+        let (d, e) = parse("-- preflight:no-transaction\n--preflight:allow(a, b)\nselect 1;\n");
+        assert!(e.is_empty());
+        assert_eq!(d.no_transaction, Some(NoTransaction::Preflight));
+        assert_eq!(d.allow, ["a", "b"]);
+    }
+
+    #[test]
+    fn sqlx_marker_only_on_first_line() {
+        assert_eq!(
+            parse("\u{feff}-- no-transaction\r\nselect 1;").0.no_transaction,
+            Some(NoTransaction::Sqlx)
+        );
+        assert_eq!(parse("select 1;\n-- no-transaction\n").0.no_transaction, None);
+    }
+
+    #[test]
+    fn refuses_unknown_directive() {
+        let (_, e) = parse("select 1;\n-- preflight:no-transacton\n");
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].at, 10..36);
+    }
+
+    #[test]
+    fn diesel_metadata() {
+        assert_eq!(parse_diesel_metadata("run_in_transaction = false\n"), Ok(false));
+        assert_eq!(parse_diesel_metadata("# nothing\n"), Ok(true));
+        assert!(parse_diesel_metadata("run_in_transaction = maybe").is_err());
+    }
+}

@@ -1,0 +1,194 @@
+//! The file-name grammar of every accepted layout.
+
+use crate::version::VersionError;
+use crate::Version;
+
+/// The layout a migration directory uses. A directory uses exactly one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Layout {
+    /// `{version}_{name}.up.sql` + `{version}_{name}.down.sql` (golang-migrate, sqlx reversible).
+    UpDown,
+    /// `{version}_{name}.sql`, forward only (sqlx simple, numbered seed files).
+    Simple,
+    /// `{version}_{name}.sql` with `-- +goose Up` / `-- +goose Down` sections.
+    Goose,
+    /// `V{version}__{name}.sql` (refinery, Flyway; versions may have parts: `V1_2__x`, `V1.2__x`).
+    Flyway,
+    /// `{version}_{name}/up.sql` + `down.sql` (+ `metadata.toml`), diesel.
+    Diesel,
+}
+
+impl Layout {
+    /// A short human name.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Layout::UpDown => "`{version}_{name}.up.sql` / `.down.sql` (golang-migrate, sqlx)",
+            Layout::Simple => "`{version}_{name}.sql` (forward-only)",
+            Layout::Goose => "goose `{version}_{name}.sql` with `-- +goose Up`",
+            Layout::Flyway => "`V{version}__{name}.sql` (refinery, Flyway)",
+            Layout::Diesel => "diesel `{version}_{name}/up.sql`",
+        }
+    }
+}
+
+/// What a `.sql` file name says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FileName {
+    /// `{version}_{name}.up.sql`
+    Up(Version, String),
+    /// `{version}_{name}.down.sql`
+    Down(Version, String),
+    /// `{version}_{name}.sql` (simple or goose, decided by the content)
+    Plain(Version, String),
+    /// `V{version}__{name}.sql`
+    Flyway(Version, String),
+}
+
+/// Why a file name that looks like a migration does not parse; the text says how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NameError(pub String);
+
+/// Parses the name of a `.sql` file (the caller has checked the extension, in any case).
+pub(crate) fn parse_file_name(file: &str) -> Result<FileName, NameError> {
+    let stem = &file[..file.len() - ".sql".len()];
+    let lower = stem.to_ascii_lowercase();
+    if let Some(rest) = stem.strip_prefix('V').or_else(|| stem.strip_prefix('v')) {
+        if rest.starts_with(|c: char| c.is_ascii_digit()) {
+            return parse_flyway(rest).map(|(v, n)| FileName::Flyway(v, n));
+        }
+    }
+    if stem.starts_with("R__") || stem.starts_with(['U', 'u']) && stem[1..].starts_with(|c: char| c.is_ascii_digit()) {
+        return Err(NameError(
+            "Flyway repeatable (`R__`) and undo/unversioned (`U`) migrations are not supported: \
+             give it a version (`V{version}__{name}.sql`)"
+                .into(),
+        ));
+    }
+    if !stem.starts_with(|c: char| c.is_ascii_digit()) {
+        return Err(NameError(
+            "a `.sql` file in a migration directory must be named `{version}_{name}.sql` \
+             (or `.up.sql`/`.down.sql`, or `V{version}__{name}.sql`); rename it, or move it out \
+             of the directory"
+                .into(),
+        ));
+    }
+    let (stem, direction) = if lower.ends_with(".up") {
+        (&stem[..stem.len() - 3], Some(true))
+    } else if lower.ends_with(".down") {
+        (&stem[..stem.len() - 5], Some(false))
+    } else {
+        (stem, None)
+    };
+    let (version, name) = split_version(stem)?;
+    Ok(match direction {
+        Some(true) => FileName::Up(version, name),
+        Some(false) => FileName::Down(version, name),
+        None => FileName::Plain(version, name),
+    })
+}
+
+/// `{digits}_{name}`.
+fn split_version(stem: &str) -> Result<(Version, String), NameError> {
+    let digits = stem.bytes().take_while(u8::is_ascii_digit).count();
+    let rest = &stem[digits..];
+    let Some(name) = rest.strip_prefix('_') else {
+        return Err(NameError(format!(
+            "expected `_` after the version `{}`: name it `{}_{}.sql`",
+            &stem[..digits],
+            &stem[..digits],
+            rest.trim_start_matches(|c: char| !c.is_alphanumeric())
+        )));
+    };
+    if name.is_empty() {
+        return Err(NameError(
+            "the name after the version is empty: name it `{version}_{name}.sql`".into(),
+        ));
+    }
+    let version = Version::parse_with(&stem[..digits], &[]).map_err(version_error)?;
+    Ok((version, name.to_owned()))
+}
+
+fn parse_flyway(rest: &str) -> Result<(Version, String), NameError> {
+    let Some((version, name)) = rest.split_once("__") else {
+        return Err(NameError(
+            "a Flyway/refinery migration needs two underscores between version and name: \
+             `V{version}__{name}.sql`"
+                .into(),
+        ));
+    };
+    if name.is_empty() {
+        return Err(NameError(
+            "the name after `__` is empty: name it `V{version}__{name}.sql`".into(),
+        ));
+    }
+    let version = Version::parse_with(version, &['.', '_']).map_err(version_error)?;
+    Ok((version, name.to_owned()))
+}
+
+/// A diesel migration directory name: `{version}_{name}`, the version's dashes removed
+/// (`2019-01-01-120000_create_users` has version 20190101120000).
+pub(crate) fn parse_diesel_dir(dir: &str) -> Result<(Version, String), NameError> {
+    let Some((prefix, name)) = dir.split_once('_') else {
+        return Err(NameError(
+            "a diesel migration directory is named `{version}_{name}`".into(),
+        ));
+    };
+    if name.is_empty() {
+        return Err(NameError("the name after the version is empty".into()));
+    }
+    let digits: String = prefix.chars().filter(|&c| c != '-').collect();
+    let version = Version::parse_with(&digits, &[]).map_err(version_error)?;
+    Ok((version, name.to_owned()))
+}
+
+/// Whether a directory name looks like a diesel migration (starts with a digit).
+pub(crate) fn looks_like_diesel_dir(dir: &str) -> bool {
+    dir.starts_with(|c: char| c.is_ascii_digit())
+}
+
+fn version_error(e: VersionError) -> NameError {
+    NameError(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(name: &str) -> FileName {
+        parse_file_name(name).unwrap_or_else(|e| panic!("{name}: {}", e.0))
+    }
+
+    #[test]
+    fn parses_every_layout() {
+        assert_eq!(ok("001_users.up.sql"), FileName::Up(Version::new(1), "users".into()));
+        assert_eq!(ok("1_users.down.sql"), FileName::Down(Version::new(1), "users".into()));
+        assert_eq!(
+            ok("20240101120000_add_x.sql"),
+            FileName::Plain(Version::new(20240101120000), "add_x".into())
+        );
+        assert_eq!(ok("V1_2__x.sql"), FileName::Flyway("1.2".parse().unwrap(), "x".into()));
+        assert_eq!(ok("V1.2__x_y.sql"), FileName::Flyway("1.2".parse().unwrap(), "x_y".into()));
+        assert_eq!(ok("V3__init.sql"), FileName::Flyway(Version::new(3), "init".into()));
+        assert_eq!(ok("7_name with spaces.sql"), FileName::Plain(Version::new(7), "name with spaces".into()));
+    }
+
+    #[test]
+    fn refuses_migration_like_names() {
+        for bad in ["1-foo.sql", "V1_foo.sql", "V1__.sql", "1_.sql", "1.sql", "schema.sql", "R__view.sql", "U2__undo.sql", "99999999999999999999_x.sql"] {
+            assert!(parse_file_name(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn diesel_dirs() {
+        assert_eq!(
+            parse_diesel_dir("2019-01-01-120000_create_users").unwrap(),
+            (Version::new(20190101120000), "create_users".into())
+        );
+        assert_eq!(
+            parse_diesel_dir("00000000000000_diesel_initial_setup").unwrap().0,
+            Version::new(0)
+        );
+        assert!(parse_diesel_dir("2019-01-01").is_err());
+    }
+}
