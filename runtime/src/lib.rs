@@ -14,3 +14,6 @@ mod version;
 pub use checksum::Checksum;
 pub use migration::{Body, Kind, Migration, MigrationParts, MigrationSpec, Migrations, Span};
 pub use version::{Version, VersionError, MAX_PARTS};
+
+#[cfg(feature = "testing")]
+pub mod testing;
