@@ -64,6 +64,11 @@ impl Body {
         }
     }
 
+    /// The text of the file the body is in (for a goose file, the whole file, both sections).
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
     /// Whether the body runs inside a transaction.
     pub fn kind(&self) -> Kind {
         self.kind

@@ -1,0 +1,107 @@
+//! The command line, as clap parses it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Embed, check and apply SQL migrations; inspect and repair a database's migration history.
+#[derive(Debug, Parser)]
+#[command(name = "preflight", version, about, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub(crate) struct Global {
+    /// The database, e.g. postgres://user@host:5432/db (its password is never printed).
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// The migration directory.
+    #[arg(long, default_value = "migrations", global = true)]
+    pub dir: PathBuf,
+    /// The history table, optionally schema-qualified (`schema.table`).
+    #[arg(long, default_value = "preflight_history", global = true)]
+    pub table: String,
+    /// Machine-readable output (one JSON document on stdout).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print less.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print more (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Create the next migration file, in the layout and numbering the directory already uses.
+    New {
+        /// What the migration does, e.g. `create_users`.
+        name: String,
+        /// Also create a down file.
+        #[arg(long)]
+        reversible: bool,
+    },
+    /// Show every migration: applied, pending, changed, missing, failed or in progress.
+    Status,
+    /// Apply pending migrations.
+    Up {
+        /// Stop after this version.
+        #[arg(long)]
+        to: Option<String>,
+        /// Print the plan and the SQL; touch nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Apply all pending migrations in one transaction.
+        #[arg(long)]
+        grouped: bool,
+        /// Apply pending versions below the newest applied one.
+        #[arg(long)]
+        allow_out_of_order: bool,
+    },
+    /// Revert applied migrations with their down files.
+    Down {
+        /// Revert everything above this version.
+        #[arg(long, required_unless_present = "steps", conflicts_with = "steps")]
+        to: Option<String>,
+        /// Revert this many of the newest migrations.
+        #[arg(long)]
+        steps: Option<usize>,
+        /// Print the plan and the SQL; touch nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Run every compile-time check and lint on the directory, without a database.
+    Check {
+        /// Treat lint warnings as errors.
+        #[arg(long)]
+        deny_warnings: bool,
+    },
+    /// Record every migration up to VERSION as applied without running it (existing databases).
+    Baseline {
+        /// The newest version the database already has.
+        version: String,
+    },
+    /// Clear a failed or in-progress migration, or accept changed checksums; records what it did.
+    #[command(group(clap::ArgGroup::new("what").required(true).multiple(false)))]
+    Repair {
+        /// Forget the failed / in-progress row of VERSION so the next `up` runs it from the start.
+        #[arg(long, value_name = "VERSION", group = "what")]
+        forget: Option<String>,
+        /// Mark the failed / in-progress VERSION as applied (you finished it by hand).
+        #[arg(long, value_name = "VERSION", group = "what")]
+        mark_applied: Option<String>,
+        /// Accept the current file's checksum for the applied VERSION (the edit was deliberate).
+        #[arg(long, value_name = "VERSION", group = "what")]
+        accept_checksum: Option<String>,
+        /// Continue the in-progress / failed no-transaction VERSION after its last completed
+        /// statement.
+        #[arg(long, value_name = "VERSION", group = "what")]
+        resume: Option<String>,
+    },
+}
