@@ -145,3 +145,48 @@ fn goose_file_without_annotation_in_goose_dir() {
     let e = read(&[("1_a.sql", b"-- +goose Up\nselect 1;"), ("2_b.sql", b"select 2;")]).unwrap_err();
     assert!(e[0].to_string().contains("m/2_b.sql: error: this goose directory's file has no `-- +goose Up`"));
 }
+
+#[test]
+fn unicode_and_spaces_in_names_are_kept() {
+    let s = read(&[("1_créer les utilisateurs.sql", b"select 1;"), ("2_日本.sql", b"")]).unwrap();
+    assert_eq!(s.migrations[0].name, "créer les utilisateurs");
+    assert_eq!(s.migrations[1].name, "日本");
+}
+
+#[test]
+fn symlink_loop_is_an_error_naming_the_file() {
+    let d = dir(&[("1_a.sql", b"select 1;")]);
+    std::os::unix::fs::symlink("2_loop.sql", d.path().join("2_loop.sql")).unwrap();
+    let e = read_dir(d.path(), "m").unwrap_err();
+    assert_eq!(e.len(), 1);
+    assert!(
+        e[0].to_string().starts_with("m/2_loop.sql: error: cannot read the file"),
+        "{}",
+        e[0]
+    );
+}
+
+#[test]
+fn symlinked_directory_is_read_once_not_followed_forever() {
+    let d = dir(&[("2019-01-01-000000_a/up.sql", b"select 1;")]);
+    std::os::unix::fs::symlink(".", d.path().join("2019-01-01-000000_a/self")).unwrap();
+    let s = read_dir(d.path(), "m").unwrap();
+    assert_eq!(s.migrations.len(), 1);
+}
+
+#[test]
+fn messy_directory_lists_every_problem() {
+    // Duplicate date prefixes and unprefixed files, as found in the wild.
+    let e = read(&[
+        ("20200101_a.sql", b""),
+        ("20200101_b.sql", b""),
+        ("fix_prod.sql", b""),
+        ("20200102_c.sql", b""),
+        ("cleanup.sql", b""),
+    ])
+    .unwrap_err();
+    let text = messages(e);
+    assert!(text.contains("duplicate version 20200101"), "{text}");
+    assert!(text.contains("m/fix_prod.sql: error: not a migration name"), "{text}");
+    assert!(text.contains("m/cleanup.sql: error: not a migration name"), "{text}");
+}
