@@ -1,1 +1,562 @@
-//! The `preflight` command line (work in progress).
+//! The `preflight` command line: create, check, inspect, apply, revert and repair migrations.
+//!
+//! The binary reads a migration directory at run time through the same code as the `embed!`
+//! macro (so its checksums equal the compiled ones), and drives the database through the same
+//! runner as a booting application (so it locks, plans and records exactly the same way).
+//! An application can offer the same commands over its embedded migrations:
+//!
+//! ```no_run
+//! # fn app() -> std::process::ExitCode {
+//! # let migrations = preflight_runtime::Migrations::from_specs(vec![]).unwrap();
+//! // `myapp migrate status`, `myapp migrate up`, ...
+//! let args = std::env::args_os().skip(1); // drop "myapp"; "migrate" becomes the program name
+//! preflight_cli::run_from(Some(&migrations), args)
+//! # }
+//! ```
+//!
+//! Exit codes: 0 success, 1 failure (including a database a boot would refuse), 2 usage.
+
+mod args;
+mod foreign;
+mod new;
+mod progress;
+mod status;
+mod table;
+
+use std::ffi::OsString;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+use clap::Parser;
+use preflight_check::{check_dir, Checked, Diagnostic, LintLevel, Options};
+use preflight_runtime::plan::{self, Policy, Step};
+use preflight_runtime::{redact_url, Error, Migrations, Repair, Report, Revert, Runner, Version};
+use serde_json::{json, Value};
+use tracing_subscriber::layer::SubscriberExt;
+
+use args::{Cli, Command, Global};
+
+/// Runs the `preflight` binary: the migrations come from `--dir`.
+pub fn main() -> ExitCode {
+    run_from(None, std::env::args_os())
+}
+
+/// Runs the commands over embedded migrations, with the process's arguments (the first one is
+/// the program name, as usual).
+pub fn run(migrations: &Migrations) -> ExitCode {
+    run_from(Some(migrations), std::env::args_os())
+}
+
+/// Runs the commands with the given arguments (the first one is the program name). With
+/// `Some(migrations)` they are used instead of reading `--dir`.
+pub fn run_from<I, T>(migrations: Option<&Migrations>, args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let json = cli.global.json;
+    match execute(&cli, migrations) {
+        Ok(Outcome { human, json: doc, ok }) => {
+            if json {
+                println!("{doc}");
+            } else if !cli.global.quiet || !ok {
+                print!("{human}");
+            }
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            let code = if matches!(e, CliError::Usage(_)) { 2 } else { 1 };
+            if json {
+                println!("{}", json!({ "ok": false, "error": e.to_string() }));
+            } else {
+                eprintln!("error: {e}");
+            }
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// What a command prints, both ways, and whether it succeeded.
+struct Outcome {
+    human: String,
+    json: Value,
+    ok: bool,
+}
+
+impl Outcome {
+    fn ok(human: String, json: Value) -> Outcome {
+        Outcome {
+            human,
+            json,
+            ok: true,
+        }
+    }
+}
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CliError {
+    /// Wrong use of the command (exit code 2).
+    #[error("{0}")]
+    Usage(String),
+    /// The migration directory has problems.
+    #[error("{}", diagnostics(.0))]
+    Diagnostics(Vec<Diagnostic>),
+    /// A file or directory could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    /// No connection to the database.
+    #[error("{0}")]
+    Connect(String),
+    /// The runner refused or failed.
+    #[error("{0}")]
+    Runtime(#[from] Error),
+}
+
+impl CliError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> CliError {
+        CliError::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}
+
+fn diagnostics(list: &[Diagnostic]) -> String {
+    let errors = list
+        .iter()
+        .filter(|d| d.level == preflight_runtime::source::Level::Error)
+        .count();
+    let mut text: Vec<String> = list.iter().map(ToString::to_string).collect();
+    text.push(format!("{errors} error(s) in the migration directory"));
+    text.join("\n\n")
+}
+
+fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError> {
+    init_tracing(&cli.global);
+    let g = &cli.global;
+    match &cli.command {
+        Command::New { name, reversible } => {
+            if embedded.is_some() {
+                return Err(CliError::Usage(
+                    "`new` works on a migration directory: use the `preflight` binary with --dir"
+                        .into(),
+                ));
+            }
+            let files = new::create(&g.dir, name, *reversible, SystemTime::now())?;
+            let shown: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+            Ok(Outcome::ok(
+                shown.iter().map(|f| format!("created {f}\n")).collect(),
+                json!({ "ok": true, "created": shown }),
+            ))
+        }
+        Command::Check { deny_warnings } => check(g, embedded, *deny_warnings),
+        Command::Status => {
+            let set = load(g, embedded)?;
+            let mut client = connect(g)?;
+            let history = runner(&set, g)?.history(&mut client)?;
+            let foreign = if history.is_empty() {
+                foreign::detect(&mut client)?
+            } else {
+                Vec::new()
+            };
+            let status = status::compute(&set, &history);
+            let mut human = status.render();
+            for f in &foreign {
+                human.push_str(&format!("note: {f}\n"));
+            }
+            let mut doc = status.json();
+            doc["foreign"] = json!(foreign.iter().map(ToString::to_string).collect::<Vec<_>>());
+            Ok(Outcome {
+                human,
+                json: doc,
+                ok: !status.refuses(),
+            })
+        }
+        Command::Up {
+            to,
+            dry_run,
+            grouped,
+            allow_out_of_order,
+        } => {
+            let set = load(g, embedded)?;
+            let mut client = connect(g)?;
+            let mut r = runner(&set, g)?
+                .grouped(*grouped)
+                .out_of_order(*allow_out_of_order);
+            let target = to.as_deref().map(parse_version).transpose()?;
+            if let Some(t) = target {
+                r = r.target(t);
+            }
+            let history = r.history(&mut client)?;
+            if history.is_empty() {
+                if let Some(f) = foreign::detect(&mut client)?.first() {
+                    return Err(CliError::Usage(format!(
+                        "{f}; applying every migration on top of it would fail or do harm. \
+                         Mark what it already has with `preflight baseline VERSION`, then `up`"
+                    )));
+                }
+            }
+            let policy = Policy {
+                out_of_order: *allow_out_of_order,
+                target,
+                ..Policy::default()
+            };
+            let planned = plan::plan_up(&set, &history, &policy)?;
+            if *dry_run {
+                return Ok(dry_run_up(&planned.steps));
+            }
+            let progress = progress::Progress::new(planned.steps.len());
+            let bar = progress.bar();
+            let report = with_progress(progress, || r.run(&mut client));
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+            Ok(report_outcome(&report?, "applied"))
+        }
+        Command::Down { to, steps, dry_run } => {
+            let set = load(g, embedded)?;
+            let mut client = connect(g)?;
+            let revert = match (to, steps) {
+                (Some(v), _) => Revert::To(parse_version(v)?),
+                (None, Some(n)) => Revert::Steps(*n),
+                (None, None) => return Err(CliError::Usage("give --to V or --steps N".into())),
+            };
+            let r = runner(&set, g)?;
+            let history = r.history(&mut client)?;
+            let planned = plan::plan_down(&set, &history, revert)?;
+            if *dry_run {
+                return Ok(dry_run_down(&planned));
+            }
+            let progress = progress::Progress::new(planned.len());
+            let bar = progress.bar();
+            let report = with_progress(progress, || r.revert(&mut client, revert));
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+            Ok(report_outcome(&report?, "reverted"))
+        }
+        Command::Baseline { version } => {
+            let v = parse_version(version)?;
+            let set = load(g, embedded)?;
+            if set.get(v).is_none() {
+                return Err(CliError::Usage(format!(
+                    "{v} is not a migration version of this set"
+                )));
+            }
+            let mut client = connect(g)?;
+            let r = runner(&set, g)?;
+            let history = r.history(&mut client)?;
+            let mut marked = Vec::new();
+            for m in set.iter().take_while(|m| m.version() <= v) {
+                if history.iter().any(|h| h.version == m.version()) {
+                    continue;
+                }
+                r.repair(&mut client, Repair::MarkApplied(m.version()))?;
+                marked.push(m.version().to_string());
+            }
+            Ok(Outcome::ok(
+                format!(
+                    "baseline {v}: {} migration(s) recorded as applied without running them\n",
+                    marked.len()
+                ),
+                json!({ "ok": true, "baseline": v.to_string(), "marked": marked }),
+            ))
+        }
+        Command::Repair {
+            forget,
+            mark_applied,
+            accept_checksum,
+            resume,
+        } => {
+            let set = load(g, embedded)?;
+            let mut client = connect(g)?;
+            let r = runner(&set, g)?;
+            let (what, report) = if let Some(v) = resume {
+                let v = parse_version(v)?;
+                let report = r.target(v).resume_unfinished(true).run(&mut client)?;
+                (format!("resumed {v}"), report)
+            } else {
+                let (what, repair) = match (forget, mark_applied, accept_checksum) {
+                    (Some(v), _, _) => ("forgot", Repair::Forget(parse_version(v)?)),
+                    (_, Some(v), _) => ("marked applied", Repair::MarkApplied(parse_version(v)?)),
+                    (_, _, Some(v)) => (
+                        "accepted the new checksum of",
+                        Repair::AcceptChecksum(parse_version(v)?),
+                    ),
+                    _ => return Err(CliError::Usage("say what to repair".into())),
+                };
+                let version = match repair {
+                    Repair::Forget(v) | Repair::MarkApplied(v) | Repair::AcceptChecksum(v) => v,
+                    _ => Version::new(0),
+                };
+                (format!("{what} {version}"), r.repair(&mut client, repair)?)
+            };
+            let mut out = report_outcome(&report, "applied");
+            out.human = format!("{what} (recorded in the history log)\n{}", out.human);
+            out.json["repair"] = json!(what);
+            Ok(out)
+        }
+    }
+}
+
+fn check(g: &Global, embedded: Option<&Migrations>, deny: bool) -> Result<Outcome, CliError> {
+    if let Some(set) = embedded {
+        return Ok(Outcome::ok(
+            format!("{} migrations, checked when the binary was compiled\n", set.len()),
+            json!({ "ok": true, "migrations": set.len(), "warnings": [] }),
+        ));
+    }
+    let checked = read_dir(g, LintLevel::Warn)?;
+    let warnings: Vec<String> = checked.warnings().iter().map(ToString::to_string).collect();
+    let mut human: String = warnings.iter().map(|w| format!("{w}\n\n")).collect();
+    human.push_str(&format!(
+        "{}: {} migration(s) checked, {} warning(s)\n",
+        g.dir.display(),
+        checked.migrations().len(),
+        warnings.len()
+    ));
+    let ok = !(deny && !warnings.is_empty());
+    Ok(Outcome {
+        human,
+        json: json!({ "ok": ok, "migrations": checked.migrations().len(), "warnings": warnings }),
+        ok,
+    })
+}
+
+/// The migration set: embedded, or read from `--dir` with every compile-time check.
+fn load(g: &Global, embedded: Option<&Migrations>) -> Result<Migrations, CliError> {
+    match embedded {
+        Some(set) => Ok(set.clone()),
+        // Lints are for `check`; they cannot change what is applied.
+        None => Ok(read_dir(g, LintLevel::Allow)?.into_migrations()),
+    }
+}
+
+fn read_dir(g: &Global, lints: LintLevel) -> Result<Checked, CliError> {
+    let display = g.dir.display().to_string();
+    check_dir(&g.dir, &display, &Options::default().lints(lints)).map_err(CliError::Diagnostics)
+}
+
+fn connect(g: &Global) -> Result<postgres::Client, CliError> {
+    let Some(url) = &g.database_url else {
+        return Err(CliError::Usage(
+            "no database: pass --database-url or set DATABASE_URL".into(),
+        ));
+    };
+    let config: postgres::Config = url.parse().map_err(|e| {
+        CliError::Connect(format!("{} is not a valid database URL: {e}", redact_url(url)))
+    })?;
+    let mut config = config;
+    config.application_name("preflight");
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(10));
+    }
+    config
+        .connect(postgres::NoTls)
+        .map_err(|e| {
+            CliError::Connect(format!(
+                "cannot connect to {}: {}",
+                redact_url(url),
+                with_causes(&e)
+            ))
+        })
+}
+
+/// An error and its sources, `: `-separated (the driver's top message alone says too little).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    text
+}
+
+fn runner<'m>(set: &'m Migrations, g: &Global) -> Result<Runner<'m>, CliError> {
+    let (schema, table) = split_table(&g.table)?;
+    let mut r = set.runner().table(table).application("preflight-cli");
+    if let Some(schema) = schema {
+        r = r.schema(schema);
+    }
+    Ok(r)
+}
+
+/// `schema.table`, either part optionally in double quotes (which may contain dots).
+fn split_table(text: &str) -> Result<(Option<String>, String), CliError> {
+    let mut parts = Vec::new();
+    let mut current = String::new();
+    let mut chars = text.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                chars.next();
+                current.push('"');
+            }
+            '"' => quoted = !quoted,
+            '.' if !quoted => parts.push(std::mem::take(&mut current)),
+            c => current.push(c),
+        }
+    }
+    parts.push(current);
+    let bad = || CliError::Usage(format!("--table {text}: expected `table` or `schema.table`"));
+    if quoted || parts.iter().any(String::is_empty) {
+        return Err(bad());
+    }
+    match parts.len() {
+        1 => Ok((None, parts.remove(0))),
+        2 => {
+            let table = parts.remove(1);
+            Ok((Some(parts.remove(0)), table))
+        }
+        _ => Err(bad()),
+    }
+}
+
+fn parse_version(text: &str) -> Result<Version, CliError> {
+    text.parse()
+        .map_err(|e: preflight_runtime::VersionError| CliError::Usage(e.to_string()))
+}
+
+fn init_tracing(g: &Global) {
+    let level = match (g.quiet, g.verbose) {
+        (true, _) => tracing::Level::ERROR,
+        (false, 0) => tracing::Level::WARN,
+        (false, 1) => tracing::Level::INFO,
+        _ => tracing::Level::DEBUG,
+    };
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .finish();
+    // An application embedding the CLI may have its own subscriber already: keep it.
+    let _ = tracing::subscriber::set_global_default(subscriber);
+}
+
+/// Runs `f` with the progress display listening to the runner's events on this thread.
+fn with_progress<R>(progress: progress::Progress, f: impl FnOnce() -> R) -> R {
+    let subscriber = tracing_subscriber::registry().with(progress);
+    tracing::subscriber::with_default(subscriber, f)
+}
+
+fn report_outcome(report: &Report, verb: &str) -> Outcome {
+    let done = if verb == "reverted" {
+        &report.reverted
+    } else {
+        &report.applied
+    };
+    let mut human = String::new();
+    for w in &report.warnings {
+        human.push_str(&format!("warning: {w}\n"));
+    }
+    human.push_str(&if report.fast_path {
+        "database is current: nothing to do\n".to_owned()
+    } else {
+        format!("{} migration(s) {verb}\n", done.len())
+    });
+    let list: Vec<Value> = done
+        .iter()
+        .map(|a| json!({ "version": a.version.to_string(), "name": a.name, "ms": a.duration.as_millis() as u64 }))
+        .collect();
+    Outcome::ok(
+        human,
+        json!({
+            "ok": true,
+            verb: list,
+            "warnings": report.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "fast_path": report.fast_path,
+            "lock_taken": report.lock_taken,
+        }),
+    )
+}
+
+fn dry_run_up(steps: &[Step<'_>]) -> Outcome {
+    let mut human = format!("would apply {} migration(s):\n", steps.len());
+    let mut list = Vec::new();
+    for step in steps {
+        let m = step.migration();
+        let from = match step {
+            Step::Resume { from, .. } => *from as usize,
+            _ => 0,
+        };
+        let body = m.up();
+        human.push_str(&format!(
+            "\n-- {} {} ({}, {}, {} statement(s){})\n",
+            m.version(),
+            m.name(),
+            m.path(),
+            match body.kind() {
+                preflight_runtime::Kind::Transactional => "in a transaction",
+                preflight_runtime::Kind::NoTransaction => "outside a transaction",
+            },
+            body.statement_count(),
+            if from > 0 {
+                format!(", resuming at {}", from + 1)
+            } else {
+                String::new()
+            }
+        ));
+        let sql: Vec<&str> = body.statements().skip(from).collect();
+        for s in &sql {
+            human.push_str(s);
+            human.push('\n');
+        }
+        list.push(json!({ "version": m.version().to_string(), "name": m.name(), "sql": sql }));
+    }
+    Outcome::ok(human, json!({ "ok": true, "dry_run": true, "apply": list }))
+}
+
+fn dry_run_down(planned: &[&preflight_runtime::Migration]) -> Outcome {
+    let mut human = format!("would revert {} migration(s):\n", planned.len());
+    let mut list = Vec::new();
+    for m in planned {
+        let sql: Vec<&str> = m.down().map(|d| d.statements().collect()).unwrap_or_default();
+        human.push_str(&format!("\n-- {} {} (down)\n", m.version(), m.name()));
+        for s in &sql {
+            human.push_str(s);
+            human.push('\n');
+        }
+        list.push(json!({ "version": m.version().to_string(), "name": m.name(), "sql": sql }));
+    }
+    Outcome::ok(human, json!({ "ok": true, "dry_run": true, "revert": list }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_schema_qualified_tables() {
+        assert_eq!(split_table("t").unwrap(), (None, "t".into()));
+        assert_eq!(split_table("s.t").unwrap(), (Some("s".into()), "t".into()));
+        assert_eq!(
+            split_table("\"my.schema\".\"t\"\"x\"").unwrap(),
+            (Some("my.schema".into()), "t\"x".into())
+        );
+        assert!(split_table("a.b.c").is_err());
+        assert!(split_table("s.").is_err());
+        assert!(split_table("\"open").is_err());
+    }
+}

@@ -1,0 +1,146 @@
+//! `preflight status`: every migration of the set and of the history, with its state, and the
+//! verdict a booting application would reach (computed by the shared plan, not re-implemented).
+
+use std::collections::BTreeMap;
+
+use preflight_runtime::plan::{self, Policy};
+use preflight_runtime::{HistoryRow, Migrations, State, Version};
+use serde_json::{json, Value};
+
+use crate::table::Table;
+
+/// The state of one version, as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Line {
+    Applied,
+    Changed,
+    Pending,
+    /// Pending, below the newest applied version.
+    OutOfOrder,
+    /// Applied, not in this set, below its newest version (a file was deleted or renamed).
+    Missing,
+    /// Applied by a newer release: above this set's newest version.
+    Ahead,
+    Failed { done: u32, total: u32 },
+    InProgress { done: u32, total: u32 },
+}
+
+impl Line {
+    fn label(&self) -> String {
+        match self {
+            Line::Applied => "applied".into(),
+            Line::Changed => "changed".into(),
+            Line::Pending => "pending".into(),
+            Line::OutOfOrder => "pending (out of order)".into(),
+            Line::Missing => "missing".into(),
+            Line::Ahead => "applied (newer release)".into(),
+            Line::Failed { done, total } => format!("failed at statement {}/{total}", done + 1),
+            Line::InProgress { done, total } => format!("in progress ({done}/{total} done)"),
+        }
+    }
+}
+
+pub(crate) struct Status<'a> {
+    rows: Vec<(Version, String, Line, Option<&'a HistoryRow>)>,
+    verdict: Result<String, String>,
+}
+
+pub(crate) fn compute<'a>(set: &Migrations, history: &'a [HistoryRow]) -> Status<'a> {
+    let by_version: BTreeMap<Version, &HistoryRow> =
+        history.iter().map(|r| (r.version, r)).collect();
+    let newest_applied = history.iter().map(|r| r.version).max();
+    let newest_compiled = set.last().map(|m| m.version());
+    let mut rows = Vec::new();
+    for m in set {
+        let row = by_version.get(&m.version()).copied();
+        let line = match row {
+            None if newest_applied.is_some_and(|n| n > m.version()) => Line::OutOfOrder,
+            None => Line::Pending,
+            Some(r) => state_line(r, Some(r.checksum_is(&m.checksum()))),
+        };
+        rows.push((m.version(), m.name().to_owned(), line, row));
+    }
+    for r in history.iter().filter(|r| set.get(r.version).is_none()) {
+        let line = match r.state {
+            State::Applied if newest_compiled.is_none_or(|n| r.version > n) => Line::Ahead,
+            State::Applied => Line::Missing,
+            _ => state_line(r, None),
+        };
+        rows.push((r.version, r.name.clone(), line, Some(r)));
+    }
+    rows.sort_by_key(|r| r.0);
+    let verdict = match plan::plan_up(set, history, &Policy::default()) {
+        Ok(p) if p.steps.is_empty() => Ok(match p.warnings.first() {
+            Some(w) => format!("database is current ({w})"),
+            None => "database is current".to_owned(),
+        }),
+        Ok(p) => Ok(format!(
+            "{} migration(s) pending: `preflight up` applies them",
+            p.steps.len()
+        )),
+        Err(e) => Err(format!("a booting application would refuse: {e}")),
+    };
+    Status { rows, verdict }
+}
+
+fn state_line(r: &HistoryRow, checksum_ok: Option<bool>) -> Line {
+    match r.state {
+        State::Applied if checksum_ok == Some(false) => Line::Changed,
+        State::Applied => Line::Applied,
+        State::Failed => Line::Failed {
+            done: r.statements_done,
+            total: r.statements_total,
+        },
+        State::InProgress => Line::InProgress {
+            done: r.statements_done,
+            total: r.statements_total,
+        },
+    }
+}
+
+impl Status<'_> {
+    /// Whether a boot would refuse (the command then exits 1).
+    pub(crate) fn refuses(&self) -> bool {
+        self.verdict.is_err()
+    }
+
+    pub(crate) fn render(&self) -> String {
+        let mut t = Table::new(&["VERSION", "NAME", "STATE", "APPLIED AT", "DURATION"]);
+        for (version, name, line, row) in &self.rows {
+            t.row(vec![
+                version.to_string(),
+                name.clone(),
+                line.label(),
+                row.map_or(String::new(), |r| r.applied_at.clone()),
+                row.filter(|r| r.state == State::Applied)
+                    .map_or(String::new(), |r| format!("{} ms", r.execution_ms)),
+            ]);
+        }
+        let verdict = match &self.verdict {
+            Ok(v) | Err(v) => v,
+        };
+        format!("{}\n{verdict}\n", t.render())
+    }
+
+    pub(crate) fn json(&self) -> Value {
+        let rows: Vec<Value> = self
+            .rows
+            .iter()
+            .map(|(version, name, line, row)| {
+                json!({
+                    "version": version.to_string(),
+                    "name": name,
+                    "state": line.label(),
+                    "applied_at": row.map(|r| r.applied_at.clone()),
+                    "execution_ms": row.map(|r| r.execution_ms),
+                    "error": row.and_then(|r| r.error.clone()),
+                })
+            })
+            .collect();
+        let (ok, verdict) = match &self.verdict {
+            Ok(v) => (true, v),
+            Err(v) => (false, v),
+        };
+        json!({ "migrations": rows, "ok": ok, "verdict": verdict })
+    }
+}
