@@ -85,7 +85,8 @@ pub(crate) enum Command {
     /// Record every migration up to VERSION as applied without running it (existing databases).
     Baseline {
         /// The newest version the database already has.
-        version: String,
+        #[arg(value_name = "VERSION")]
+        upto: String,
     },
     /// Clear a failed or in-progress migration, or accept changed checksums; records what it did.
     #[command(group(clap::ArgGroup::new("what").required(true).multiple(false)))]

@@ -127,6 +127,9 @@ pub(crate) enum CliError {
     /// No connection to the database.
     #[error("{0}")]
     Connect(String),
+    /// The database is not in a state the command may act on.
+    #[error("{0}")]
+    Refused(String),
     /// The runner refused or failed.
     #[error("{0}")]
     Runtime(#[from] Error),
@@ -210,7 +213,7 @@ fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError
             let history = r.history(&mut client)?;
             if history.is_empty() {
                 if let Some(f) = foreign::detect(&mut client)?.first() {
-                    return Err(CliError::Usage(format!(
+                    return Err(CliError::Refused(format!(
                         "{f}; applying every migration on top of it would fail or do harm. \
                          Mark what it already has with `preflight baseline VERSION`, then `up`"
                     )));
@@ -255,8 +258,8 @@ fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError
             }
             Ok(report_outcome(&report?, "reverted"))
         }
-        Command::Baseline { version } => {
-            let v = parse_version(version)?;
+        Command::Baseline { upto } => {
+            let v = parse_version(upto)?;
             let set = load(g, embedded)?;
             if set.get(v).is_none() {
                 return Err(CliError::Usage(format!(
@@ -546,6 +549,12 @@ fn dry_run_down(planned: &[&preflight_runtime::Migration]) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 
     #[test]
     fn splits_schema_qualified_tables() {

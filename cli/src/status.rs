@@ -111,7 +111,8 @@ impl Status<'_> {
                 version.to_string(),
                 name.clone(),
                 line.label(),
-                row.map_or(String::new(), |r| r.applied_at.clone()),
+                // To the second: enough for a person, and the same width on every row.
+                row.map_or(String::new(), |r| r.applied_at.chars().take(19).collect()),
                 row.filter(|r| r.state == State::Applied)
                     .map_or(String::new(), |r| format!("{} ms", r.execution_ms)),
             ]);

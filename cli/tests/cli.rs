@@ -1,0 +1,285 @@
+//! The `preflight` binary against real databases: every command, every exit code.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use preflight_runtime::testing::TestDb;
+
+const BIN: &str = env!("CARGO_BIN_EXE_preflight");
+
+/// A migration directory of three reversible migrations, the second without a down file.
+fn migrations(dir: &Path) {
+    fs::create_dir_all(dir).unwrap();
+    let files = [
+        ("1_users.up.sql", "CREATE TABLE users (id int PRIMARY KEY, email text);\n"),
+        ("1_users.down.sql", "DROP TABLE users;\n"),
+        ("2_seed.up.sql", "INSERT INTO users VALUES (1, 'a@example.com');\n"),
+        ("3_names.up.sql", "ALTER TABLE users ADD COLUMN name text;\n"),
+        ("3_names.down.sql", "ALTER TABLE users DROP COLUMN name;\n"),
+    ];
+    for (name, text) in files {
+        fs::write(dir.join(name), text).unwrap();
+    }
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(dir: &Path, url: Option<&str>, args: &[&str]) -> Run {
+    let mut c = Command::new(BIN);
+    c.arg("--dir").arg(dir).args(args).env_remove("DATABASE_URL");
+    if let Some(url) = url {
+        c.env("DATABASE_URL", url);
+    }
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = c.output().unwrap();
+    Run {
+        code: status.code().unwrap(),
+        stdout: String::from_utf8(stdout).unwrap(),
+        stderr: String::from_utf8(stderr).unwrap(),
+    }
+}
+
+fn count(db: &TestDb, sql: &str) -> i64 {
+    db.connect().query_one(sql, &[]).unwrap().get(0)
+}
+
+#[test]
+fn status_up_status_is_snapshotted() {
+    let db = TestDb::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("migrations");
+    migrations(&dir);
+
+    let before = run(&dir, Some(db.url()), &["status"]);
+    assert_eq!(before.code, 0, "{}", before.stderr);
+    insta::assert_snapshot!("status_pending", before.stdout);
+
+    let up = run(&dir, Some(db.url()), &["up"]);
+    assert_eq!(up.code, 0, "{}", up.stderr);
+    assert!(up.stdout.ends_with("3 migration(s) applied\n"), "{}", up.stdout);
+    assert_eq!(count(&db, "SELECT count(*) FROM users"), 1);
+
+    let after = run(&dir, Some(db.url()), &["status"]);
+    insta::with_settings!({filters => vec![
+        (r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", "[time]"),
+        (r"\d+ ms", "[ms]"),
+    ]}, {
+        insta::assert_snapshot!("status_applied", after.stdout);
+    });
+
+    let again = run(&dir, Some(db.url()), &["up"]);
+    assert_eq!(again.stdout, "database is current: nothing to do\n");
+}
+
+#[test]
+fn dry_run_touches_nothing() {
+    let db = TestDb::new();
+    let tmp = tempfile::tempdir().unwrap();
+    migrations(tmp.path());
+    let r = run(tmp.path(), Some(db.url()), &["up", "--dry-run", "--to", "2"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.starts_with("would apply 2 migration(s):"), "{}", r.stdout);
+    assert!(r.stdout.contains("INSERT INTO users VALUES"));
+    assert!(!r.stdout.contains("ADD COLUMN name"));
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM pg_tables WHERE tablename = 'users'"),
+        0
+    );
+}
+
+#[test]
+fn up_to_then_down_by_steps_and_to() {
+    let db = TestDb::new();
+    let tmp = tempfile::tempdir().unwrap();
+    migrations(tmp.path());
+    assert_eq!(run(tmp.path(), Some(db.url()), &["up", "--to", "1"]).code, 0);
+    assert_eq!(count(&db, "SELECT count(*) FROM preflight_history"), 1);
+    assert_eq!(run(tmp.path(), Some(db.url()), &["up"]).code, 0);
+
+    let down = run(tmp.path(), Some(db.url()), &["down", "--steps", "1"]);
+    assert_eq!(down.code, 0, "{}", down.stderr);
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'name'"),
+        0
+    );
+    // Migration 2 has no down file: refused before anything is touched.
+    let refused = run(tmp.path(), Some(db.url()), &["down", "--to", "0"]);
+    assert_eq!(refused.code, 1);
+    assert!(refused.stderr.contains('2'), "{}", refused.stderr);
+    assert_eq!(count(&db, "SELECT count(*) FROM preflight_history"), 2);
+}
+
+#[test]
+fn edited_migration_refuses_then_repair_accepts() {
+    let db = TestDb::new();
+    let tmp = tempfile::tempdir().unwrap();
+    migrations(tmp.path());
+    assert_eq!(run(tmp.path(), Some(db.url()), &["up"]).code, 0);
+    fs::write(
+        tmp.path().join("3_names.up.sql"),
+        "-- reviewed\nALTER TABLE users ADD COLUMN name text;\n",
+    )
+    .unwrap();
+
+    let status = run(tmp.path(), Some(db.url()), &["status"]);
+    assert_eq!(status.code, 1);
+    assert!(status.stdout.contains("changed"), "{}", status.stdout);
+    assert!(status.stdout.contains("would refuse"), "{}", status.stdout);
+    let up = run(tmp.path(), Some(db.url()), &["up"]);
+    assert_eq!(up.code, 1);
+
+    let repair = run(tmp.path(), Some(db.url()), &["repair", "--accept-checksum", "3"]);
+    assert_eq!(repair.code, 0, "{}", repair.stderr);
+    assert_eq!(run(tmp.path(), Some(db.url()), &["status"]).code, 0);
+}
+
+#[test]
+fn baseline_marks_without_running() {
+    let db = TestDb::new();
+    db.connect()
+        .batch_execute("CREATE TABLE users (id int PRIMARY KEY, email text)")
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    migrations(tmp.path());
+    let r = run(tmp.path(), Some(db.url()), &["baseline", "1"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(run(tmp.path(), Some(db.url()), &["up"]).code, 0);
+    assert_eq!(count(&db, "SELECT count(*) FROM users"), 1);
+}
+
+#[test]
+fn failed_no_transaction_migration_forget_and_mark_applied() {
+    let db = TestDb::new();
+    let tmp = tempfile::tempdir().unwrap();
+    fs::write(
+        tmp.path().join("1_two.sql"),
+        "-- preflight:no-transaction\nCREATE TABLE a (id int);\nCREATE TABLE a (id int);\n",
+    )
+    .unwrap();
+    let up = run(tmp.path(), Some(db.url()), &["up"]);
+    assert_eq!(up.code, 1);
+    assert!(up.stderr.contains("42P07"), "{}", up.stderr);
+    let status = run(tmp.path(), Some(db.url()), &["status"]);
+    assert!(status.stdout.contains("failed at statement 2/2"), "{}", status.stdout);
+
+    assert_eq!(run(tmp.path(), Some(db.url()), &["repair", "--mark-applied", "1"]).code, 0);
+    assert_eq!(run(tmp.path(), Some(db.url()), &["status"]).code, 0);
+    assert_eq!(run(tmp.path(), Some(db.url()), &["repair", "--forget", "1"]).code, 0);
+    // Forgotten: the next `up` runs it again from the start (and fails the same way).
+    assert_eq!(run(tmp.path(), Some(db.url()), &["up"]).code, 1);
+}
+
+#[test]
+fn resume_continues_after_the_last_completed_statement() {
+    let db = TestDb::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("1_two.sql");
+    fs::write(
+        &file,
+        "-- preflight:no-transaction\nCREATE TABLE a (id int);\nINSERT INTO missing VALUES (1);\n",
+    )
+    .unwrap();
+    assert_eq!(run(tmp.path(), Some(db.url()), &["up"]).code, 1);
+    db.connect().batch_execute("CREATE TABLE missing (id int)").unwrap();
+    let r = run(tmp.path(), Some(db.url()), &["repair", "--resume", "1"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(count(&db, "SELECT count(*) FROM missing"), 1);
+    assert_eq!(run(tmp.path(), Some(db.url()), &["status"]).code, 0);
+}
+
+#[test]
+fn new_follows_the_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    migrations(tmp.path());
+    let r = run(tmp.path(), None, &["new", "add_index", "--reversible"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(tmp.path().join("4_add_index.up.sql").exists());
+    assert!(tmp.path().join("4_add_index.down.sql").exists());
+    assert_eq!(run(tmp.path(), None, &["check"]).code, 0);
+}
+
+#[test]
+fn check_reports_errors_and_lints() {
+    let tmp = tempfile::tempdir().unwrap();
+    fs::write(tmp.path().join("1_a.sql"), "CREATE TABLE t (id int);\n").unwrap();
+    fs::write(tmp.path().join("2_b.sql"), "CREATE INDEX i ON t (id);\n").unwrap();
+    let ok = run(tmp.path(), None, &["check"]);
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    assert!(ok.stdout.contains("2_b.sql:1:1: warning"), "{}", ok.stdout);
+    assert_eq!(run(tmp.path(), None, &["check", "--deny-warnings"]).code, 1);
+
+    fs::write(tmp.path().join("3_c.sql"), "CREATE TABLE (;\n").unwrap();
+    let bad = run(tmp.path(), None, &["check"]);
+    assert_eq!(bad.code, 1);
+    assert!(bad.stderr.contains("3_c.sql:1:"), "{}", bad.stderr);
+    let json = run(tmp.path(), None, &["check", "--json"]);
+    assert_eq!(json.code, 1);
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(doc["ok"], false);
+}
+
+#[test]
+fn usage_and_connection_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    migrations(tmp.path());
+    assert_eq!(run(tmp.path(), None, &["frobnicate"]).code, 2);
+    assert_eq!(run(tmp.path(), None, &["down"]).code, 2);
+    let no_url = run(tmp.path(), None, &["status"]);
+    assert_eq!(no_url.code, 2);
+    assert!(no_url.stderr.contains("DATABASE_URL"));
+
+    let bad_url = run(tmp.path(), Some("postgres://u:hunter2@[bad"), &["status"]);
+    assert_eq!(bad_url.code, 1);
+    assert!(!bad_url.stderr.contains("hunter2"), "{}", bad_url.stderr);
+
+    let unreachable = run(
+        tmp.path(),
+        Some("postgres://u:hunter2@127.0.0.1:1/db"),
+        &["status", "--json"],
+    );
+    assert_eq!(unreachable.code, 1);
+    assert!(unreachable.stdout.contains("cannot connect"), "{}", unreachable.stdout);
+    assert!(!unreachable.stdout.contains("hunter2"));
+
+    let missing = run(&tmp.path().join("nope"), None, &["check"]);
+    assert_eq!(missing.code, 1);
+    assert!(missing.stderr.contains("does not exist"), "{}", missing.stderr);
+}
+
+#[test]
+fn database_of_another_tool_is_recognised() {
+    let db = TestDb::new();
+    db.connect()
+        .batch_execute(
+            "CREATE TABLE schema_migrations (version bigint PRIMARY KEY, dirty boolean NOT NULL);
+             INSERT INTO schema_migrations VALUES (2, false);",
+        )
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    migrations(tmp.path());
+    let status = run(tmp.path(), Some(db.url()), &["status"]);
+    assert!(
+        status.stdout.contains("migrated by golang-migrate"),
+        "{}",
+        status.stdout
+    );
+    let up = run(tmp.path(), Some(db.url()), &["up"]);
+    assert_eq!(up.code, 1);
+    assert!(up.stderr.contains("golang-migrate"), "{}", up.stderr);
+
+    let other = TestDb::new();
+    other
+        .connect()
+        .batch_execute("CREATE TABLE schema_migrations (version varchar PRIMARY KEY)")
+        .unwrap();
+    let status = run(tmp.path(), Some(other.url()), &["status"]);
+    assert!(status.stdout.contains("unknown tool"), "{}", status.stdout);
+}
