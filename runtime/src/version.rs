@@ -54,8 +54,7 @@ impl Version {
     /// Parses parts separated by any of `separators`, as found in a file name.
     pub(crate) fn parse_with(text: &str, separators: &[char]) -> Result<Self, VersionError> {
         let mut parts = [0u64; MAX_PARTS];
-        let mut count = 0;
-        for part in text.split(|c| separators.contains(&c)) {
+        for (count, part) in text.split(|c| separators.contains(&c)).enumerate() {
             if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(VersionError::NotANumber(text.to_owned()));
             }
@@ -65,7 +64,6 @@ impl Version {
             parts[count] = part
                 .parse()
                 .map_err(|_| VersionError::TooLarge(text.to_owned()))?;
-            count += 1;
         }
         Ok(Version(parts))
     }
@@ -74,13 +72,13 @@ impl Version {
 impl fmt::Display for Version {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let significant = self.0.iter().rposition(|&p| p != 0).map_or(1, |i| i + 1);
-        for (i, part) in self.0[..significant].iter().enumerate() {
-            if i > 0 {
-                f.write_str(".")?;
-            }
-            write!(f, "{part}")?;
-        }
-        Ok(())
+        let text = self.0[..significant]
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(".");
+        // `pad` so that width and alignment (`{:<8}`) work in tables.
+        f.pad(&text)
     }
 }
 
@@ -108,7 +106,9 @@ impl FromStr for Version {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VersionError {
     /// A part is empty or holds something other than ASCII digits.
-    #[error("`{0}` is not a version: expected digits, optionally in parts separated by `.` or `_`")]
+    #[error(
+        "`{0}` is not a version: expected digits, optionally in parts separated by `.` or `_`"
+    )]
     NotANumber(String),
     /// A part does not fit in 64 bits.
     #[error("`{0}` is not a version: a part is larger than 18446744073709551615")]
@@ -140,11 +140,20 @@ mod tests {
         assert_eq!(Version::new(0).to_string(), "0");
         assert_eq!(Version::from_parts([0, 5, 0, 0]).to_string(), "0.5");
         assert_eq!(Version::new(20240131120000).to_string(), "20240131120000");
+        assert_eq!(format!("{:<4}|", Version::new(7)), "7   |");
     }
 
     #[test]
     fn rejects_garbage() {
-        for bad in ["", "a", "1..2", "1.2.3.4.5", "-1", "1 ", "99999999999999999999"] {
+        for bad in [
+            "",
+            "a",
+            "1..2",
+            "1.2.3.4.5",
+            "-1",
+            "1 ",
+            "99999999999999999999",
+        ] {
             assert!(bad.parse::<Version>().is_err(), "{bad:?} accepted");
         }
     }
