@@ -20,3 +20,70 @@
 extern crate self as preflight;
 
 pub use preflight_runtime::*;
+
+/// Embeds the migration directory `dir` (relative to the crate's `Cargo.toml`) into the binary,
+/// checking it while compiling; evaluates to a [`Migrations`] usable in a `static`.
+///
+/// ```
+/// static MIGRATIONS: preflight::Migrations = preflight::embed!("migrations");
+///
+/// let versions: Vec<String> = MIGRATIONS.iter().map(|m| m.version().to_string()).collect();
+/// assert_eq!(versions, ["1", "2", "3"]);
+/// // `CREATE INDEX CONCURRENTLY` alone in its file runs outside a transaction, automatically.
+/// assert_eq!(MIGRATIONS.as_slice()[1].up().kind(), preflight::Kind::NoTransaction);
+/// assert!(MIGRATIONS.as_slice()[2].is_reversible());
+/// ```
+///
+/// Every file is embedded with `include_str!`, so editing one re-embeds it. To notice a *new*
+/// file, call [`build::watch`] from the crate's `build.rs` (with `preflight` in
+/// `[build-dependencies]`, `default-features = false`).
+///
+/// # What is checked
+///
+/// Names and layout (one layout per directory: `{version}_{name}.up.sql`/`.down.sql`,
+/// `{version}_{name}.sql`, goose, `V{version}__{name}.sql`, diesel directories), duplicate
+/// versions, down files without an up file, UTF-8, directives, the SQL of every up and down body
+/// (PostgreSQL grammar, with `path:line:column`, the line and a caret), psql-only commands,
+/// transaction control and statements that cannot run in a transaction (see
+/// [`preflight_check::kind_rules`](https://docs.rs/preflight-check)). Any problem is a
+/// `compile_error!` listing every problem of the directory.
+///
+/// Lint findings for lock-heavy or destructive DDL (squawk's rules, without the two timeout
+/// rules) are compiler warnings; `-- preflight:allow(rule-name)` in a file accepts a rule there.
+///
+/// # Options
+///
+/// `key = value` after the directory:
+/// * `dialect = "postgres"` (the only dialect so far);
+/// * `lints = "warn"` (default), `"deny"` (findings are errors) or `"allow"` (no lints);
+/// * `lint_since = 42`: lint only migrations whose version is above 42.
+///
+/// ```
+/// static STRICT: preflight::Migrations =
+///     preflight::embed!("migrations", lints = "deny", lint_since = 1);
+/// assert_eq!(STRICT.len(), 3);
+/// ```
+pub use preflight_macros::embed;
+
+/// The `preflight` commands over the embedded migrations, for a single-binary application
+/// (`myapp migrate status|up|down|...`); feature `cli`.
+///
+/// ```no_run
+/// static MIGRATIONS: preflight::Migrations = preflight::embed!("migrations");
+///
+/// fn main() -> std::process::ExitCode {
+///     let mut args = std::env::args_os().peekable();
+///     let program = args.next();
+///     if args.peek().is_some_and(|a| a == "migrate") {
+///         // `myapp migrate up` → the commands see `migrate up`
+///         return preflight::cli::run_from(Some(&MIGRATIONS), args);
+///     }
+///     # let _ = program;
+///     // ... the application ...
+///     std::process::ExitCode::SUCCESS
+/// }
+/// ```
+#[cfg(feature = "cli")]
+pub mod cli {
+    pub use preflight_cli::{run, run_from};
+}
