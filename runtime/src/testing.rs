@@ -14,13 +14,29 @@
 //! client.batch_execute("CREATE TABLE t (id int)").unwrap();
 //! // dropped (DROP DATABASE ... WITH (FORCE)) when `db` goes out of scope, also on panic
 //! ```
+//!
+//! [`TestDatabase`] gives each test a database already at the latest migration, fast: the set is
+//! migrated once into a template database named after its chain hash (a changed set gets a new
+//! template; an unchanged one is reused across test binaries and runs), then every test gets a
+//! `CREATE DATABASE ... TEMPLATE` copy.
+//!
+//! ```no_run
+//! # use preflight_runtime::{Migrations, MigrationSpec};
+//! # let migrations = Migrations::from_specs(vec![MigrationSpec::new(1, "t", "CREATE TABLE t (id int);")]).unwrap();
+//! use preflight_runtime::testing::TestDatabase;
+//!
+//! let db = TestDatabase::new(&migrations);
+//! db.connect().execute("INSERT INTO t VALUES (1)", &[]).unwrap();
+//! ```
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::{Checksum, Migrations};
 
 /// The name prefix of every database [`TestDb`] creates; with the creation time in the name it
 /// lets a later run recognise databases left behind by a crashed one.
@@ -39,8 +55,13 @@ impl TestDb {
     /// # Panics
     /// When no server can be reached or started; the message says what to do.
     pub fn new() -> TestDb {
+        TestDb::create(None)
+    }
+
+    fn create(template: Option<&str>) -> TestDb {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let admin_url = server_url().to_owned();
+        clean_up_leftovers(&admin_url);
         let secs = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -50,9 +71,15 @@ impl TestDb {
             COUNTER.fetch_add(1, Ordering::Relaxed)
         );
         let mut admin = connect(&admin_url);
+        let template = template.map_or(String::new(), |t| {
+            format!(" TEMPLATE {}", postgres_identifier(t))
+        });
         admin
-            .batch_execute(&format!("CREATE DATABASE {}", postgres_identifier(&name)))
-            .unwrap_or_else(|e| panic!("cannot create the test database {name}: {e}"));
+            .batch_execute(&format!(
+                "CREATE DATABASE {}{template}",
+                postgres_identifier(&name)
+            ))
+            .unwrap_or_else(|e| panic!("cannot create the test database {name}: {}", causes(&e)));
         let url = with_database(&admin_url, &name);
         TestDb {
             name,
@@ -96,10 +123,162 @@ impl Drop for TestDb {
 
 fn connect(url: &str) -> postgres::Client {
     postgres::Client::connect(url, postgres::NoTls).unwrap_or_else(|e| {
-        panic!(
-            "cannot connect to the test server (DATABASE_URL or the private cluster): {e}"
-        )
+        panic!("cannot connect to the test server (DATABASE_URL or the private cluster): {e}")
     })
+}
+
+/// A test database already at the latest migration of a set: a copy of a template database
+/// migrated once per set (see the module docs). Dropped on drop, also when the test panics.
+pub struct TestDatabase {
+    db: TestDb,
+}
+
+impl TestDatabase {
+    /// A fresh copy of the set's migrated template (created first if needed, safely when many
+    /// test threads and processes start at once).
+    ///
+    /// # Panics
+    /// When no server can be reached or started, or a migration fails.
+    pub fn new(migrations: &Migrations) -> TestDatabase {
+        let template = template_for(migrations);
+        TestDatabase {
+            db: TestDb::create(Some(&template)),
+        }
+    }
+
+    /// The database's name.
+    pub fn name(&self) -> &str {
+        self.db.name()
+    }
+
+    /// A connection URL for the database.
+    pub fn url(&self) -> &str {
+        self.db.url()
+    }
+
+    /// A new synchronous connection to the database.
+    pub fn connect(&self) -> postgres::Client {
+        self.db.connect()
+    }
+}
+
+/// The name prefix of template databases.
+pub const TEMPLATE_PREFIX: &str = "preflight_tpl_";
+
+/// Makes sure the migrated template of `migrations` exists, and returns its name.
+fn template_for(migrations: &Migrations) -> String {
+    let chain = migrations
+        .last()
+        .map_or(Checksum::ZERO, |m| m.chain())
+        .to_string();
+    let name = format!("{TEMPLATE_PREFIX}{}", &chain[..32]);
+    let admin_url = server_url();
+    let mut admin = connect(admin_url);
+    let exists = |admin: &mut postgres::Client| {
+        admin
+            .query_opt(
+                "SELECT 1 FROM pg_database WHERE datname = $1 AND datistemplate",
+                &[&name],
+            )
+            .map(|r| r.is_some())
+            .unwrap_or_else(|e| panic!("cannot look for the template {name}: {e}"))
+    };
+    if exists(&mut admin) {
+        return name;
+    }
+    // One creator per template, across threads and processes; the others wait for it, then
+    // find the template. A session lock on the admin connection dies with a crashed creator.
+    let key = i64::from_be_bytes(
+        Checksum::of(&name).as_bytes()[..8]
+            .try_into()
+            .unwrap_or([0; 8]),
+    );
+    let mut delay = Duration::from_millis(5);
+    loop {
+        let got: bool = admin
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+            .and_then(|r| r.try_get(0))
+            .unwrap_or_else(|e| panic!("cannot lock the template {name}: {e}"));
+        if got {
+            break;
+        }
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(Duration::from_millis(200));
+    }
+    if !exists(&mut admin) {
+        build_template(&mut admin, admin_url, &name, migrations);
+    }
+    let _ = admin.query_one("SELECT pg_advisory_unlock($1)", &[&key]);
+    name
+}
+
+/// Migrates a scratch database, then renames it into place, so that no one ever sees a
+/// half-migrated template.
+fn build_template(admin: &mut postgres::Client, admin_url: &str, name: &str, set: &Migrations) {
+    let scratch = format!("{name}_building_{}", std::process::id());
+    let quoted = postgres_identifier(&scratch);
+    // Separate calls: a multi-statement query is a transaction, and CREATE DATABASE refuses one.
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"),
+        format!("CREATE DATABASE {quoted}"),
+    ] {
+        admin
+            .batch_execute(&sql)
+            .unwrap_or_else(|e| panic!("cannot create the template {scratch}: {}", causes(&e)));
+    }
+    {
+        let mut client = connect(&with_database(admin_url, &scratch));
+        if let Err(e) = set.run(&mut client) {
+            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"));
+            panic!("the migrations fail on a fresh database: {e}");
+        }
+    }
+    let target = postgres_identifier(name);
+    for sql in [
+        format!("ALTER DATABASE {quoted} RENAME TO {target}"),
+        format!("ALTER DATABASE {target} IS_TEMPLATE true"),
+    ] {
+        admin
+            .batch_execute(&sql)
+            .unwrap_or_else(|e| panic!("cannot install the template {name}: {}", causes(&e)));
+    }
+}
+
+/// Test databases older than this were left by a crashed run.
+const LEFTOVER_AGE: Duration = Duration::from_secs(6 * 3600);
+
+/// Drops test databases that a crashed run left behind (recognised by prefix and the creation
+/// time in their name), once per process.
+fn clean_up_leftovers(admin_url: &str) {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let Ok(mut admin) = postgres::Client::connect(admin_url, postgres::NoTls) else {
+            return;
+        };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let pattern = format!("{DATABASE_PREFIX}%");
+        let Ok(rows) = admin.query(
+            "SELECT datname::text FROM pg_database WHERE datname LIKE $1",
+            &[&pattern],
+        ) else {
+            return;
+        };
+        for row in rows {
+            let name: String = row.get(0);
+            let created = name[DATABASE_PREFIX.len()..]
+                .split('_')
+                .next()
+                .and_then(|s| s.parse::<u64>().ok());
+            if created.is_some_and(|c| now.saturating_sub(c) > LEFTOVER_AGE.as_secs()) {
+                let _ = admin.batch_execute(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    postgres_identifier(&name)
+                ));
+            }
+        }
+    });
 }
 
 /// The URL of the test server's maintenance database: `DATABASE_URL`, or a private cluster
@@ -228,7 +407,10 @@ impl PrivateCluster {
     /// Stops the server abruptly (`pg_ctl stop -m immediate`): a crash, as far as the database
     /// knows; the next start replays the WAL.
     pub fn stop_immediate(&self) -> Result<(), String> {
-        self.run("pg_ctl", &["-D", &self.data_dir(), "-m", "immediate", "-w", "stop"])
+        self.run(
+            "pg_ctl",
+            &["-D", &self.data_dir(), "-m", "immediate", "-w", "stop"],
+        )
     }
 
     fn data_dir(&self) -> String {
@@ -326,10 +508,23 @@ fn pg_bin_dir() -> Result<PathBuf, String> {
             return Ok(dir);
         }
     }
-    Err("no PostgreSQL server binaries (initdb, pg_ctl) were found: install them with \
+    Err(
+        "no PostgreSQL server binaries (initdb, pg_ctl) were found: install them with \
          `apt-get install -y postgresql` (or set PREFLIGHT_PG_BIN to their directory), or set \
          DATABASE_URL to a server the tests may create databases on"
-        .to_owned())
+            .to_owned(),
+    )
+}
+
+/// The error with its sources (the driver's `db error` alone hides the server's message).
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    text
 }
 
 /// `"name"`, with embedded quotes doubled.
@@ -380,7 +575,10 @@ mod tests {
             "postgres://u:p@h:5432/x?sslmode=disable"
         );
         assert_eq!(with_database("postgres://h", "x"), "postgres://h/x");
-        assert_eq!(with_database("host=h user=u", "x"), "host=h user=u dbname=x");
+        assert_eq!(
+            with_database("host=h user=u", "x"),
+            "host=h user=u dbname=x"
+        );
     }
 
     #[test]
@@ -388,7 +586,9 @@ mod tests {
         let a = TestDb::new();
         let b = TestDb::new();
         assert_ne!(a.name(), b.name());
-        a.connect().batch_execute("CREATE TABLE only_in_a (id int)").unwrap();
+        a.connect()
+            .batch_execute("CREATE TABLE only_in_a (id int)")
+            .unwrap();
         let seen: i64 = b
             .connect()
             .query_one(
@@ -402,10 +602,61 @@ mod tests {
         drop(a);
         let mut admin = connect(server_url());
         let left: i64 = admin
-            .query_one("SELECT count(*) FROM pg_database WHERE datname = $1", &[&name])
+            .query_one(
+                "SELECT count(*) FROM pg_database WHERE datname = $1",
+                &[&name],
+            )
             .unwrap()
             .get(0);
         assert_eq!(left, 0);
+    }
+
+    #[test]
+    fn migrated_copies_come_from_one_template_per_set() {
+        use crate::MigrationSpec;
+        let set = Migrations::from_specs(vec![
+            MigrationSpec::new(1, "t", "CREATE TABLE t (id int)"),
+            MigrationSpec::new(2, "row", "INSERT INTO t VALUES (1)"),
+        ])
+        .unwrap();
+        // Many threads at once: one builds the template, all get a migrated copy.
+        let names: Vec<String> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..6)
+                .map(|_| {
+                    s.spawn(|| {
+                        let db = TestDatabase::new(&set);
+                        let rows: i64 = db
+                            .connect()
+                            .query_one("SELECT count(*) FROM t", &[])
+                            .unwrap()
+                            .get(0);
+                        assert_eq!(rows, 1);
+                        db.connect()
+                            .execute("INSERT INTO t VALUES (2)", &[])
+                            .unwrap();
+                        db.name().to_owned()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut unique = names.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len());
+        // A copy is current: the runner takes the fast path.
+        let db = TestDatabase::new(&set);
+        let report = set.run(&mut db.connect()).unwrap();
+        assert!(report.fast_path);
+        let mut admin = connect(server_url());
+        let templates: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_database WHERE datname = $1",
+                &[&template_for(&set)],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(templates, 1);
     }
 
     #[test]
@@ -418,7 +669,10 @@ mod tests {
         assert!(c.batch_execute("SELECT 1").is_err());
         cluster.start_server().unwrap();
         let mut c = postgres::Client::connect(&cluster.url(), postgres::NoTls).unwrap();
-        let n: i64 = c.query_one("SELECT count(*) FROM kept", &[]).unwrap().get(0);
+        let n: i64 = c
+            .query_one("SELECT count(*) FROM kept", &[])
+            .unwrap()
+            .get(0);
         assert_eq!(n, 1);
     }
 }
