@@ -407,13 +407,21 @@ mod tests {
             adoptable(&ForeignHistory::GolangMigrate(Some((4, false))), &m),
             Err(AdoptError::NoFile { .. })
         ));
-        assert!(adoptable(&ForeignHistory::GolangMigrate(None), &m).unwrap().is_empty());
+        assert!(adoptable(&ForeignHistory::GolangMigrate(None), &m)
+            .unwrap()
+            .is_empty());
     }
 
     #[test]
     fn goose_newest_row_wins_and_zero_is_a_marker() {
         let m = set(&[1, 2, 3]);
-        let rows = vec![(1, 0, true), (2, 1, true), (3, 2, true), (4, 2, false), (5, 3, true)];
+        let rows = vec![
+            (1, 0, true),
+            (2, 1, true),
+            (3, 2, true),
+            (4, 2, false),
+            (5, 3, true),
+        ];
         let got = adoptable(&ForeignHistory::Goose(rows), &m).unwrap();
         assert_eq!(versions(&got), ["1", "3"]);
     }
@@ -425,19 +433,40 @@ mod tests {
         let ok = ForeignHistory::Sqlx(vec![(1, "m 1".into(), true, sum.clone())]);
         assert_eq!(versions(&adoptable(&ok, &m).unwrap()), ["1"]);
         let edited = ForeignHistory::Sqlx(vec![(1, "m 1".into(), true, vec![0; 48])]);
-        assert!(matches!(adoptable(&edited, &m), Err(AdoptError::Disagree { .. })));
+        assert!(matches!(
+            adoptable(&edited, &m),
+            Err(AdoptError::Disagree { .. })
+        ));
         let renamed = ForeignHistory::Sqlx(vec![(1, "other".into(), true, sum.clone())]);
-        assert!(matches!(adoptable(&renamed, &m), Err(AdoptError::Disagree { .. })));
+        assert!(matches!(
+            adoptable(&renamed, &m),
+            Err(AdoptError::Disagree { .. })
+        ));
         let failed = ForeignHistory::Sqlx(vec![(1, "m 1".into(), false, sum)]);
-        assert!(matches!(adoptable(&failed, &m), Err(AdoptError::Unfinished { .. })));
+        assert!(matches!(
+            adoptable(&failed, &m),
+            Err(AdoptError::Unfinished { .. })
+        ));
     }
 
     #[test]
     fn flyway_baseline_and_tombstones() {
         let m = set(&[1, 2, 3, 4]);
         let rows = vec![
-            (0, None, "<< Flyway Schema Creation >>".into(), "SCHEMA".into(), true),
-            (1, Some("2".into()), "baseline".into(), "BASELINE".into(), true),
+            (
+                0,
+                None,
+                "<< Flyway Schema Creation >>".into(),
+                "SCHEMA".into(),
+                true,
+            ),
+            (
+                1,
+                Some("2".into()),
+                "baseline".into(),
+                "BASELINE".into(),
+                true,
+            ),
             (2, Some("3".into()), "m 3".into(), "SQL".into(), true),
             (3, Some("4".into()), "m 4".into(), "SQL".into(), true),
             (4, Some("4".into()), "m 4".into(), "DELETE".into(), true),
@@ -451,10 +480,12 @@ mod tests {
     #[test]
     fn diesel_versions_lose_their_dashes() {
         let m = set(&[20190101120000]);
-        let got =
-            adoptable(&ForeignHistory::Diesel(vec!["20190101120000".into()]), &m).unwrap();
+        let got = adoptable(&ForeignHistory::Diesel(vec!["20190101120000".into()]), &m).unwrap();
         assert_eq!(versions(&got), ["20190101120000"]);
         let missing = ForeignHistory::Diesel(vec!["20200101000000".into()]);
-        assert!(matches!(adoptable(&missing, &m), Err(AdoptError::NoFile { .. })));
+        assert!(matches!(
+            adoptable(&missing, &m),
+            Err(AdoptError::NoFile { .. })
+        ));
     }
 }

@@ -8,9 +8,8 @@
 /// watching the directory covers both. Call it from `build.rs`:
 ///
 /// ```no_run
-/// fn main() {
-///     preflight_runtime::build::watch("migrations");
-/// }
+/// // build.rs
+/// preflight_runtime::build::watch("migrations");
 /// ```
 ///
 /// It needs no database driver: depend on `preflight` with `default-features = false` in

@@ -145,9 +145,15 @@ mod tests {
     fn chain_depends_on_order_version_and_content() {
         let a = Checksum::of("a");
         let b = Checksum::of("b");
-        let ab = Checksum::ZERO.chain(Version::new(1), &a).chain(Version::new(2), &b);
-        let ba = Checksum::ZERO.chain(Version::new(1), &b).chain(Version::new(2), &a);
-        let renumbered = Checksum::ZERO.chain(Version::new(1), &a).chain(Version::new(3), &b);
+        let ab = Checksum::ZERO
+            .chain(Version::new(1), &a)
+            .chain(Version::new(2), &b);
+        let ba = Checksum::ZERO
+            .chain(Version::new(1), &b)
+            .chain(Version::new(2), &a);
+        let renumbered = Checksum::ZERO
+            .chain(Version::new(1), &a)
+            .chain(Version::new(3), &b);
         assert_ne!(ab, ba);
         assert_ne!(ab, renumbered);
     }

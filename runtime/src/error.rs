@@ -1,0 +1,443 @@
+//! The one error type of the boot-time runner, with the context an operator needs to act: the
+//! version and file, the failing statement and its line, the server's SQLSTATE, message, detail
+//! and hint, and for refusals the exact recovery step.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::time::Duration;
+
+use crate::history::State;
+use crate::lock::Holder;
+use crate::{Checksum, Version};
+
+/// What the database server said, copied out of the driver's error so that it outlives the
+/// connection and reads the same whatever the backend.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DbError {
+    /// The SQLSTATE code (`42P07`), when the server sent one; `None` for I/O and protocol errors.
+    pub code: Option<String>,
+    /// The primary message.
+    pub message: String,
+    /// The server's detail, if any.
+    pub detail: Option<String>,
+    /// The server's hint, if any.
+    pub hint: Option<String>,
+    /// The 1-based character position in the query text the server pointed at, if any.
+    pub position: Option<u32>,
+}
+
+impl DbError {
+    /// An error that did not come from the server (I/O, protocol, conversion).
+    pub fn other(message: impl Into<String>) -> DbError {
+        DbError {
+            message: message.into(),
+            ..DbError::default()
+        }
+    }
+
+    /// Whether the SQLSTATE is `code`.
+    pub fn is(&self, code: &str) -> bool {
+        self.code.as_deref() == Some(code)
+    }
+}
+
+impl fmt::Display for DbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.code {
+            Some(code) => write!(f, "{code}: {}", self.message)?,
+            None => f.write_str(&self.message)?,
+        }
+        if let Some(detail) = &self.detail {
+            write!(f, " (detail: {detail})")?;
+        }
+        if let Some(hint) = &self.hint {
+            write!(f, " (hint: {hint})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for DbError {}
+
+/// A migration body that failed on the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationError {
+    /// The migration's version.
+    pub version: Version,
+    /// Its name.
+    pub name: String,
+    /// The file it came from.
+    pub path: String,
+    /// `true` when a down (revert) body failed.
+    pub down: bool,
+    /// The 0-based index of the failing statement, when known (always for no-transaction
+    /// migrations; for a transactional body sent as one script, when the server reported a
+    /// position).
+    pub statement: Option<usize>,
+    /// The 1-based line of the failing statement in the file, when known.
+    pub line: Option<usize>,
+    /// What the server said.
+    pub source: DbError,
+}
+
+impl fmt::Display for MigrationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let dir = if self.down {
+            "down migration"
+        } else {
+            "migration"
+        };
+        write!(f, "{dir} {} `{}` ({}", self.version, self.name, self.path)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        f.write_str(") failed")?;
+        if let Some(i) = self.statement {
+            write!(f, " at statement {}", i + 1)?;
+        }
+        write!(f, ": {}", self.source)
+    }
+}
+
+/// A migration left unfinished in the history (`in_progress` or `failed`), which the runner
+/// refuses to step over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unfinished {
+    /// The version.
+    pub version: Version,
+    /// The recorded name.
+    pub name: String,
+    /// The file, when the binary still has the migration.
+    pub path: Option<String>,
+    /// `in_progress` (the process died) or `failed` (a statement failed).
+    pub state: State,
+    /// How many statements completed.
+    pub statements_done: u32,
+    /// How many statements the migration has.
+    pub statements_total: u32,
+    /// The line of the next statement (the one that failed or may have been cut short).
+    pub next_line: Option<usize>,
+    /// The recorded error, for `failed`.
+    pub error: Option<String>,
+}
+
+impl fmt::Display for Unfinished {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let next = self.statements_done + 1;
+        let file = self
+            .path
+            .as_deref()
+            .unwrap_or("file no longer in the binary");
+        write!(f, "migration {} `{}` ({file}) is ", self.version, self.name)?;
+        match self.state {
+            State::Failed => write!(
+                f,
+                "marked failed: statements 1..{} of {} completed and statement {next}",
+                self.statements_done, self.statements_total
+            )?,
+            _ => write!(
+                f,
+                "unfinished (in_progress, its process stopped): statements 1..{} of {} \
+                 completed and statement {next}",
+                self.statements_done, self.statements_total
+            )?,
+        }
+        if let Some(line) = self.next_line {
+            write!(f, " (line {line})")?;
+        }
+        match self.state {
+            State::Failed => f.write_str(" failed")?,
+            _ => f.write_str(" may or may not have taken effect")?,
+        }
+        if let Some(e) = &self.error {
+            write!(f, " with: {e}")?;
+        }
+        write!(
+            f,
+            ". Check the database, then either resume from statement {next} \
+             (`preflight repair --resume {v}`, or `.resume_unfinished(true)` on the runner), \
+             or finish it by hand and run `preflight repair --mark-applied {v}` \
+             (`Runner::repair` with `Repair::MarkApplied`), or undo it by hand and run `preflight repair --forget {v}` \
+             (`Repair::Forget`) so that it runs again from the start",
+            v = self.version
+        )
+    }
+}
+
+/// Everything that can stop the runner. Refusals (checksum mismatch, missing, out of order,
+/// unfinished) leave the database untouched.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// One of Preflight's own queries failed (not a migration body).
+    #[error("{context}: {source}")]
+    Database {
+        /// What the runner was doing.
+        context: Cow<'static, str>,
+        /// What the server said.
+        source: Box<DbError>,
+    },
+    /// A migration's body failed; nothing of it was recorded (transactional) or its progress
+    /// was recorded as `failed` (no-transaction).
+    #[error("{0}")]
+    Migration(Box<MigrationError>),
+    /// An applied migration's file changed since it was applied.
+    #[error(
+        "migration {version} ({path}) was changed after it was applied: the database recorded \
+         checksum {recorded}, the binary has {compiled}. Restore the file, or, if the change is \
+         intended and already reflected in the database, run \
+         `preflight repair --accept-checksum {version}` (`Runner::repair` with `Repair::AcceptChecksum`)"
+    )]
+    ChecksumMismatch {
+        /// The version.
+        version: Version,
+        /// The file in the binary.
+        path: String,
+        /// The checksum in the history.
+        recorded: String,
+        /// The checksum of the file in the binary.
+        compiled: Checksum,
+    },
+    /// Applied versions below the binary's newest that the binary does not have (a file was
+    /// deleted or renamed).
+    #[error(
+        "the database has applied migration(s) {} that this binary does not have (deleted or \
+         renamed files?); restore them, or allow it with `.allow_missing(true)`",
+        list(.versions)
+    )]
+    Missing {
+        /// The versions, ascending.
+        versions: Vec<Version>,
+    },
+    /// Pending versions below the newest applied one (merged from a parallel branch).
+    #[error(
+        "migration(s) {} are pending but older than the newest applied migration {newest_applied}; \
+         renumber them, or allow out-of-order application with `.out_of_order(true)`",
+        list(.pending)
+    )]
+    OutOfOrder {
+        /// The pending versions, ascending.
+        pending: Vec<Version>,
+        /// The newest version in the history.
+        newest_applied: Version,
+    },
+    /// A migration is recorded `in_progress` or `failed`.
+    #[error("{0}")]
+    Unfinished(Box<Unfinished>),
+    /// The migration lock was not acquired in time.
+    #[error(
+        "could not take the migration lock within {waited:?}: {}",
+        holder.as_ref().map_or_else(|| "its holder has gone (retry)".to_owned(), |h| format!("held by {h}"))
+    )]
+    LockTimeout {
+        /// How long the runner waited.
+        waited: Duration,
+        /// Who holds it, as far as the server could tell.
+        holder: Option<Box<Holder>>,
+    },
+    /// The lease expired while migrating and another process took it over.
+    #[error(
+        "the migration lease held as `{owner}` was lost (expired and taken over, or deleted); \
+         raise the lease time-to-live above the longest migration"
+    )]
+    LeaseLost {
+        /// The owner text this process used.
+        owner: String,
+    },
+    /// Reverting would need a down body that does not exist; nothing was reverted.
+    #[error("cannot revert: {}; nothing was reverted", .reasons.join("; "))]
+    NoDown {
+        /// One reason per offending version.
+        reasons: Vec<String>,
+    },
+    /// A version given as a target or to a repair is not known.
+    #[error("{0}")]
+    UnknownVersion(String),
+    /// The history table has a layout or content this version of Preflight cannot read.
+    #[error("history table: {0}")]
+    History(String),
+    /// The runner was configured in a way that cannot work.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The connection pool failed to hand out a connection.
+    #[error("connection pool: {0}")]
+    Pool(String),
+}
+
+impl Error {
+    /// The SQLSTATE of the server error behind this one, if any.
+    pub fn sqlstate(&self) -> Option<&str> {
+        match self {
+            Error::Database { source, .. } => source.code.as_deref(),
+            Error::Migration(m) => m.source.code.as_deref(),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn db(context: impl Into<Cow<'static, str>>, source: DbError) -> Error {
+        Error::Database {
+            context: context.into(),
+            source: Box::new(source),
+        }
+    }
+}
+
+fn list(versions: &[Version]) -> String {
+    versions
+        .iter()
+        .map(Version::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Replaces the password in a connection string with `***`, for errors and logs.
+///
+/// Handles URLs (`postgres://user:secret@host/db`, also `?password=secret` in the query) and
+/// key-value connection strings (`host=x password=secret`, also quoted values).
+///
+/// ```
+/// use preflight_runtime::redact_url;
+/// assert_eq!(redact_url("postgres://app:s3cr3t@db:5432/prod"), "postgres://app:***@db:5432/prod");
+/// assert_eq!(redact_url("host=db password='a b' user=app"), "host=db password=*** user=app");
+/// assert_eq!(redact_url("postgres://db/x?sslmode=require&password=p"), "postgres://db/x?sslmode=require&password=***");
+/// ```
+pub fn redact_url(url: &str) -> Cow<'_, str> {
+    if let Some(scheme_end) = url.find("://") {
+        let mut out = url.to_owned();
+        let rest_start = scheme_end + 3;
+        // The authority ends at the first '/', '?' or '#'; userinfo is before its last '@'.
+        let authority_end = url[rest_start..]
+            .find(['/', '?', '#'])
+            .map_or(url.len(), |i| rest_start + i);
+        if let Some(at) = url[rest_start..authority_end].rfind('@') {
+            let userinfo = &url[rest_start..rest_start + at];
+            if let Some(colon) = userinfo.find(':') {
+                out.replace_range(rest_start + colon + 1..rest_start + at, "***");
+            }
+        }
+        let redacted = redact_query_password(&out);
+        return if redacted == url {
+            Cow::Borrowed(url)
+        } else {
+            Cow::Owned(redacted)
+        };
+    }
+    redact_key_value(url)
+}
+
+fn redact_query_password(url: &str) -> String {
+    let Some(q) = url.find('?') else {
+        return url.to_owned();
+    };
+    let (head, query) = url.split_at(q + 1);
+    let parts: Vec<String> = query
+        .split('&')
+        .map(|kv| match kv.split_once('=') {
+            Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+            _ => kv.to_owned(),
+        })
+        .collect();
+    format!("{head}{}", parts.join("&"))
+}
+
+fn redact_key_value(s: &str) -> Cow<'_, str> {
+    let lower = s.to_ascii_lowercase();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    let mut changed = false;
+    while let Some(found) = lower[i..].find("password") {
+        let key_start = i + found;
+        let at_word_start = key_start == 0
+            || s[..key_start]
+                .chars()
+                .next_back()
+                .is_some_and(char::is_whitespace);
+        let mut j = key_start + "password".len();
+        while s[j..].starts_with(' ') {
+            j += 1;
+        }
+        if !at_word_start || !s[j..].starts_with('=') {
+            out.push_str(&s[i..key_start + "password".len()]);
+            i = key_start + "password".len();
+            continue;
+        }
+        j += 1;
+        while s[j..].starts_with(' ') {
+            j += 1;
+        }
+        // The value: quoted with '...' (with \' escapes) or up to the next whitespace.
+        let value_end = if s[j..].starts_with('\'') {
+            let mut k = j + 1;
+            let bytes = s.as_bytes();
+            while k < bytes.len() && bytes[k] != b'\'' {
+                if bytes[k] == b'\\' {
+                    k += 1;
+                }
+                k += 1;
+            }
+            (k + 1).min(s.len())
+        } else {
+            s[j..].find(char::is_whitespace).map_or(s.len(), |e| j + e)
+        };
+        out.push_str(&s[i..key_start]);
+        out.push_str("password=***");
+        changed = true;
+        i = value_end;
+    }
+    if !changed {
+        return Cow::Borrowed(s);
+    }
+    out.push_str(&s[i..]);
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_urls() {
+        assert_eq!(
+            redact_url("postgresql://u:p%40ss@h:1/d?x=1"),
+            "postgresql://u:***@h:1/d?x=1"
+        );
+        assert_eq!(redact_url("postgres://u@h/d"), "postgres://u@h/d");
+        assert_eq!(redact_url("postgres://h/d"), "postgres://h/d");
+        assert_eq!(
+            redact_url("postgres://u:p@h/d?password=q&a=b"),
+            "postgres://u:***@h/d?password=***&a=b"
+        );
+        // An '@' in the path is not userinfo.
+        assert_eq!(redact_url("postgres://h/d@x"), "postgres://h/d@x");
+    }
+
+    #[test]
+    fn redacts_key_value() {
+        assert_eq!(redact_url("password=x host=h"), "password=*** host=h");
+        assert_eq!(
+            redact_url("host=h PASSWORD = 'it\\'s secret' user=u"),
+            "host=h password=*** user=u"
+        );
+        assert_eq!(redact_url("host=h user=password"), "host=h user=password");
+        assert_eq!(redact_url("host=h"), "host=h");
+    }
+
+    #[test]
+    fn unfinished_names_the_recovery() {
+        let u = Unfinished {
+            version: Version::new(3),
+            name: "idx".into(),
+            path: Some("3_idx.sql".into()),
+            state: State::InProgress,
+            statements_done: 1,
+            statements_total: 3,
+            next_line: Some(4),
+            error: None,
+        };
+        let text = u.to_string();
+        assert!(text.contains("statements 1..1 of 3"), "{text}");
+        assert!(text.contains("statement 2 (line 4)"), "{text}");
+        assert!(text.contains("preflight repair --forget 3"), "{text}");
+        assert!(text.contains("preflight repair --resume 3"), "{text}");
+    }
+}

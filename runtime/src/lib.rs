@@ -15,5 +15,30 @@ pub use checksum::Checksum;
 pub use migration::{Body, Kind, Migration, MigrationParts, MigrationSpec, Migrations, Span};
 pub use version::{Version, VersionError, MAX_PARTS};
 
+// The boot-time runner (issue #3): plan and policies are backend-free; the PostgreSQL backend
+// implements the private `backend::Backend` trait for the sync and async drivers.
+// Without a driver feature nothing runs the loop yet (the model is still used by the macro).
+#[cfg_attr(not(feature = "pg-common"), allow(dead_code))]
+mod backend;
+pub mod error;
+pub mod history;
+pub mod lock;
+pub mod plan;
+#[cfg(feature = "pg-common")]
+mod postgres;
+mod report;
+#[cfg_attr(not(feature = "pg-common"), allow(dead_code))]
+mod runner;
+
+#[cfg(any(feature = "deadpool", feature = "bb8", feature = "r2d2"))]
+pub use crate::postgres::pool::{AsyncPool, BlockingPool};
+pub use error::{redact_url, DbError, Error, MigrationError, Unfinished};
+pub use history::{HistoryRow, State};
+pub use lock::LockStrategy;
+pub use plan::{Policy, Revert};
+pub use report::{Applied, Report, Warning};
+pub use runner::{Repair, Runner, DEFAULT_TABLE};
+
+pub mod adopt;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -406,6 +406,9 @@ mod tests {
         );
         assert_eq!(body.script(), Some("select 1;\nselect 2;"));
         assert_eq!(body.line_of(1), Some(4));
-        assert_eq!(body.statements().collect::<Vec<_>>(), ["select 1;", "select 2;"]);
+        assert_eq!(
+            body.statements().collect::<Vec<_>>(),
+            ["select 1;", "select 2;"]
+        );
     }
 }

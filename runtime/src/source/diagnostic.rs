@@ -35,7 +35,10 @@ impl Position {
         Position {
             line: text[..offset].matches('\n').count() + 1,
             column: text[line_start..offset].chars().count() + 1,
-            line_text: line_text.strip_prefix('\u{feff}').unwrap_or(line_text).to_owned(),
+            line_text: line_text
+                .strip_prefix('\u{feff}')
+                .unwrap_or(line_text)
+                .to_owned(),
         }
     }
 }
@@ -91,7 +94,11 @@ impl fmt::Display for Diagnostic {
             Level::Warning => "warning",
         };
         match &self.position {
-            Some(p) => write!(f, "{}:{}:{}: {level}: {}", self.path, p.line, p.column, self.message)?,
+            Some(p) => write!(
+                f,
+                "{}:{}:{}: {level}: {}",
+                self.path, p.line, p.column, self.message
+            )?,
             None => write!(f, "{}: {level}: {}", self.path, self.message)?,
         }
         if let Some(rule) = &self.rule {

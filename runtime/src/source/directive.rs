@@ -114,10 +114,15 @@ mod tests {
     #[test]
     fn sqlx_marker_only_on_first_line() {
         assert_eq!(
-            parse("\u{feff}-- no-transaction\r\nselect 1;").0.no_transaction,
+            parse("\u{feff}-- no-transaction\r\nselect 1;")
+                .0
+                .no_transaction,
             Some(NoTransaction::Sqlx)
         );
-        assert_eq!(parse("select 1;\n-- no-transaction\n").0.no_transaction, None);
+        assert_eq!(
+            parse("select 1;\n-- no-transaction\n").0.no_transaction,
+            None
+        );
     }
 
     #[test]
@@ -129,7 +134,10 @@ mod tests {
 
     #[test]
     fn diesel_metadata() {
-        assert_eq!(parse_diesel_metadata("run_in_transaction = false\n"), Ok(false));
+        assert_eq!(
+            parse_diesel_metadata("run_in_transaction = false\n"),
+            Ok(false)
+        );
         assert_eq!(parse_diesel_metadata("# nothing\n"), Ok(true));
         assert!(parse_diesel_metadata("run_in_transaction = maybe").is_err());
     }

@@ -83,7 +83,10 @@ pub(crate) fn parse(text: &str) -> Result<GooseFile, (Range<usize>, String)> {
         }
     }
     if in_block {
-        return Err((0..0, "`-- +goose StatementBegin` is never closed by `StatementEnd`".into()));
+        return Err((
+            0..0,
+            "`-- +goose StatementBegin` is never closed by `StatementEnd`".into(),
+        ));
     }
     let up = up.ok_or_else(|| (0..0, "no `-- +goose Up` annotation".to_owned()))?;
     Ok(GooseFile {
@@ -99,7 +102,8 @@ mod tests {
 
     #[test]
     fn splits_sections() {
-        let text = "-- comment\n-- +goose Up\nCREATE TABLE t(id int);\n-- +goose Down\nDROP TABLE t;\n";
+        let text =
+            "-- comment\n-- +goose Up\nCREATE TABLE t(id int);\n-- +goose Down\nDROP TABLE t;\n";
         let g = parse(text).unwrap();
         assert_eq!(&text[g.up.clone()], "CREATE TABLE t(id int);\n");
         assert_eq!(&text[g.down.clone().unwrap()], "DROP TABLE t;\n");

@@ -89,6 +89,19 @@ impl SourceBody {
 /// assert_eq!(source.migrations[0].up.file.display, "migrations/001_users.sql");
 /// ```
 pub fn read_dir(dir: &Path, display: &str) -> Result<Source, Vec<Diagnostic>> {
+    let (source, errors) = scan_dir(dir, display);
+    if errors.is_empty() {
+        Ok(source)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Like [`read_dir`], but also returns what could be read when there are errors: the migrations
+/// whose files were read and paired (for a duplicate version, the first file), so that a checker
+/// can report the SQL errors of every file together with the directory's problems in one go.
+/// The source is complete exactly when the error list is empty.
+pub fn scan_dir(dir: &Path, display: &str) -> (Source, Vec<Diagnostic>) {
     let mut reader = Reader {
         display: display.trim_end_matches('/').to_owned(),
         errors: Vec::new(),
@@ -102,16 +115,21 @@ pub fn read_dir(dir: &Path, display: &str) -> Result<Source, Vec<Diagnostic>> {
             } else {
                 format!("cannot read the migration directory: {e}")
             };
-            return Err(vec![Diagnostic::error(display, hint)]);
+            let empty = Source {
+                layout: None,
+                migrations: Vec::new(),
+            };
+            return (empty, vec![Diagnostic::error(display, hint)]);
         }
     };
     let mut names = Vec::new();
     for entry in entries {
         match entry {
             Ok(entry) => names.push(entry.file_name()),
-            Err(e) => reader
-                .errors
-                .push(Diagnostic::error(display, format!("cannot list the directory: {e}"))),
+            Err(e) => reader.errors.push(Diagnostic::error(
+                display,
+                format!("cannot list the directory: {e}"),
+            )),
         }
     }
     names.sort();
@@ -183,8 +201,12 @@ impl Reader {
         };
         let (directives, problems) = directive::parse(&file.text);
         for p in problems {
-            self.errors
-                .push(Diagnostic::error_at(&file.display, &file.text, p.at.start, p.message));
+            self.errors.push(Diagnostic::error_at(
+                &file.display,
+                &file.text,
+                p.at.start,
+                p.message,
+            ));
         }
         let whole = 0..file.text.len();
         let (layout, version, name, direction) = match parsed {
@@ -213,8 +235,12 @@ impl Reader {
         let sections = match goose::parse(&file.text) {
             Ok(s) => s,
             Err((at, message)) => {
-                self.errors
-                    .push(Diagnostic::error_at(&file.display, &file.text, at.start, message));
+                self.errors.push(Diagnostic::error_at(
+                    &file.display,
+                    &file.text,
+                    at.start,
+                    message,
+                ));
                 return;
             }
         };
@@ -251,7 +277,10 @@ impl Reader {
         let (version, name) = match name::parse_diesel_dir(dir_name) {
             Ok(parsed) => parsed,
             Err(e) => {
-                return self.error(dir_name, format!("not a diesel migration directory: {}", e.0))
+                return self.error(
+                    dir_name,
+                    format!("not a diesel migration directory: {}", e.0),
+                )
             }
         };
         let mut run_in_transaction = true;
@@ -277,13 +306,18 @@ impl Reader {
             if !path.is_file() {
                 continue;
             }
-            let Some(file) = self.read(&path, self.shown(&format!("{dir_name}/{file_name}"))) else {
+            let Some(file) = self.read(&path, self.shown(&format!("{dir_name}/{file_name}")))
+            else {
                 continue;
             };
             let (mut directives, problems) = directive::parse(&file.text);
             for p in problems {
-                self.errors
-                    .push(Diagnostic::error_at(&file.display, &file.text, p.at.start, p.message));
+                self.errors.push(Diagnostic::error_at(
+                    &file.display,
+                    &file.text,
+                    p.at.start,
+                    p.message,
+                ));
             }
             if !run_in_transaction {
                 directives.no_transaction = Some(NoTransaction::Diesel);
@@ -306,8 +340,10 @@ impl Reader {
         let bytes = match fs::read(path) {
             Ok(b) => b,
             Err(e) => {
-                self.errors
-                    .push(Diagnostic::error(display, format!("cannot read the file: {e}")));
+                self.errors.push(Diagnostic::error(
+                    display,
+                    format!("cannot read the file: {e}"),
+                ));
                 return None;
             }
         };
@@ -335,7 +371,7 @@ impl Reader {
         }
     }
 
-    fn finish(mut self) -> Result<Source, Vec<Diagnostic>> {
+    fn finish(mut self) -> (Source, Vec<Diagnostic>) {
         let layout = self.check_one_layout();
         let mut by_version: BTreeMap<Version, (Option<Found>, Option<Found>)> = BTreeMap::new();
         for f in std::mem::take(&mut self.found) {
@@ -349,7 +385,8 @@ impl Reader {
                     "duplicate version {}: `{}` and `{}` both have it; give one of them a new version",
                     f.version, existing.body.file.display, f.body.file.display
                 );
-                self.errors.push(Diagnostic::error(f.body.file.display.clone(), message));
+                self.errors
+                    .push(Diagnostic::error(f.body.file.display.clone(), message));
                 continue;
             }
             *place = Some(f);
@@ -385,24 +422,26 @@ impl Reader {
                 (None, None) => {}
             }
         }
-        if self.errors.is_empty() {
-            Ok(Source { layout, migrations })
-        } else {
-            Err(self.errors)
-        }
+        (Source { layout, migrations }, self.errors)
     }
 
     /// All files must share one layout; a goose directory must not have plain files.
     fn check_one_layout(&mut self) -> Option<Layout> {
         let mut layouts: BTreeMap<Layout, Vec<&str>> = BTreeMap::new();
         for f in &self.found {
-            layouts.entry(f.layout).or_default().push(&f.body.file.display);
+            layouts
+                .entry(f.layout)
+                .or_default()
+                .push(&f.body.file.display);
         }
         if layouts.len() <= 1 {
             return layouts.into_keys().next();
         }
         if layouts.keys().eq([Layout::Simple, Layout::Goose].iter()) {
-            let plain: Vec<String> = layouts[&Layout::Simple].iter().map(|s| s.to_string()).collect();
+            let plain: Vec<String> = layouts[&Layout::Simple]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
             for p in plain {
                 self.errors.push(Diagnostic::error(
                     p,
@@ -413,13 +452,21 @@ impl Reader {
         }
         let summary: Vec<String> = layouts
             .iter()
-            .map(|(l, files)| format!("{} ({} file(s), e.g. `{}`)", l.describe(), files.len(), files[0]))
+            .map(|(l, files)| {
+                format!(
+                    "{} ({} file(s), e.g. `{}`)",
+                    l.describe(),
+                    files.len(),
+                    files[0]
+                )
+            })
             .collect();
         let message = format!(
             "the directory mixes layouts: {}; a directory uses one layout, rename the files to one of them",
             summary.join("; ")
         );
-        self.errors.push(Diagnostic::error(self.display.clone(), message));
+        self.errors
+            .push(Diagnostic::error(self.display.clone(), message));
         None
     }
 }

@@ -57,7 +57,9 @@ pub(crate) fn parse_file_name(file: &str) -> Result<FileName, NameError> {
             return parse_flyway(rest).map(|(v, n)| FileName::Flyway(v, n));
         }
     }
-    if stem.starts_with("R__") || stem.starts_with(['U', 'u']) && stem[1..].starts_with(|c: char| c.is_ascii_digit()) {
+    if stem.starts_with("R__")
+        || stem.starts_with(['U', 'u']) && stem[1..].starts_with(|c: char| c.is_ascii_digit())
+    {
         return Err(NameError(
             "Flyway repeatable (`R__`) and undo/unversioned (`U`) migrations are not supported: \
              give it a version (`V{version}__{name}.sql`)"
@@ -160,21 +162,49 @@ mod tests {
 
     #[test]
     fn parses_every_layout() {
-        assert_eq!(ok("001_users.up.sql"), FileName::Up(Version::new(1), "users".into()));
-        assert_eq!(ok("1_users.down.sql"), FileName::Down(Version::new(1), "users".into()));
+        assert_eq!(
+            ok("001_users.up.sql"),
+            FileName::Up(Version::new(1), "users".into())
+        );
+        assert_eq!(
+            ok("1_users.down.sql"),
+            FileName::Down(Version::new(1), "users".into())
+        );
         assert_eq!(
             ok("20240101120000_add_x.sql"),
             FileName::Plain(Version::new(20240101120000), "add_x".into())
         );
-        assert_eq!(ok("V1_2__x.sql"), FileName::Flyway("1.2".parse().unwrap(), "x".into()));
-        assert_eq!(ok("V1.2__x_y.sql"), FileName::Flyway("1.2".parse().unwrap(), "x_y".into()));
-        assert_eq!(ok("V3__init.sql"), FileName::Flyway(Version::new(3), "init".into()));
-        assert_eq!(ok("7_name with spaces.sql"), FileName::Plain(Version::new(7), "name with spaces".into()));
+        assert_eq!(
+            ok("V1_2__x.sql"),
+            FileName::Flyway("1.2".parse().unwrap(), "x".into())
+        );
+        assert_eq!(
+            ok("V1.2__x_y.sql"),
+            FileName::Flyway("1.2".parse().unwrap(), "x_y".into())
+        );
+        assert_eq!(
+            ok("V3__init.sql"),
+            FileName::Flyway(Version::new(3), "init".into())
+        );
+        assert_eq!(
+            ok("7_name with spaces.sql"),
+            FileName::Plain(Version::new(7), "name with spaces".into())
+        );
     }
 
     #[test]
     fn refuses_migration_like_names() {
-        for bad in ["1-foo.sql", "V1_foo.sql", "V1__.sql", "1_.sql", "1.sql", "schema.sql", "R__view.sql", "U2__undo.sql", "99999999999999999999_x.sql"] {
+        for bad in [
+            "1-foo.sql",
+            "V1_foo.sql",
+            "V1__.sql",
+            "1_.sql",
+            "1.sql",
+            "schema.sql",
+            "R__view.sql",
+            "U2__undo.sql",
+            "99999999999999999999_x.sql",
+        ] {
             assert!(parse_file_name(bad).is_err(), "{bad} accepted");
         }
     }
@@ -186,7 +216,9 @@ mod tests {
             (Version::new(20190101120000), "create_users".into())
         );
         assert_eq!(
-            parse_diesel_dir("00000000000000_diesel_initial_setup").unwrap().0,
+            parse_diesel_dir("00000000000000_diesel_initial_setup")
+                .unwrap()
+                .0,
             Version::new(0)
         );
         assert!(parse_diesel_dir("2019-01-01").is_err());

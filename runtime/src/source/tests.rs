@@ -21,7 +21,10 @@ fn versions(s: &Source) -> Vec<String> {
 }
 
 fn messages(e: Vec<Diagnostic>) -> String {
-    e.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")
+    e.iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[test]
@@ -69,7 +72,10 @@ fn goose_sections_and_go_files() {
     assert!(m.up.sql().contains("CREATE FUNCTION"));
     assert!(!m.up.sql().contains("DROP"));
     assert_eq!(m.down.as_ref().unwrap().sql(), "DROP FUNCTION f();\n");
-    assert_eq!(s.migrations[1].up.directives.no_transaction, Some(NoTransaction::Goose));
+    assert_eq!(
+        s.migrations[1].up.directives.no_transaction,
+        Some(NoTransaction::Goose)
+    );
 }
 
 #[test]
@@ -77,23 +83,41 @@ fn diesel_directories_with_metadata() {
     let s = read(&[
         ("2019-01-02-120000_b/up.sql", b"select 2;"),
         ("2019-01-02-120000_b/down.sql", b"select -2;"),
-        ("2019-01-02-120000_b/metadata.toml", b"run_in_transaction = false\n"),
+        (
+            "2019-01-02-120000_b/metadata.toml",
+            b"run_in_transaction = false\n",
+        ),
         ("00000000000000_diesel_initial_setup/up.sql", b"select 0;"),
-        ("00000000000000_diesel_initial_setup/down.sql", b"select -0;"),
+        (
+            "00000000000000_diesel_initial_setup/down.sql",
+            b"select -0;",
+        ),
     ])
     .unwrap();
     assert_eq!(s.layout, Some(Layout::Diesel));
     assert_eq!(versions(&s), ["0", "20190102120000"]);
-    assert_eq!(s.migrations[1].up.directives.no_transaction, Some(NoTransaction::Diesel));
     assert_eq!(
-        s.migrations[1].down.as_ref().unwrap().directives.no_transaction,
+        s.migrations[1].up.directives.no_transaction,
+        Some(NoTransaction::Diesel)
+    );
+    assert_eq!(
+        s.migrations[1]
+            .down
+            .as_ref()
+            .unwrap()
+            .directives
+            .no_transaction,
         Some(NoTransaction::Diesel)
     );
 }
 
 #[test]
 fn empty_and_comment_only_files_are_migrations() {
-    let s = read(&[("001_empty.sql", b""), ("002_comment.sql", b"-- nothing yet\n")]).unwrap();
+    let s = read(&[
+        ("001_empty.sql", b""),
+        ("002_comment.sql", b"-- nothing yet\n"),
+    ])
+    .unwrap();
     assert_eq!(versions(&s), ["1", "2"]);
 }
 
@@ -115,10 +139,22 @@ fn reports_every_problem_at_once() {
     ])
     .unwrap_err();
     let text = messages(e);
-    assert!(text.contains("m/1-foo.sql: error: not a migration name: expected `_`"), "{text}");
-    assert!(text.contains("duplicate version 2: `m/002_b.sql` and `m/2_a.sql`"), "{text}");
-    assert!(text.contains("m/schema.sql: error: not a migration name"), "{text}");
-    assert!(text.contains("m/3_bad.sql:1:9: error: the file is not valid UTF-8"), "{text}");
+    assert!(
+        text.contains("m/1-foo.sql: error: not a migration name: expected `_`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("duplicate version 2: `m/002_b.sql` and `m/2_a.sql`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("m/schema.sql: error: not a migration name"),
+        "{text}"
+    );
+    assert!(
+        text.contains("m/3_bad.sql:1:9: error: the file is not valid UTF-8"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -131,24 +167,38 @@ fn mixed_layouts_are_refused() {
 #[test]
 fn down_without_up() {
     let e = read(&[("1_a.down.sql", b"")]).unwrap_err();
-    assert!(e[0].to_string().contains("m/1_a.down.sql: error: a down migration without an up migration"));
+    assert!(e[0]
+        .to_string()
+        .contains("m/1_a.down.sql: error: a down migration without an up migration"));
 }
 
 #[test]
 fn missing_directory() {
     let e = read_dir(Path::new("/nonexistent/preflight"), "nope").unwrap_err();
-    assert!(e[0].to_string().starts_with("nope: error: the migration directory does not exist"));
+    assert!(e[0]
+        .to_string()
+        .starts_with("nope: error: the migration directory does not exist"));
 }
 
 #[test]
 fn goose_file_without_annotation_in_goose_dir() {
-    let e = read(&[("1_a.sql", b"-- +goose Up\nselect 1;"), ("2_b.sql", b"select 2;")]).unwrap_err();
-    assert!(e[0].to_string().contains("m/2_b.sql: error: this goose directory's file has no `-- +goose Up`"));
+    let e = read(&[
+        ("1_a.sql", b"-- +goose Up\nselect 1;"),
+        ("2_b.sql", b"select 2;"),
+    ])
+    .unwrap_err();
+    assert!(e[0]
+        .to_string()
+        .contains("m/2_b.sql: error: this goose directory's file has no `-- +goose Up`"));
 }
 
 #[test]
 fn unicode_and_spaces_in_names_are_kept() {
-    let s = read(&[("1_créer les utilisateurs.sql", b"select 1;"), ("2_日本.sql", b"")]).unwrap();
+    let s = read(&[
+        ("1_créer les utilisateurs.sql", b"select 1;"),
+        ("2_日本.sql", b""),
+    ])
+    .unwrap();
     assert_eq!(s.migrations[0].name, "créer les utilisateurs");
     assert_eq!(s.migrations[1].name, "日本");
 }
@@ -160,7 +210,8 @@ fn symlink_loop_is_an_error_naming_the_file() {
     let e = read_dir(d.path(), "m").unwrap_err();
     assert_eq!(e.len(), 1);
     assert!(
-        e[0].to_string().starts_with("m/2_loop.sql: error: cannot read the file"),
+        e[0].to_string()
+            .starts_with("m/2_loop.sql: error: cannot read the file"),
         "{}",
         e[0]
     );
@@ -187,6 +238,12 @@ fn messy_directory_lists_every_problem() {
     .unwrap_err();
     let text = messages(e);
     assert!(text.contains("duplicate version 20200101"), "{text}");
-    assert!(text.contains("m/fix_prod.sql: error: not a migration name"), "{text}");
-    assert!(text.contains("m/cleanup.sql: error: not a migration name"), "{text}");
+    assert!(
+        text.contains("m/fix_prod.sql: error: not a migration name"),
+        "{text}"
+    );
+    assert!(
+        text.contains("m/cleanup.sql: error: not a migration name"),
+        "{text}"
+    );
 }

@@ -1,0 +1,139 @@
+//! The private trait every database backend implements, so that the runner loop (fast check,
+//! lock, plan, apply, record, unlock) is written once for sync and async drivers and for every
+//! database. Methods are `async`: the async PostgreSQL driver awaits; the sync one makes
+//! blocking calls inside them and is driven by `futures_executor::block_on`.
+
+use std::time::Duration;
+
+use crate::error::{DbError, Error};
+use crate::history::{HistoryRow, NewRow, State};
+use crate::lock::Holder;
+use crate::{Checksum, Version};
+
+/// What the fast-path query found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Fast {
+    /// No history table (or no schema): the slow path creates it.
+    NoTable,
+    /// The goal version's row (if any) and the table's counts.
+    Found {
+        chain: Option<String>,
+        state: Option<String>,
+        total: i64,
+        unfinished: i64,
+    },
+}
+
+/// Which server the connection reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Product {
+    Postgres,
+    CockroachDb,
+}
+
+/// What the slow path learns about the connection first.
+#[derive(Debug, Clone)]
+pub(crate) struct Session {
+    pub database: String,
+    /// The history table's schema: the configured one, or the current schema.
+    pub schema: String,
+    pub product: Product,
+    /// The `application_name` before the runner set its own, to restore.
+    pub previous_application_name: String,
+    pub backend_pid: i64,
+}
+
+/// What a transaction records next to a body.
+#[derive(Debug, Clone)]
+pub(crate) enum Record {
+    /// Insert an `applied` row (the migration was applied in this transaction).
+    Insert(NewRow),
+    /// Insert or overwrite the row as `applied` (repair: mark applied).
+    Upsert(NewRow),
+    /// Delete the row (revert, repair: forget).
+    Delete(Version),
+    /// Set the checksum and chain of an applied row (repair: accept a new checksum).
+    SetChecksum {
+        version: Version,
+        checksum: Checksum,
+        chain: Checksum,
+    },
+    /// Set only the chain (after a slow path verified the whole set).
+    SetChain { version: Version, chain: Checksum },
+}
+
+/// An entry of the `<table>_log` audit table.
+#[derive(Debug, Clone)]
+pub(crate) struct LogEntry {
+    pub action: &'static str,
+    pub version: Option<Version>,
+    pub detail: String,
+    pub by: String,
+}
+
+/// One migration (or repair) inside a transaction.
+#[derive(Debug, Clone)]
+pub(crate) struct TxItem<'a> {
+    /// The script to run (all statements in one string), if any.
+    pub body: Option<&'a str>,
+    pub record: Record,
+    pub log: Option<LogEntry>,
+}
+
+/// Why a transaction did not commit.
+#[derive(Debug)]
+pub(crate) enum TxFailure {
+    /// Item `index`'s body failed; the transaction was rolled back.
+    Body { index: usize, error: DbError },
+    /// Something else failed (the record, the commit, the connection); rolled back.
+    Other(Error),
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) trait Backend {
+    /// The single fast-path query: the goal row and the table's counts, one round trip.
+    async fn fast_check(&mut self, goal: Version) -> Result<Fast, Error>;
+    /// Reads what the slow path needs and sets the connection's `application_name`.
+    async fn session(&mut self, application_name: &str) -> Result<Session, Error>;
+    /// Restores what `session` changed.
+    async fn restore_session(&mut self, session: &Session) -> Result<(), Error>;
+
+    async fn try_advisory_lock(&mut self, key: i64) -> Result<bool, Error>;
+    async fn advisory_unlock(&mut self, key: i64) -> Result<(), Error>;
+    async fn advisory_holder(&mut self, key: i64) -> Result<Option<Holder>, Error>;
+
+    /// Takes the lease if free or expired; `Err(holder)` when someone else holds it.
+    async fn try_lease(
+        &mut self,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<Result<(), Option<Holder>>, Error>;
+    /// Extends the lease; `false` when it is no longer ours.
+    async fn renew_lease(&mut self, owner: &str, ttl: Duration) -> Result<bool, Error>;
+    async fn release_lease(&mut self, owner: &str) -> Result<(), Error>;
+
+    /// Creates the history (and log) table if missing; refuses a layout it does not know.
+    async fn ensure_history(&mut self) -> Result<(), Error>;
+    async fn read_history(&mut self) -> Result<Vec<HistoryRow>, Error>;
+
+    /// Runs the items in one transaction (bodies and records), committing only if all
+    /// succeeded.
+    async fn transaction(&mut self, items: &[TxItem<'_>]) -> Result<(), TxFailure>;
+    /// Runs one statement outside a transaction (no-transaction migrations).
+    async fn execute(&mut self, sql: &str) -> Result<(), DbError>;
+    /// Records the start (or the resumption) of a non-atomic migration: `in_progress`.
+    async fn start_row(&mut self, row: &NewRow, done: u32) -> Result<(), Error>;
+    /// Records that `done` statements completed.
+    async fn progress(&mut self, version: Version, done: u32) -> Result<(), Error>;
+    /// Records the end of a non-atomic migration: `applied` or `failed`.
+    async fn finish_row(
+        &mut self,
+        version: Version,
+        state: State,
+        done: u32,
+        execution_ms: i64,
+        error: Option<&str>,
+    ) -> Result<(), Error>;
+
+    async fn sleep(&mut self, duration: Duration);
+}

@@ -1,0 +1,874 @@
+//! The PostgreSQL backend, for the sync `postgres` and the async `tokio-postgres` drivers.
+//!
+//! The backend logic is written once over a tiny connection trait (`PgConn`: run a list of
+//! requests, sleep); the two drivers only implement that trait:
+//!
+//! * **async** (`tokio-postgres`): the requests of a migration (`BEGIN`, the script as one
+//!   simple query, the parameterised history `INSERT` as an unnamed statement, `COMMIT`) are
+//!   polled together, so tokio-postgres pipelines them: **one round trip per migration**. If the
+//!   body fails, the transaction is aborted, the `INSERT` fails with 25P02 and `COMMIT` becomes
+//!   `ROLLBACK`; the body's error is reported.
+//! * **sync** (`postgres`): the same requests one after the other, adjacent simple queries
+//!   merged (`BEGIN` travels with the script): **three round trips per migration**.
+//!
+//! The fast path is one unnamed-statement query (Parse/Bind/Execute/Sync in one message, so it
+//! works through PgBouncer in transaction mode) on both.
+//!
+//! **CockroachDB** (detected from `SELECT version()` on the slow path): the lease lock is used
+//! instead of advisory locks (stubs there), every migration is recorded `in_progress` and run
+//! statement by statement, then recorded `applied` (DDL inside `BEGIN` is not atomic there), and
+//! Preflight's own bookkeeping statements are retried on SQLSTATE 40001. We have no CockroachDB
+//! server in CI: the detection, the retry classification and the plan are unit-tested, the SQL is
+//! written in the subset CockroachDB supports, but it has not been run against a live cluster.
+
+mod sql;
+
+#[cfg(feature = "tokio-postgres")]
+mod async_client;
+#[cfg(any(feature = "deadpool", feature = "bb8", feature = "r2d2"))]
+pub mod pool;
+#[cfg(feature = "postgres")]
+mod sync_client;
+
+use std::time::Duration;
+
+use postgres_types::{ToSql, Type};
+use tokio_postgres::error::ErrorPosition;
+use tokio_postgres::Row;
+
+use crate::backend::{Backend, Fast, LogEntry, Product, Record, Session, TxFailure, TxItem};
+use crate::error::{DbError, Error};
+use crate::history::{HistoryRow, NewRow, State};
+use crate::lock::{pg_locks_ids, Holder};
+use crate::runner::Config;
+use crate::Version;
+
+use sql::Sql;
+
+/// A parameter value, with the type sent to the server (unnamed statements carry explicit
+/// types, so no extra round trip asks the server for them).
+#[derive(Debug, Clone)]
+pub(crate) enum Param {
+    Text(String),
+    OptText(Option<String>),
+    Int4(i32),
+    Int8(i64),
+    Float8(f64),
+    Oid(u32),
+    Bool(bool),
+}
+
+impl Param {
+    fn typed(&self) -> (&(dyn ToSql + Sync), Type) {
+        match self {
+            Param::Text(v) => (v, Type::TEXT),
+            Param::OptText(v) => (v, Type::TEXT),
+            Param::Int4(v) => (v, Type::INT4),
+            Param::Int8(v) => (v, Type::INT8),
+            Param::Float8(v) => (v, Type::FLOAT8),
+            Param::Oid(v) => (v, Type::OID),
+            Param::Bool(v) => (v, Type::BOOL),
+        }
+    }
+}
+
+pub(crate) fn typed(params: &[Param]) -> Vec<(&(dyn ToSql + Sync), Type)> {
+    params.iter().map(Param::typed).collect()
+}
+
+/// One request to the server.
+#[derive(Debug, Clone)]
+pub(crate) enum Op<'a> {
+    /// Simple query protocol: any number of statements, no parameters.
+    Simple(&'a str),
+    /// An unnamed prepared statement with typed parameters.
+    Query(&'a str, Vec<Param>),
+}
+
+/// What a driver provides: run requests in order (pipelined where the driver can), and sleep.
+pub(crate) trait PgConn {
+    /// Runs the requests in order and returns one result per request. After a failure the
+    /// transaction the requests opened must end rolled back: the async driver has sent
+    /// everything (the server turns the final `COMMIT` into `ROLLBACK`), the sync driver stops
+    /// and sends `ROLLBACK`. Requests not run report an error.
+    async fn pipeline(&mut self, ops: &[Op<'_>]) -> Vec<Result<Vec<Row>, DbError>>;
+    async fn sleep(&mut self, duration: Duration);
+}
+
+/// Copies what the server said out of the driver's error.
+pub(crate) fn db_error(e: &tokio_postgres::Error) -> DbError {
+    match e.as_db_error() {
+        Some(d) => DbError {
+            code: Some(d.code().code().to_owned()),
+            message: d.message().to_owned(),
+            detail: d.detail().map(ToOwned::to_owned),
+            hint: d.hint().map(ToOwned::to_owned),
+            position: match d.position() {
+                Some(ErrorPosition::Original(p)) => Some(*p),
+                _ => None,
+            },
+        },
+        None => DbError::other(e.to_string()),
+    }
+}
+
+/// CockroachDB identifies itself in `version()`.
+pub(crate) fn is_cockroach(version: &str) -> bool {
+    version.trim_start().starts_with("CockroachDB")
+}
+
+/// Whether an error asks the client to retry the transaction (CockroachDB's serialization
+/// failures, SQLSTATE 40001; PostgreSQL uses the same code under SERIALIZABLE).
+pub(crate) fn is_retryable(e: &DbError) -> bool {
+    e.is("40001")
+}
+
+/// How often a bookkeeping statement is retried on 40001.
+const RETRIES: usize = 5;
+
+/// The PostgreSQL backend over any driver.
+pub(crate) struct PgBackend<C> {
+    conn: C,
+    sql: Sql,
+    cfg_schema: Option<String>,
+    sql_lock_timeout: Option<Duration>,
+    sql_statement_timeout: Option<Duration>,
+    cockroach: bool,
+}
+
+impl<C: PgConn> PgBackend<C> {
+    pub fn new(conn: C, cfg: &Config) -> PgBackend<C> {
+        PgBackend {
+            conn,
+            sql: Sql::new(cfg.schema.as_deref(), &cfg.table),
+            cfg_schema: cfg.schema.clone(),
+            sql_lock_timeout: cfg.sql_lock_timeout,
+            sql_statement_timeout: cfg.sql_statement_timeout,
+            cockroach: false,
+        }
+    }
+
+    async fn one(&mut self, op: Op<'_>) -> Result<Vec<Row>, DbError> {
+        let mut results = self.conn.pipeline(&[op]).await;
+        results
+            .pop()
+            .unwrap_or_else(|| Err(DbError::other("no result from the driver")))
+    }
+
+    async fn query(&mut self, sql: &str, params: Vec<Param>) -> Result<Vec<Row>, DbError> {
+        self.one(Op::Query(sql, params)).await
+    }
+
+    /// A bookkeeping statement, retried on CockroachDB's serialization failures.
+    async fn bookkeeping(
+        &mut self,
+        context: &'static str,
+        sql: &str,
+        params: Vec<Param>,
+    ) -> Result<Vec<Row>, Error> {
+        let mut attempt = 0;
+        loop {
+            match self.query(sql, params.clone()).await {
+                Err(e) if self.cockroach && is_retryable(&e) && attempt < RETRIES => {
+                    attempt += 1;
+                    self.conn.sleep(Duration::from_millis(20 << attempt)).await;
+                }
+                other => return other.map_err(|e| Error::db(context, e)),
+            }
+        }
+    }
+
+    fn record_op<'s>(sql: &'s Sql, record: &Record) -> Op<'s> {
+        match record {
+            Record::Insert(row) => Op::Query(&sql.insert_applied, applied_params(row)),
+            Record::Upsert(row) => Op::Query(&sql.upsert_applied, applied_params(row)),
+            Record::Delete(v) => Op::Query(&sql.delete, vec![Param::Text(v.to_string())]),
+            Record::SetChecksum {
+                version,
+                checksum,
+                chain,
+            } => Op::Query(
+                &sql.set_checksum,
+                vec![
+                    Param::Text(version.to_string()),
+                    Param::Text(checksum.to_string()),
+                    Param::Text(chain.to_string()),
+                ],
+            ),
+            Record::SetChain { version, chain } => Op::Query(
+                &sql.set_chain,
+                vec![
+                    Param::Text(version.to_string()),
+                    Param::Text(chain.to_string()),
+                ],
+            ),
+        }
+    }
+
+    fn log_op<'s>(sql: &'s Sql, log: &LogEntry) -> Op<'s> {
+        Op::Query(
+            &sql.log,
+            vec![
+                Param::Text(log.action.to_owned()),
+                Param::OptText(log.version.map(|v| v.to_string())),
+                Param::Text(log.detail.clone()),
+                Param::Text(log.by.clone()),
+            ],
+        )
+    }
+
+    async fn transaction_once(&mut self, items: &[TxItem<'_>]) -> Result<(), TxFailure> {
+        enum Role {
+            Setup,
+            Body(usize),
+            Record,
+            Commit,
+        }
+        let mut ops = vec![Op::Simple("BEGIN")];
+        let mut roles = vec![Role::Setup];
+        for (name, value) in [
+            ("lock_timeout", self.sql_lock_timeout),
+            ("statement_timeout", self.sql_statement_timeout),
+        ] {
+            if let Some(d) = value {
+                ops.push(Op::Query(
+                    sql::SET_CONFIG,
+                    vec![
+                        Param::Text(name.to_owned()),
+                        Param::Text(format!("{}ms", d.as_millis())),
+                        Param::Bool(true),
+                    ],
+                ));
+                roles.push(Role::Setup);
+            }
+        }
+        for (i, item) in items.iter().enumerate() {
+            if let Some(body) = item.body {
+                ops.push(Op::Simple(body));
+                roles.push(Role::Body(i));
+            }
+            ops.push(Self::record_op(&self.sql, &item.record));
+            roles.push(Role::Record);
+            if let Some(log) = &item.log {
+                ops.push(Self::log_op(&self.sql, log));
+                roles.push(Role::Record);
+            }
+        }
+        ops.push(Op::Simple("COMMIT"));
+        roles.push(Role::Commit);
+        let results = self.conn.pipeline(&ops).await;
+        drop(ops);
+        // The first failure is the cause; the ones after it are its consequences (25P02).
+        for (role, result) in roles.iter().zip(results) {
+            if let Err(error) = result {
+                return Err(match role {
+                    Role::Body(index) => TxFailure::Body {
+                        index: *index,
+                        error,
+                    },
+                    Role::Setup => TxFailure::Other(Error::db("starting the transaction", error)),
+                    Role::Record => TxFailure::Other(Error::db("recording in the history", error)),
+                    Role::Commit => TxFailure::Other(Error::db("committing", error)),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn applied_params(row: &NewRow) -> Vec<Param> {
+    vec![
+        Param::Text(row.version.to_string()),
+        Param::Text(row.name.clone()),
+        Param::Text(row.checksum.to_string()),
+        Param::Text(row.chain.to_string()),
+        Param::Int4(i32::try_from(row.statements_total).unwrap_or(i32::MAX)),
+        Param::Text(row.applied_by.clone()),
+    ]
+}
+
+fn get<'r, T: postgres_types::FromSql<'r>>(row: &'r Row, i: usize) -> Result<T, Error> {
+    row.try_get(i)
+        .map_err(|e| Error::History(format!("unexpected column {i}: {e}")))
+}
+
+fn parse_row(row: &Row) -> Result<HistoryRow, Error> {
+    let version: String = get(row, 0)?;
+    let state: String = get(row, 4)?;
+    let count = |i| -> Result<u32, Error> { Ok(u32::try_from(get::<i32>(row, i)?).unwrap_or(0)) };
+    Ok(HistoryRow {
+        version: version
+            .parse::<Version>()
+            .map_err(|e| Error::History(format!("row with version `{version}`: {e}")))?,
+        name: get(row, 1)?,
+        checksum: get(row, 2)?,
+        chain: get(row, 3)?,
+        state: State::parse(&state)
+            .ok_or_else(|| Error::History(format!("row {version} has unknown state `{state}`")))?,
+        statements_done: count(5)?,
+        statements_total: count(6)?,
+        applied_at: get(row, 7)?,
+        execution_ms: get(row, 8)?,
+        applied_by: get(row, 9)?,
+        error: get(row, 10)?,
+    })
+}
+
+/// A table or schema that does not exist yet.
+fn is_missing_table(e: &DbError) -> bool {
+    e.is("42P01") || e.is("3F000")
+}
+
+/// Concurrent `CREATE ... IF NOT EXISTS` can still collide in the catalog.
+fn is_creation_race(e: &DbError) -> bool {
+    e.is("23505") || e.is("42P06") || e.is("42P07")
+}
+
+impl<C: PgConn> Backend for PgBackend<C> {
+    async fn fast_check(&mut self, goal: Version) -> Result<Fast, Error> {
+        let sql = self.sql.fast_check.clone();
+        match self.query(&sql, vec![Param::Text(goal.to_string())]).await {
+            Err(e) if is_missing_table(&e) => Ok(Fast::NoTable),
+            Err(e) => Err(Error::db("fast-path history check", e)),
+            Ok(rows) => {
+                let Some(row) = rows.first() else {
+                    return Ok(Fast::NoTable);
+                };
+                Ok(Fast::Found {
+                    chain: get(row, 0)?,
+                    state: get(row, 1)?,
+                    total: get(row, 2)?,
+                    unfinished: get(row, 3)?,
+                })
+            }
+        }
+    }
+
+    async fn session(&mut self, application_name: &str) -> Result<Session, Error> {
+        // Both requests travel together; the first reads the application_name the second
+        // replaces.
+        let ops = [
+            Op::Query(sql::SESSION, vec![]),
+            Op::Query(
+                sql::SET_CONFIG,
+                vec![
+                    Param::Text("application_name".into()),
+                    Param::Text(application_name.into()),
+                    Param::Bool(false),
+                ],
+            ),
+        ];
+        let mut results = self.conn.pipeline(&ops).await.into_iter();
+        let rows = results
+            .next()
+            .unwrap_or_else(|| Err(DbError::other("no result")))
+            .map_err(|e| Error::db("reading the session", e))?;
+        if let Some(Err(e)) = results.next() {
+            return Err(Error::db("setting application_name", e));
+        }
+        let row = rows
+            .first()
+            .ok_or_else(|| Error::History("session query returned no row".into()))?;
+        let version: String = get(row, 2)?;
+        let product = if is_cockroach(&version) {
+            Product::CockroachDb
+        } else {
+            Product::Postgres
+        };
+        self.cockroach = product == Product::CockroachDb;
+        let current_schema: String = get(row, 1)?;
+        Ok(Session {
+            database: get(row, 0)?,
+            schema: self.cfg_schema.clone().unwrap_or(current_schema),
+            product,
+            previous_application_name: get(row, 3)?,
+            backend_pid: get(row, 4)?,
+        })
+    }
+
+    async fn restore_session(&mut self, session: &Session) -> Result<(), Error> {
+        self.query(
+            sql::SET_CONFIG,
+            vec![
+                Param::Text("application_name".into()),
+                Param::Text(session.previous_application_name.clone()),
+                Param::Bool(false),
+            ],
+        )
+        .await
+        .map(drop)
+        .map_err(|e| Error::db("restoring application_name", e))
+    }
+
+    async fn try_advisory_lock(&mut self, key: i64) -> Result<bool, Error> {
+        let rows = self
+            .query(sql::TRY_ADVISORY, vec![Param::Int8(key)])
+            .await
+            .map_err(|e| Error::db("pg_try_advisory_lock", e))?;
+        match rows.first() {
+            Some(row) => get(row, 0),
+            None => Ok(false),
+        }
+    }
+
+    async fn advisory_unlock(&mut self, key: i64) -> Result<(), Error> {
+        let rows = self
+            .query(sql::ADVISORY_UNLOCK, vec![Param::Int8(key)])
+            .await
+            .map_err(|e| Error::db("pg_advisory_unlock", e))?;
+        if !rows
+            .first()
+            .map(|r| get::<bool>(r, 0))
+            .transpose()?
+            .unwrap_or(false)
+        {
+            tracing::warn!("the advisory lock was not held at release");
+        }
+        Ok(())
+    }
+
+    async fn advisory_holder(&mut self, key: i64) -> Result<Option<Holder>, Error> {
+        let (classid, objid) = pg_locks_ids(key);
+        let rows = self
+            .query(
+                sql::ADVISORY_HOLDER,
+                vec![Param::Oid(classid), Param::Oid(objid)],
+            )
+            .await
+            .map_err(|e| Error::db("looking up the lock holder", e))?;
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        Ok(Some(Holder::Session {
+            pid: get(row, 0)?,
+            application_name: get(row, 1)?,
+            client: get(row, 2)?,
+            connected_since: get(row, 3)?,
+            state: get(row, 4)?,
+        }))
+    }
+
+    async fn try_lease(
+        &mut self,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<Result<(), Option<Holder>>, Error> {
+        self.ensure_schema().await?;
+        let create = self.sql.lease_create.clone();
+        if let Err(e) = self.one(Op::Simple(&create)).await {
+            if !is_creation_race(&e) {
+                return Err(Error::db("creating the lease table", e));
+            }
+        }
+        let sql = self.sql.lease_try.clone();
+        let rows = self
+            .bookkeeping(
+                "taking the lease",
+                &sql,
+                vec![
+                    Param::Text(owner.to_owned()),
+                    Param::Float8(ttl.as_secs_f64()),
+                ],
+            )
+            .await;
+        let rows = match rows {
+            // Two first-comers inserting at once: the loser retries.
+            Err(e) if e.sqlstate() == Some("23505") => Vec::new(),
+            other => other?,
+        };
+        if !rows.is_empty() {
+            return Ok(Ok(()));
+        }
+        let sql = self.sql.lease_holder.clone();
+        let rows = self.bookkeeping("reading the lease", &sql, vec![]).await?;
+        Ok(Err(match rows.first() {
+            Some(row) => Some(Holder::Lease {
+                owner: get(row, 0)?,
+                acquired_at: get(row, 1)?,
+                expires_at: get(row, 2)?,
+            }),
+            None => None,
+        }))
+    }
+
+    async fn renew_lease(&mut self, owner: &str, ttl: Duration) -> Result<bool, Error> {
+        let sql = self.sql.lease_renew.clone();
+        let rows = self
+            .bookkeeping(
+                "renewing the lease",
+                &sql,
+                vec![
+                    Param::Text(owner.to_owned()),
+                    Param::Float8(ttl.as_secs_f64()),
+                ],
+            )
+            .await?;
+        Ok(!rows.is_empty())
+    }
+
+    async fn release_lease(&mut self, owner: &str) -> Result<(), Error> {
+        let sql = self.sql.lease_release.clone();
+        self.bookkeeping(
+            "releasing the lease",
+            &sql,
+            vec![Param::Text(owner.to_owned())],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn ensure_history(&mut self) -> Result<(), Error> {
+        self.ensure_schema().await?;
+        let layout = self.sql.layout.clone();
+        let table = self.sql.table.clone();
+        let rows = self
+            .query(&layout, vec![Param::Text(table.clone())])
+            .await
+            .map_err(|e| Error::db("checking the history table", e))?;
+        match rows.first() {
+            None => {
+                let create = self.sql.create.clone();
+                match self.one(Op::Simple(&create)).await {
+                    Ok(_) => {
+                        tracing::info!(table = %table, "history table created");
+                        Ok(())
+                    }
+                    // Created meanwhile by a run that holds no lock (lock strategy None).
+                    Err(e) if is_creation_race(&e) => {
+                        let _ = self.one(Op::Simple("ROLLBACK")).await;
+                        Ok(())
+                    }
+                    Err(e) => {
+                        let _ = self.one(Op::Simple("ROLLBACK")).await;
+                        Err(Error::db("creating the history table", e))
+                    }
+                }
+            }
+            Some(row) => {
+                let comment: String = get(row, 0)?;
+                if comment == crate::history::LAYOUT {
+                    Ok(())
+                } else {
+                    Err(Error::History(format!(
+                        "{table} exists but is not a Preflight history table of a layout this \
+                         version knows (its comment is `{comment}`, expected `{}`); use another \
+                         table name, or upgrade Preflight",
+                        crate::history::LAYOUT
+                    )))
+                }
+            }
+        }
+    }
+
+    async fn read_history(&mut self) -> Result<Vec<HistoryRow>, Error> {
+        let sql = self.sql.read.clone();
+        let rows = self
+            .query(&sql, vec![])
+            .await
+            .map_err(|e| Error::db("reading the history", e))?;
+        rows.iter().map(parse_row).collect()
+    }
+
+    async fn transaction(&mut self, items: &[TxItem<'_>]) -> Result<(), TxFailure> {
+        let mut attempt = 0;
+        loop {
+            match self.transaction_once(items).await {
+                // Only bookkeeping transactions (no body) are replayed: replaying a body is the
+                // runner's decision, not the driver's.
+                Err(TxFailure::Other(e))
+                    if self.cockroach
+                        && e.sqlstate() == Some("40001")
+                        && items.iter().all(|i| i.body.is_none())
+                        && attempt < RETRIES =>
+                {
+                    attempt += 1;
+                    self.conn.sleep(Duration::from_millis(20 << attempt)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn execute(&mut self, sql: &str) -> Result<(), DbError> {
+        let mut attempt = 0;
+        loop {
+            match self.one(Op::Simple(sql)).await {
+                // A statement that failed with 40001 did not take effect: run it again.
+                Err(e) if self.cockroach && is_retryable(&e) && attempt < RETRIES => {
+                    attempt += 1;
+                    self.conn.sleep(Duration::from_millis(20 << attempt)).await;
+                }
+                other => return other.map(drop),
+            }
+        }
+    }
+
+    async fn start_row(&mut self, row: &NewRow, done: u32) -> Result<(), Error> {
+        let sql = self.sql.start_row.clone();
+        let params = vec![
+            Param::Text(row.version.to_string()),
+            Param::Text(row.name.clone()),
+            Param::Text(row.checksum.to_string()),
+            Param::Text(row.chain.to_string()),
+            Param::Int4(i32::try_from(done).unwrap_or(i32::MAX)),
+            Param::Int4(i32::try_from(row.statements_total).unwrap_or(i32::MAX)),
+            Param::Text(row.applied_by.clone()),
+        ];
+        self.bookkeeping("recording in_progress", &sql, params)
+            .await
+            .map(drop)
+    }
+
+    async fn progress(&mut self, version: Version, done: u32) -> Result<(), Error> {
+        let sql = self.sql.progress.clone();
+        let params = vec![
+            Param::Text(version.to_string()),
+            Param::Int4(i32::try_from(done).unwrap_or(i32::MAX)),
+        ];
+        self.bookkeeping("recording progress", &sql, params)
+            .await
+            .map(drop)
+    }
+
+    async fn finish_row(
+        &mut self,
+        version: Version,
+        state: State,
+        done: u32,
+        execution_ms: i64,
+        error: Option<&str>,
+    ) -> Result<(), Error> {
+        let sql = self.sql.finish_row.clone();
+        let params = vec![
+            Param::Text(version.to_string()),
+            Param::Text(state.as_str().to_owned()),
+            Param::Int4(i32::try_from(done).unwrap_or(i32::MAX)),
+            Param::Int8(execution_ms),
+            Param::OptText(error.map(ToOwned::to_owned)),
+        ];
+        self.bookkeeping("recording the end of a migration", &sql, params)
+            .await
+            .map(drop)
+    }
+
+    async fn sleep(&mut self, duration: Duration) {
+        self.conn.sleep(duration).await;
+    }
+}
+
+impl<C: PgConn> PgBackend<C> {
+    async fn ensure_schema(&mut self) -> Result<(), Error> {
+        if let Some(create) = self.sql.create_schema.clone() {
+            if let Err(e) = self.one(Op::Simple(&create)).await {
+                if !is_creation_race(&e) {
+                    return Err(Error::db("creating the schema", e));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the history without a lock; an absent table is an empty history.
+    pub(crate) async fn history(&mut self) -> Result<Vec<HistoryRow>, Error> {
+        let sql = self.sql.read.clone();
+        match self.query(&sql, vec![]).await {
+            Err(e) if is_missing_table(&e) => Ok(Vec::new()),
+            Err(e) => Err(Error::db("reading the history", e)),
+            Ok(rows) => rows.iter().map(parse_row).collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_cockroach() {
+        assert!(is_cockroach(
+            "CockroachDB CCL v24.1.0 (x86_64-pc-linux-gnu, built 2024/05/15, go1.22.2)"
+        ));
+        assert!(!is_cockroach(
+            "PostgreSQL 15.20 (Debian 15.20-0+deb12u1) on x86_64-pc-linux-gnu"
+        ));
+    }
+
+    #[test]
+    fn classifies_retries() {
+        let serialization = DbError {
+            code: Some("40001".into()),
+            message: "restart transaction: TransactionRetryWithProtoRefreshError".into(),
+            ..DbError::default()
+        };
+        assert!(is_retryable(&serialization));
+        assert!(!is_retryable(&DbError {
+            code: Some("40P01".into()),
+            ..DbError::default()
+        }));
+        assert!(!is_retryable(&DbError::other("connection closed")));
+    }
+
+    #[test]
+    fn classifies_missing_tables() {
+        let e = |c: &str| DbError {
+            code: Some(c.into()),
+            ..DbError::default()
+        };
+        assert!(is_missing_table(&e("42P01")));
+        assert!(is_missing_table(&e("3F000")));
+        assert!(!is_missing_table(&e("42501")));
+    }
+}
+
+mod api {
+    //! The public entry points on [`Runner`] and [`Migrations`].
+
+    #[cfg(feature = "tokio-postgres")]
+    use super::async_client::AsyncConn;
+    #[cfg(feature = "postgres")]
+    use super::sync_client::SyncConn;
+    use super::PgBackend;
+    use crate::error::Error;
+    use crate::history::HistoryRow;
+    use crate::plan::Revert;
+    use crate::report::Report;
+    use crate::runner::{self, Repair, Runner, Work};
+    use crate::Migrations;
+
+    #[cfg(feature = "postgres")]
+    impl Runner<'_> {
+        /// Migrates through a sync `postgres` client: the fast path (one query) when the
+        /// database is current, otherwise lock, plan, apply, record, unlock. Three round trips
+        /// per migration applied.
+        ///
+        /// ```no_run
+        /// # use preflight_runtime::{MigrationSpec, Migrations};
+        /// # let migrations = Migrations::from_specs(vec![MigrationSpec::new(1, "init", "CREATE TABLE t (id int);")]).unwrap();
+        /// let mut client = postgres::Client::connect("postgres://app@localhost/app", postgres::NoTls)?;
+        /// let report = migrations.runner().run(&mut client)?;
+        /// assert!(report.fast_path || report.lock_taken);
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
+        pub fn run(&self, client: &mut postgres::Client) -> Result<Report, Error> {
+            self.sync(client, Work::Migrate)
+        }
+
+        /// Reverts applied migrations (newest first, each in a transaction with its history row
+        /// removed). Refuses before touching anything when one in the range has no down body.
+        pub fn revert(
+            &self,
+            client: &mut postgres::Client,
+            revert: Revert,
+        ) -> Result<Report, Error> {
+            self.sync(client, Work::Revert(revert))
+        }
+
+        /// Repairs the history under the lock, recorded in `<table>_log`.
+        pub fn repair(
+            &self,
+            client: &mut postgres::Client,
+            repair: Repair,
+        ) -> Result<Report, Error> {
+            self.sync(client, Work::Repair(repair))
+        }
+
+        /// Reads the history (no lock; empty when the table does not exist yet).
+        pub fn history(&self, client: &mut postgres::Client) -> Result<Vec<HistoryRow>, Error> {
+            self.cfg.validate()?;
+            let mut backend = PgBackend::new(SyncConn(client), &self.cfg);
+            futures_executor::block_on(backend.history())
+        }
+
+        fn sync(&self, client: &mut postgres::Client, work: Work) -> Result<Report, Error> {
+            let mut backend = PgBackend::new(SyncConn(client), &self.cfg);
+            futures_executor::block_on(runner::run(&mut backend, self.set, &self.cfg, work))
+        }
+    }
+
+    #[cfg(feature = "tokio-postgres")]
+    impl Runner<'_> {
+        /// Migrates through a `tokio-postgres` client: the fast path (one query) when the
+        /// database is current, otherwise lock, plan, apply, record, unlock. One round trip per
+        /// migration applied.
+        ///
+        /// ```no_run
+        /// # use preflight_runtime::{MigrationSpec, Migrations};
+        /// # async fn f(migrations: &Migrations) -> Result<(), Box<dyn std::error::Error>> {
+        /// let (mut client, connection) =
+        ///     tokio_postgres::connect("postgres://app@localhost/app", tokio_postgres::NoTls).await?;
+        /// tokio::spawn(connection);
+        /// let report = migrations.runner().out_of_order(true).run_async(&mut client).await?;
+        /// println!("{:?}", report.applied_versions());
+        /// # Ok(()) }
+        /// ```
+        pub async fn run_async(
+            &self,
+            client: &mut tokio_postgres::Client,
+        ) -> Result<Report, Error> {
+            self.async_work(client, Work::Migrate).await
+        }
+
+        /// Async [`Runner::revert`].
+        pub async fn revert_async(
+            &self,
+            client: &mut tokio_postgres::Client,
+            revert: Revert,
+        ) -> Result<Report, Error> {
+            self.async_work(client, Work::Revert(revert)).await
+        }
+
+        /// Async [`Runner::repair`].
+        pub async fn repair_async(
+            &self,
+            client: &mut tokio_postgres::Client,
+            repair: Repair,
+        ) -> Result<Report, Error> {
+            self.async_work(client, Work::Repair(repair)).await
+        }
+
+        /// Async [`Runner::history`].
+        pub async fn history_async(
+            &self,
+            client: &mut tokio_postgres::Client,
+        ) -> Result<Vec<HistoryRow>, Error> {
+            self.cfg.validate()?;
+            PgBackend::new(AsyncConn(client), &self.cfg).history().await
+        }
+
+        async fn async_work(
+            &self,
+            client: &mut tokio_postgres::Client,
+            work: Work,
+        ) -> Result<Report, Error> {
+            let mut backend = PgBackend::new(AsyncConn(client), &self.cfg);
+            runner::run(&mut backend, self.set, &self.cfg, work).await
+        }
+    }
+
+    impl Migrations {
+        /// Migrates with the default settings through a sync `postgres` client
+        /// (see [`Runner::run`]).
+        ///
+        /// ```no_run
+        /// # use preflight_runtime::{MigrationSpec, Migrations};
+        /// # let migrations = Migrations::from_specs(vec![MigrationSpec::new(1, "init", "CREATE TABLE t (id int);")]).unwrap();
+        /// let mut client = postgres::Client::connect("postgres://app@localhost/app", postgres::NoTls)?;
+        /// migrations.run(&mut client)?;
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
+        #[cfg(feature = "postgres")]
+        pub fn run(&self, client: &mut postgres::Client) -> Result<Report, Error> {
+            self.runner().run(client)
+        }
+
+        /// Migrates with the default settings through a `tokio-postgres` client
+        /// (see [`Runner::run_async`]).
+        #[cfg(feature = "tokio-postgres")]
+        pub async fn run_async(
+            &self,
+            client: &mut tokio_postgres::Client,
+        ) -> Result<Report, Error> {
+            self.runner().run_async(client).await
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! Every SQL text the PostgreSQL backend sends. Identifiers are quoted with [`quote_ident`];
+//! values are always parameters (`$1`), never interpolated.
+
+use crate::history::LAYOUT;
+
+/// Quotes an identifier for PostgreSQL: wrapped in `"`, inner `"` doubled. The caller has
+/// rejected NUL bytes, which no identifier may contain.
+pub(crate) fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The statements for one history table.
+#[derive(Debug, Clone)]
+pub(crate) struct Sql {
+    /// The qualified, quoted table name, also passed as a *value* to `to_regclass`.
+    pub table: String,
+    pub create_schema: Option<String>,
+    pub fast_check: String,
+    pub layout: String,
+    pub create: String,
+    pub read: String,
+    pub insert_applied: String,
+    pub upsert_applied: String,
+    pub delete: String,
+    pub set_checksum: String,
+    pub set_chain: String,
+    pub start_row: String,
+    pub progress: String,
+    pub finish_row: String,
+    pub log: String,
+    pub lease_create: String,
+    pub lease_try: String,
+    pub lease_holder: String,
+    pub lease_renew: String,
+    pub lease_release: String,
+}
+
+/// The session query: what the slow path needs to know first.
+pub(crate) const SESSION: &str = "SELECT current_database()::text, \
+     coalesce(current_schema()::text, ''), version(), current_setting('application_name'), \
+     pg_backend_pid()::int8";
+/// Sets a setting for the session (`false`) or the transaction (`true`, third parameter).
+pub(crate) const SET_CONFIG: &str = "SELECT set_config($1, $2, $3)";
+pub(crate) const TRY_ADVISORY: &str = "SELECT pg_try_advisory_lock($1)";
+pub(crate) const ADVISORY_UNLOCK: &str = "SELECT pg_advisory_unlock($1)";
+/// Who holds a bigint advisory lock: classid = high 32 bits, objid = low 32 bits, objsubid 1.
+pub(crate) const ADVISORY_HOLDER: &str = "SELECT a.pid, coalesce(a.application_name, ''), \
+     coalesce(host(a.client_addr), 'local'), coalesce(a.backend_start::text, ''), \
+     coalesce(a.state, 'unknown state') || coalesce(' since ' || a.state_change::text, '') \
+     FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+     WHERE l.locktype = 'advisory' AND l.granted AND l.classid = $1 AND l.objid = $2 \
+     AND l.objsubid = 1 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+     LIMIT 1";
+
+impl Sql {
+    pub fn new(schema: Option<&str>, table: &str) -> Sql {
+        let qualify = |name: &str| match schema {
+            Some(s) => format!("{}.{}", quote_ident(s), quote_ident(name)),
+            None => quote_ident(name),
+        };
+        let t = qualify(table);
+        let log = qualify(&format!("{table}_log"));
+        let lease = qualify(&format!("{table}_lease"));
+        let columns = "version, name, checksum, chain, state, statements_done, \
+                       statements_total, applied_at, execution_ms, applied_by";
+        Sql {
+            create_schema: schema.map(|s| format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(s))),
+            fast_check: format!(
+                "SELECT h.chain, h.state, c.total, c.unfinished FROM \
+                 (SELECT count(*) AS total, count(*) FILTER (WHERE state <> 'applied') AS unfinished \
+                 FROM {t}) AS c LEFT JOIN {t} AS h ON h.version = $1"
+            ),
+            layout: "SELECT coalesce(obj_description(c.oid, 'pg_class'), '') FROM pg_class c \
+                     WHERE c.oid = to_regclass($1)"
+                .to_owned(),
+            create: format!(
+                "BEGIN;\n\
+                 CREATE TABLE {t} (\n\
+                   version text PRIMARY KEY,\n\
+                   name text NOT NULL,\n\
+                   checksum text NOT NULL,\n\
+                   chain text NOT NULL,\n\
+                   state text NOT NULL CHECK (state IN ('applied', 'in_progress', 'failed')),\n\
+                   statements_done integer NOT NULL DEFAULT 0,\n\
+                   statements_total integer NOT NULL DEFAULT 0,\n\
+                   applied_at timestamptz NOT NULL DEFAULT now(),\n\
+                   execution_ms bigint NOT NULL DEFAULT 0,\n\
+                   applied_by text NOT NULL DEFAULT '',\n\
+                   error text\n\
+                 );\n\
+                 COMMENT ON TABLE {t} IS '{LAYOUT}';\n\
+                 CREATE TABLE IF NOT EXISTS {log} (\n\
+                   at timestamptz NOT NULL DEFAULT now(),\n\
+                   action text NOT NULL,\n\
+                   version text,\n\
+                   detail text NOT NULL,\n\
+                   performed_by text NOT NULL\n\
+                 );\n\
+                 COMMIT"
+            ),
+            read: format!(
+                "SELECT version, name, checksum, chain, state, statements_done, statements_total, \
+                 applied_at::text, execution_ms, applied_by, error FROM {t}"
+            ),
+            insert_applied: format!(
+                "INSERT INTO {t} ({columns}) VALUES ($1, $2, $3, $4, 'applied', $5, $5, now(), \
+                 (extract(epoch FROM clock_timestamp() - now()) * 1000)::bigint, $6)"
+            ),
+            upsert_applied: format!(
+                "INSERT INTO {t} ({columns}) VALUES ($1, $2, $3, $4, 'applied', $5, $5, now(), 0, $6) \
+                 ON CONFLICT (version) DO UPDATE SET name = excluded.name, \
+                 checksum = excluded.checksum, chain = excluded.chain, state = 'applied', \
+                 statements_done = excluded.statements_done, \
+                 statements_total = excluded.statements_total, applied_by = excluded.applied_by, \
+                 error = NULL"
+            ),
+            delete: format!("DELETE FROM {t} WHERE version = $1"),
+            set_checksum: format!("UPDATE {t} SET checksum = $2, chain = $3 WHERE version = $1"),
+            set_chain: format!("UPDATE {t} SET chain = $2 WHERE version = $1"),
+            start_row: format!(
+                "INSERT INTO {t} ({columns}) VALUES ($1, $2, $3, $4, 'in_progress', $5, $6, now(), 0, $7) \
+                 ON CONFLICT (version) DO UPDATE SET state = 'in_progress', \
+                 checksum = excluded.checksum, chain = excluded.chain, \
+                 statements_done = excluded.statements_done, \
+                 statements_total = excluded.statements_total, applied_by = excluded.applied_by, \
+                 error = NULL"
+            ),
+            progress: format!("UPDATE {t} SET statements_done = $2 WHERE version = $1"),
+            finish_row: format!(
+                "UPDATE {t} SET state = $2, statements_done = $3, \
+                 execution_ms = execution_ms + $4, error = $5 WHERE version = $1"
+            ),
+            log: format!(
+                "INSERT INTO {log} (action, version, detail, performed_by) VALUES ($1, $2, $3, $4)"
+            ),
+            lease_create: format!(
+                "CREATE TABLE IF NOT EXISTS {lease} (\n\
+                   id integer PRIMARY KEY CHECK (id = 1),\n\
+                   owner text NOT NULL,\n\
+                   acquired_at timestamptz NOT NULL,\n\
+                   expires_at timestamptz NOT NULL,\n\
+                   renewed_at timestamptz NOT NULL\n\
+                 )"
+            ),
+            // One atomic statement: take the lease if there is none, if it expired (its
+            // holder died) or if it is already ours.
+            lease_try: format!(
+                "INSERT INTO {lease} AS l (id, owner, acquired_at, expires_at, renewed_at) \
+                 VALUES (1, $1, now(), now() + $2 * interval '1 second', now()) \
+                 ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, \
+                 acquired_at = excluded.acquired_at, expires_at = excluded.expires_at, \
+                 renewed_at = excluded.renewed_at \
+                 WHERE l.expires_at < now() OR l.owner = excluded.owner RETURNING l.owner"
+            ),
+            lease_holder: format!(
+                "SELECT owner, acquired_at::text, expires_at::text FROM {lease} WHERE id = 1"
+            ),
+            lease_renew: format!(
+                "UPDATE {lease} SET expires_at = now() + $2 * interval '1 second', \
+                 renewed_at = now() WHERE id = 1 AND owner = $1 RETURNING 1"
+            ),
+            lease_release: format!("DELETE FROM {lease} WHERE id = 1 AND owner = $1"),
+            table: t,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_identifiers() {
+        assert_eq!(quote_ident("plain"), "\"plain\"");
+        assert_eq!(quote_ident("we\"ird"), "\"we\"\"ird\"");
+        assert_eq!(quote_ident("a.b"), "\"a.b\"");
+        let sql = Sql::new(Some("s\"x"), "t\"; DROP TABLE x; --");
+        assert_eq!(sql.table, "\"s\"\"x\".\"t\"\"; DROP TABLE x; --\"");
+        assert!(sql
+            .read
+            .ends_with("FROM \"s\"\"x\".\"t\"\"; DROP TABLE x; --\""));
+    }
+}

@@ -1,0 +1,134 @@
+//! What a run did, for the caller to log or assert on.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::Version;
+
+/// The outcome of a run (migrate, revert or repair).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Report {
+    /// Migrations applied by this run, in order, with how long each body took.
+    pub applied: Vec<Applied>,
+    /// Migrations reverted by this run, in order.
+    pub reverted: Vec<Applied>,
+    /// Pending migrations left alone because they are above the target version.
+    pub skipped: Vec<Version>,
+    /// Conditions that did not stop the run (also emitted as `tracing` warnings).
+    pub warnings: Vec<Warning>,
+    /// Whether the one-query fast path found the database current (no lock, nothing else).
+    pub fast_path: bool,
+    /// Whether the migration lock was taken.
+    pub lock_taken: bool,
+    /// How long the run waited for the lock.
+    pub lock_wait: Duration,
+}
+
+impl Report {
+    /// The versions applied, in order.
+    pub fn applied_versions(&self) -> Vec<Version> {
+        self.applied.iter().map(|a| a.version).collect()
+    }
+
+    /// The versions reverted, in order.
+    pub fn reverted_versions(&self) -> Vec<Version> {
+        self.reverted.iter().map(|a| a.version).collect()
+    }
+}
+
+/// One migration applied or reverted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// The version.
+    pub version: Version,
+    /// The name.
+    pub name: String,
+    /// How long it took, measured by the client (round trips included).
+    pub duration: Duration,
+}
+
+/// A condition that does not stop the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Warning {
+    /// The history has versions above the binary's newest (a newer release already migrated;
+    /// this is an older replica in a rolling deploy).
+    AheadOfBinary {
+        /// The versions the binary does not know, ascending.
+        versions: Vec<Version>,
+    },
+    /// Applied versions the binary does not have, allowed by `allow_missing`.
+    Missing {
+        /// The versions, ascending.
+        versions: Vec<Version>,
+    },
+    /// Pending versions below the newest applied one, applied because `out_of_order` allows it.
+    OutOfOrder {
+        /// The versions, ascending.
+        versions: Vec<Version>,
+    },
+    /// The database is already past the target version; migrate does not revert (use revert).
+    BeyondTarget {
+        /// The target.
+        target: Version,
+        /// Applied versions above it.
+        versions: Vec<Version>,
+    },
+    /// An unfinished migration was resumed, as `resume_unfinished` asked.
+    Resumed {
+        /// The version.
+        version: Version,
+        /// The statement (0-based) it resumed from.
+        from_statement: u32,
+    },
+    /// The database is CockroachDB: the lease lock was used and migrations were recorded
+    /// `in_progress` then `applied`, since DDL there is not transactional.
+    CockroachDb,
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list = |v: &[Version]| {
+            v.iter()
+                .map(Version::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match self {
+            Warning::AheadOfBinary { versions } => write!(
+                f,
+                "the database has migration(s) {} newer than this binary knows (a newer release \
+                 migrated it); booting anyway",
+                list(versions)
+            ),
+            Warning::Missing { versions } => write!(
+                f,
+                "applied migration(s) {} are not in this binary (allowed)",
+                list(versions)
+            ),
+            Warning::OutOfOrder { versions } => write!(
+                f,
+                "migration(s) {} applied out of order (allowed)",
+                list(versions)
+            ),
+            Warning::BeyondTarget { target, versions } => write!(
+                f,
+                "the database is past the target {target}: {} applied; use revert to go back",
+                list(versions)
+            ),
+            Warning::Resumed {
+                version,
+                from_statement,
+            } => write!(
+                f,
+                "resumed unfinished migration {version} from statement {}",
+                from_statement + 1
+            ),
+            Warning::CockroachDb => f.write_str(
+                "CockroachDB: lease lock, each migration recorded in_progress then applied \
+                 (DDL is not transactional there)",
+            ),
+        }
+    }
+}

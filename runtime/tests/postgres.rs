@@ -1,0 +1,845 @@
+//! Boot-time runner against a real PostgreSQL server: each test creates its own database
+//! (`testing::TestDb`) and drops it afterwards. Multi-process tests re-execute this test binary
+//! with `PREFLIGHT_CHILD` naming the child's role.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use preflight_runtime::lock::{advisory_key, Holder};
+use preflight_runtime::testing::TestDb;
+use preflight_runtime::{
+    Body, Error, Kind, LockStrategy, MigrationParts, MigrationSpec, Migrations, Repair, Revert,
+    Span, State, Version, Warning,
+};
+
+fn set(specs: Vec<MigrationSpec>) -> Migrations {
+    Migrations::from_specs(specs).unwrap()
+}
+
+fn v(n: u64) -> Version {
+    Version::new(n)
+}
+
+/// (version, state, statements_done, statements_total), in version order.
+fn history(client: &mut postgres::Client, table: &str) -> Vec<(Version, String, i32, i32)> {
+    let sql = format!("SELECT version, state, statements_done, statements_total FROM {table}");
+    let mut rows: Vec<_> = client
+        .query(&sql, &[])
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r.get::<_, String>(0).parse::<Version>().unwrap(),
+                r.get::<_, String>(1),
+                r.get::<_, i32>(2),
+                r.get::<_, i32>(3),
+            )
+        })
+        .collect();
+    rows.sort_by_key(|r| r.0);
+    rows
+}
+
+fn versions(client: &mut postgres::Client) -> Vec<Version> {
+    history(client, "preflight_history")
+        .into_iter()
+        .map(|r| r.0)
+        .collect()
+}
+
+fn table_exists(client: &mut postgres::Client, name: &str) -> bool {
+    client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])
+        .unwrap()
+        .get(0)
+}
+
+/// Polls a condition (not a sleep standing in for synchronisation: it waits for a fact).
+fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn three() -> Migrations {
+    set(vec![
+        MigrationSpec::new(1, "users", "CREATE TABLE users (id int primary key);")
+            .down("DROP TABLE users;"),
+        MigrationSpec::new(2, "email", "ALTER TABLE users ADD email text;")
+            .down("ALTER TABLE users DROP email;"),
+        MigrationSpec::new(3, "posts", "CREATE TABLE posts (id int);").down("DROP TABLE posts;"),
+    ])
+}
+
+#[test]
+fn applies_once_then_takes_the_fast_path_without_a_lock() {
+    let db = TestDb::new();
+    let mut client = db.connect();
+    client
+        .batch_execute("SET application_name = 'my app'")
+        .unwrap();
+    let m = three();
+    let first = m
+        .runner()
+        .application("test-app 1.0")
+        .run(&mut client)
+        .unwrap();
+    assert_eq!(first.applied_versions(), [v(1), v(2), v(3)]);
+    assert!(first.lock_taken && !first.fast_path);
+    let second = m.run(&mut client).unwrap();
+    assert!(second.fast_path, "{second:?}");
+    assert!(!second.lock_taken);
+    assert!(second.applied.is_empty());
+    let rows = history(&mut client, "preflight_history");
+    assert_eq!(rows.len(), 3);
+    assert!(rows.iter().all(|r| r.1 == "applied"));
+    // The contract columns.
+    let row = client
+        .query_one(
+            "SELECT checksum, chain, applied_by, obj_description('preflight_history'::regclass, 'pg_class') \
+             FROM preflight_history WHERE version = '3'",
+            &[],
+        )
+        .unwrap();
+    let m3 = m.get(v(3)).unwrap();
+    assert_eq!(row.get::<_, String>(0), m3.checksum().to_string());
+    assert_eq!(row.get::<_, String>(1), m3.chain().to_string());
+    assert!(row.get::<_, String>(2).starts_with("test-app 1.0 on "));
+    assert_eq!(row.get::<_, String>(3), "preflight-history v1");
+    // The connection's application_name is restored.
+    let name: String = client
+        .query_one("SELECT current_setting('application_name')", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(name, "my app");
+    // No advisory lock left behind by this session.
+    let locks: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(locks, 0);
+}
+
+#[test]
+fn async_driver_applies_and_takes_the_fast_path() {
+    let db = TestDb::new();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (mut client, conn) = tokio_postgres::connect(db.url(), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let m = three();
+        // The future is Send, so it can be spawned on a multi-threaded runtime.
+        fn assert_send<T: Send>(t: T) -> T {
+            t
+        }
+        let report = assert_send(m.run_async(&mut client)).await.unwrap();
+        assert_eq!(report.applied_versions(), [v(1), v(2), v(3)]);
+        let again = m.run_async(&mut client).await.unwrap();
+        assert!(again.fast_path && !again.lock_taken);
+        // A failing body: its error is reported, nothing recorded, the connection usable.
+        let bad = set(vec![
+            MigrationSpec::new(1, "users", "CREATE TABLE users (id int primary key);")
+                .down("DROP TABLE users;"),
+            MigrationSpec::new(2, "email", "ALTER TABLE users ADD email text;")
+                .down("ALTER TABLE users DROP email;"),
+            MigrationSpec::new(3, "posts", "CREATE TABLE posts (id int);")
+                .down("DROP TABLE posts;"),
+            MigrationSpec::new(
+                4,
+                "broken",
+                "CREATE TABLE ok4 (id int);\nSELECT * FROM nope;",
+            ),
+        ]);
+        let err = bad.run_async(&mut client).await.unwrap_err();
+        assert_eq!(err.sqlstate(), Some("42P01"), "{err}");
+        assert!(err.to_string().contains("migration 4 `broken`"), "{err}");
+        let rows = client
+            .query("SELECT count(*) FROM preflight_history", &[])
+            .await
+            .unwrap();
+        assert_eq!(rows[0].get::<_, i64>(0), 3);
+        let ok4: bool = client
+            .query_one("SELECT to_regclass('ok4') IS NULL", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert!(
+            ok4,
+            "the failed migration's first statement was rolled back"
+        );
+    });
+}
+
+#[test]
+fn syntax_error_names_statement_line_and_sqlstate() {
+    let db = TestDb::new();
+    let mut client = db.connect();
+    // Split into statements as `embed!` does, so the error maps to the second statement.
+    let text = "CREATE TABLE a (id int);\n\nCREATE TABLE b (id intt;\n";
+    let m = Migrations::from_parts(vec![MigrationParts {
+        version: v(7),
+        name: "bad".into(),
+        path: "7_bad.sql".into(),
+        checksum_text: text.into(),
+        up: Body::owned(
+            text.into(),
+            vec![Span::new(0, 24), Span::new(26, 50)],
+            Kind::Transactional,
+        ),
+        down: None,
+    }])
+    .unwrap();
+    let err = m.run(&mut client).unwrap_err();
+    match &err {
+        Error::Migration(e) => {
+            assert_eq!(e.version, v(7));
+            assert_eq!(e.source.code.as_deref(), Some("42601"));
+            assert_eq!(e.path, "7_bad.sql");
+            // The server's error position, mapped back through the script to the statement.
+            assert_eq!((e.statement, e.line), (Some(1), Some(3)));
+        }
+        other => panic!("{other}"),
+    }
+    assert!(versions(&mut client).is_empty());
+    assert!(!table_exists(&mut client, "a"));
+}
+
+fn race_set() -> Migrations {
+    let mut specs = vec![MigrationSpec::new(
+        1,
+        "log",
+        "CREATE TABLE applied_log (v int);",
+    )];
+    for n in 2..=6u64 {
+        // Not idempotent: applying it twice fails, and the log counts applications.
+        specs.push(MigrationSpec::new(
+            n,
+            &format!("t{n}"),
+            &format!("CREATE TABLE t{n} (id int); INSERT INTO applied_log VALUES ({n});"),
+        ));
+    }
+    set(specs)
+}
+
+fn assert_race_result(client: &mut postgres::Client) {
+    assert_eq!(versions(client), (1..=6).map(v).collect::<Vec<_>>());
+    let row = client
+        .query_one("SELECT count(*), count(DISTINCT v) FROM applied_log", &[])
+        .unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (5, 5));
+}
+
+#[test]
+fn sixteen_threads_race_and_apply_each_migration_once() {
+    let db = TestDb::new();
+    let m = race_set();
+    let barrier = std::sync::Barrier::new(16);
+    let reports: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..16)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut client = db.connect();
+                    barrier.wait();
+                    m.runner()
+                        .lock_timeout(Duration::from_secs(60))
+                        .run(&mut client)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut applied = 0;
+    for r in reports {
+        applied += r.unwrap().applied.len();
+    }
+    assert_eq!(applied, 6, "every migration applied by exactly one thread");
+    assert_race_result(&mut db.connect());
+}
+
+fn child_role() -> Option<(String, String)> {
+    Some((
+        std::env::var("PREFLIGHT_CHILD").ok()?,
+        std::env::var("PREFLIGHT_CHILD_URL").ok()?,
+    ))
+}
+
+fn spawn_child(test: &str, role: &str, url: &str) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env("PREFLIGHT_CHILD", role)
+        .env("PREFLIGHT_CHILD_URL", url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn eight_processes_race_and_apply_each_migration_once() {
+    if let Some((_, url)) = child_role() {
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        race_set().run(&mut client).unwrap();
+        return;
+    }
+    let db = TestDb::new();
+    let children: Vec<_> = (0..8)
+        .map(|_| {
+            spawn_child(
+                "eight_processes_race_and_apply_each_migration_once",
+                "race",
+                db.url(),
+            )
+        })
+        .collect();
+    for mut c in children {
+        assert!(c.wait().unwrap().success(), "a racing process failed");
+    }
+    assert_race_result(&mut db.connect());
+}
+
+fn blocker_sets() -> (Migrations, Migrations) {
+    let tx = set(vec![
+        MigrationSpec::new(1, "blocker", "CREATE TABLE blocker (id int);"),
+        MigrationSpec::new(
+            2,
+            "slow",
+            "CREATE TABLE made_by_2 (id int);\nSELECT * FROM blocker;",
+        ),
+    ]);
+    let notx = set(vec![
+        MigrationSpec::new(1, "blocker", "CREATE TABLE blocker (id int);"),
+        MigrationSpec::new(2, "slow", "").no_transaction(&[
+            "CREATE TABLE nt1 (id int);",
+            "SELECT * FROM blocker;",
+            "CREATE TABLE nt3 (id int);",
+        ]),
+    ]);
+    (tx, notx)
+}
+
+/// Runs migration 1, holds a lock on `blocker`, starts a child that blocks on it inside
+/// migration 2, SIGKILLs the child once the server shows it waiting, and waits until its
+/// backend is gone.
+fn kill_child_inside_migration_2(db: &TestDb, test: &str, role: &str, m: &Migrations) {
+    let mut client = db.connect();
+    m.runner().target(1u64).run(&mut client).unwrap();
+    let mut holder = db.connect();
+    holder
+        .batch_execute("BEGIN; LOCK TABLE blocker IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let mut child = spawn_child(test, role, db.url());
+    let mut watcher = db.connect();
+    let mut pid = 0i32;
+    wait_until("the child to block on the blocker table", || {
+        let rows = watcher
+            .query(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+                 AND application_name = 'preflight: kill-child' AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .unwrap();
+        rows.first().map(|r| pid = r.get(0)).is_some()
+    });
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    holder.batch_execute("ROLLBACK").unwrap();
+    wait_until("the killed child's backend to exit", || {
+        watcher
+            .query("SELECT 1 FROM pg_stat_activity WHERE pid = $1", &[&pid])
+            .unwrap()
+            .is_empty()
+    });
+}
+
+fn kill_child_main(role: &str, url: &str) {
+    let (tx, notx) = blocker_sets();
+    let m = if role == "tx" { tx } else { notx };
+    let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    let _ = m.runner().application("kill-child").run(&mut client);
+    unreachable!("the parent kills this process while it migrates");
+}
+
+#[test]
+fn killed_inside_a_transactional_migration_nothing_is_recorded_and_it_reapplies() {
+    if let Some((role, url)) = child_role() {
+        kill_child_main(&role, &url);
+    }
+    let db = TestDb::new();
+    let (m, _) = blocker_sets();
+    kill_child_inside_migration_2(
+        &db,
+        "killed_inside_a_transactional_migration_nothing_is_recorded_and_it_reapplies",
+        "tx",
+        &m,
+    );
+    let mut client = db.connect();
+    assert_eq!(versions(&mut client), [v(1)], "no history row lies");
+    assert!(!table_exists(&mut client, "made_by_2"));
+    let report = m.run(&mut client).unwrap();
+    assert_eq!(report.applied_versions(), [v(2)]);
+    assert!(table_exists(&mut client, "made_by_2"));
+}
+
+#[test]
+fn killed_inside_a_no_transaction_migration_refuses_then_resumes() {
+    if let Some((role, url)) = child_role() {
+        kill_child_main(&role, &url);
+    }
+    let db = TestDb::new();
+    let (_, m) = blocker_sets();
+    kill_child_inside_migration_2(
+        &db,
+        "killed_inside_a_no_transaction_migration_refuses_then_resumes",
+        "notx",
+        &m,
+    );
+    let mut client = db.connect();
+    let rows = history(&mut client, "preflight_history");
+    assert_eq!(rows[1], (v(2), "in_progress".to_owned(), 1, 3));
+    let err = m.run(&mut client).unwrap_err();
+    match &err {
+        Error::Unfinished(u) => {
+            assert_eq!(
+                (u.version, u.state, u.statements_done, u.statements_total),
+                (v(2), State::InProgress, 1, 3)
+            );
+            assert_eq!(u.next_line, Some(2));
+        }
+        other => panic!("{other}"),
+    }
+    assert!(
+        err.to_string().contains("preflight repair --forget 2"),
+        "{err}"
+    );
+    assert!(!table_exists(&mut client, "nt3"));
+    let report = m.runner().resume_unfinished(true).run(&mut client).unwrap();
+    assert_eq!(report.applied_versions(), [v(2)]);
+    assert!(report.warnings.contains(&Warning::Resumed {
+        version: v(2),
+        from_statement: 1
+    }));
+    assert!(table_exists(&mut client, "nt3"));
+    assert_eq!(
+        history(&mut client, "preflight_history")[1],
+        (v(2), "applied".to_owned(), 3, 3)
+    );
+    assert!(m.run(&mut client).unwrap().fast_path);
+}
+
+#[test]
+fn failed_no_transaction_statement_is_recorded_and_repairs_are_logged() {
+    let db = TestDb::new();
+    let mut client = db.connect();
+    let broken = set(vec![MigrationSpec::new(1, "idx", "").no_transaction(&[
+        "CREATE TABLE IF NOT EXISTS n1 (id int);",
+        "CREATE INDEX CONCURRENTLY n1_idx ON missing_table (id);",
+        "CREATE TABLE n3 (id int);",
+    ])]);
+    let err = broken.run(&mut client).unwrap_err();
+    match &err {
+        Error::Migration(e) => {
+            assert_eq!((e.statement, e.line), (Some(1), Some(2)));
+            assert_eq!(e.source.code.as_deref(), Some("42P01"));
+        }
+        other => panic!("{other}"),
+    }
+    assert_eq!(
+        history(&mut client, "preflight_history"),
+        [(v(1), "failed".to_owned(), 1, 3)]
+    );
+    let refused = broken.run(&mut client).unwrap_err();
+    assert!(
+        matches!(&refused, Error::Unfinished(u) if u.state == State::Failed),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("missing_table"), "{refused}");
+    // Forget: the row goes, the migration runs again from the start (and fails again).
+    broken
+        .runner()
+        .repair(&mut client, Repair::Forget(v(1)))
+        .unwrap();
+    assert!(versions(&mut client).is_empty());
+    assert!(broken.run(&mut client).is_err());
+    // Mark applied: the operator finished it by hand.
+    client.batch_execute("CREATE TABLE n3 (id int)").unwrap();
+    broken
+        .runner()
+        .repair(&mut client, Repair::MarkApplied(v(1)))
+        .unwrap();
+    assert_eq!(
+        history(&mut client, "preflight_history"),
+        [(v(1), "applied".to_owned(), 3, 3)]
+    );
+    assert!(broken.run(&mut client).unwrap().fast_path);
+    let actions: Vec<String> = client
+        .query("SELECT action FROM preflight_history_log ORDER BY at", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(actions, ["forget", "mark-applied"]);
+}
+
+#[test]
+fn edited_migration_refuses_naming_both_checksums_and_can_be_accepted() {
+    let db = TestDb::new();
+    let mut client = db.connect();
+    three().run(&mut client).unwrap();
+    let edited = set(vec![
+        MigrationSpec::new(1, "users", "CREATE TABLE users (id bigint primary key);"),
+        MigrationSpec::new(2, "email", "ALTER TABLE users ADD email text;"),
+        MigrationSpec::new(3, "posts", "CREATE TABLE posts (id int);"),
+        MigrationSpec::new(4, "more", "CREATE TABLE more (id int);"),
+    ]);
+    let err = edited.run(&mut client).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, Error::ChecksumMismatch { version, .. } if version == v(1)));
+    assert!(
+        text.contains(&three().get(v(1)).unwrap().checksum().to_string()),
+        "{text}"
+    );
+    assert!(
+        text.contains(&edited.get(v(1)).unwrap().checksum().to_string()),
+        "{text}"
+    );
+    assert!(text.contains("1_users.sql"), "{text}");
+    assert!(
+        !table_exists(&mut client, "more"),
+        "refused before touching anything"
+    );
+    edited
+        .runner()
+        .repair(&mut client, Repair::AcceptChecksum(v(1)))
+        .unwrap();
+    assert_eq!(edited.run(&mut client).unwrap().applied_versions(), [v(4)]);
+    assert!(edited.run(&mut client).unwrap().fast_path);
+}
+
+#[test]
+fn missing_migration_refuses_unless_allowed() {
+    let db = TestDb::new();
+    let mut client = db.connect();
+    three().run(&mut client).unwrap();
+    let without_2 = set(vec![
+        MigrationSpec::new(1, "users", "CREATE TABLE users (id int primary key);")
+            .down("DROP TABLE users;"),
+        MigrationSpec::new(3, "posts", "CREATE TABLE posts (id int);").down("DROP TABLE posts;"),
+    ]);
+    let err = without_2.run(&mut client).unwrap_err();
+    assert!(
+        matches!(&err, Error::Missing { versions } if versions == &[v(2)]),
+        "{err}"
+    );
+    let report = without_2
+        .runner()
+        .allow_missing(true)
+        .run(&mut client)
+        .unwrap();
+    assert_eq!(
+        report.warnings,
+        [Warning::Missing {
+            versions: vec![v(2)]
+        }]
+    );
+}
+
+#[test]
+fn history_ahead_of_the_binary_boots_with_a_warning() {
+    let db = TestDb::new();
+    let mut client = db.connect();
+    three().run(&mut client).unwrap();
+    let old = set(vec![
+        MigrationSpec::new(1, "users", "CREATE TABLE users (id int primary key);")
+            .down("DROP TABLE users;"),
+        MigrationSpec::new(2, "email", "ALTER TABLE users ADD email text;")
+            .down("ALTER TABLE users DROP email;"),
+    ]);
+    let report = old.run(&mut client).unwrap();
+    assert!(report.applied.is_empty());
+    assert_eq!(
+        report.warnings,
+        [Warning::AheadOfBinary {
+            versions: vec![v(3)]
+        }]
+    );
+    assert_eq!(versions(&mut client), [v(1), v(2), v(3)]);
+}
+
+#[test]
+fn out_of_order_refused_by_default_and_applied_when_allowed() {
+    let db = TestDb::new();
+    let mut client = db.connect();
+    let branch_a = set(vec![
+        MigrationSpec::new(1, "a", "CREATE TABLE a (id int);"),
+        MigrationSpec::new(3, "c", "CREATE TABLE c (id int);"),
+    ]);
+    branch_a.run(&mut client).unwrap();
+    let merged = set(vec![
+        MigrationSpec::new(1, "a", "CREATE TABLE a (id int);"),
+        MigrationSpec::new(2, "b", "CREATE TABLE b (id int);"),
+        MigrationSpec::new(3, "c", "CREATE TABLE c (id int);"),
+    ]);
+    let err = merged.run(&mut client).unwrap_err();
+    assert!(
+        matches!(&err, Error::OutOfOrder { pending, newest_applied } if pending == &[v(2)] && *newest_applied == v(3)),
+        "{err}"
+    );
+    assert!(!table_exists(&mut client, "b"));
+    let report = merged.runner().out_of_order(true).run(&mut client).unwrap();
+    assert_eq!(report.applied_versions(), [v(2)]);
+    assert_eq!(
+        report.warnings,
+        [Warning::OutOfOrder {
+            versions: vec![v(2)]
+        }]
+    );
+    // The slow path refreshed the newest row's chain: the next boot is fast again.
+    assert!(merged.run(&mut client).unwrap().fast_path);
+}
+
+#[test]
+fn lock_timeout_names_the_holder() {
+    let db = TestDb::new();
+    let mut holder = db.connect();
+    holder
+        .batch_execute("SET application_name = 'holder-app'")
+        .unwrap();
+    let key = advisory_key(db.name(), "public", "preflight_history");
+    let holder_pid: i32 = holder
+        .query_one(
+            "SELECT pg_backend_pid() FROM (SELECT pg_advisory_lock($1)) l",
+            &[&key],
+        )
+        .unwrap()
+        .get(0);
+    let mut client = db.connect();
+    let started = Instant::now();
+    let err = three()
+        .runner()
+        .lock_timeout(Duration::from_millis(300))
+        .run(&mut client)
+        .unwrap_err();
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    match &err {
+        Error::LockTimeout {
+            holder: Some(h), ..
+        } => match h.as_ref() {
+            Holder::Session {
+                pid,
+                application_name,
+                ..
+            } => {
+                assert_eq!(*pid, holder_pid);
+                assert_eq!(application_name, "holder-app");
+            }
+            other => panic!("{other}"),
+        },
+        other => panic!("{other}"),
+    }
+    assert!(err.to_string().contains("holder-app"), "{err}");
+    assert!(!table_exists(&mut client, "users"));
+    // Once released, the run goes through.
+    holder
+        .query("SELECT pg_advisory_unlock($1)", &[&key])
+        .unwrap();
+    assert_eq!(three().run(&mut client).unwrap().applied.len(), 3);
+}
+
+#[test]
+fn revert_by_steps_and_to_a_version_refusing_without_down() {
+    let db = TestDb::new();
+    let mut client = db.connect();
+    let m = three();
+    m.run(&mut client).unwrap();
+    let report = m.runner().revert(&mut client, Revert::Steps(1)).unwrap();
+    assert_eq!(report.reverted_versions(), [v(3)]);
+    assert!(!table_exists(&mut client, "posts"));
+    assert_eq!(versions(&mut client), [v(1), v(2)]);
+    let report = m.runner().revert(&mut client, Revert::To(v(0))).unwrap();
+    assert_eq!(report.reverted_versions(), [v(2), v(1)]);
+    assert!(versions(&mut client).is_empty() && !table_exists(&mut client, "users"));
+
+    let partial = set(vec![
+        MigrationSpec::new(1, "users", "CREATE TABLE users (id int);").down("DROP TABLE users;"),
+        MigrationSpec::new(2, "keep", "CREATE TABLE keep (id int);"),
+        MigrationSpec::new(3, "posts", "CREATE TABLE posts (id int);").down("DROP TABLE posts;"),
+    ]);
+    partial.run(&mut client).unwrap();
+    let err = partial
+        .runner()
+        .revert(&mut client, Revert::To(v(0)))
+        .unwrap_err();
+    assert!(matches!(err, Error::NoDown { .. }), "{err}");
+    assert!(err.to_string().contains("2_keep.sql"), "{err}");
+    // Nothing was touched, not even migration 3 which has a down.
+    assert_eq!(versions(&mut client), [v(1), v(2), v(3)]);
+    assert!(table_exists(&mut client, "posts"));
+    let logged: i64 = client
+        .query_one(
+            "SELECT count(*) FROM preflight_history_log WHERE action = 'revert'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(logged, 3);
+}
+
+#[test]
+fn lease_lock_takes_over_an_expired_lease_and_names_a_live_holder() {
+    let db = TestDb::new();
+    let mut client = db.connect();
+    let lease = LockStrategy::Lease {
+        ttl: Duration::from_secs(30),
+    };
+    let m = three();
+    // A dead owner's expired lease is taken over.
+    client
+        .batch_execute(
+            "CREATE TABLE preflight_history_lease (id integer PRIMARY KEY CHECK (id = 1), \
+             owner text NOT NULL, acquired_at timestamptz NOT NULL, expires_at timestamptz NOT NULL, \
+             renewed_at timestamptz NOT NULL); \
+             INSERT INTO preflight_history_lease VALUES (1, 'dead replica', now() - interval '1 hour', \
+             now() - interval '1 minute', now() - interval '2 minutes')",
+        )
+        .unwrap();
+    let report = m
+        .runner()
+        .lock(lease)
+        .target(1u64)
+        .run(&mut client)
+        .unwrap();
+    assert!(report.lock_taken);
+    assert_eq!(report.applied_versions(), [v(1)]);
+    let left: i64 = client
+        .query_one("SELECT count(*) FROM preflight_history_lease", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0, "the lease is released");
+    // A live lease held by someone else: timeout naming it.
+    client
+        .batch_execute(
+            "INSERT INTO preflight_history_lease VALUES (1, 'replica-b on host-b', now(), \
+             now() + interval '1 hour', now())",
+        )
+        .unwrap();
+    let err = m
+        .runner()
+        .lock(lease)
+        .lock_timeout(Duration::from_millis(200))
+        .run(&mut client)
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::LockTimeout { holder: Some(h), .. } if matches!(h.as_ref(), Holder::Lease { owner, .. } if owner == "replica-b on host-b")),
+        "{err}"
+    );
+    // A lease that expires while we wait is taken over.
+    client
+        .batch_execute(
+            "UPDATE preflight_history_lease SET expires_at = now() + interval '1 second'",
+        )
+        .unwrap();
+    let report = m
+        .runner()
+        .lock(lease)
+        .lock_timeout(Duration::from_secs(20))
+        .run(&mut client)
+        .unwrap();
+    assert_eq!(report.applied_versions(), [v(2), v(3)]);
+    assert!(report.lock_wait >= Duration::from_millis(200), "{report:?}");
+}
+
+#[test]
+fn grouped_mode_is_all_or_nothing() {
+    let db = TestDb::new();
+    let mut client = db.connect();
+    let broken = set(vec![
+        MigrationSpec::new(1, "a", "CREATE TABLE ga (id int);"),
+        MigrationSpec::new(2, "b", "CREATE TABLE gb (id int);"),
+        MigrationSpec::new(3, "c", "CREATE TABLE gc (id int); SELECT 1/0;"),
+    ]);
+    let err = broken.runner().grouped(true).run(&mut client).unwrap_err();
+    assert!(
+        matches!(&err, Error::Migration(e) if e.version == v(3) && e.source.code.as_deref() == Some("22012")),
+        "{err}"
+    );
+    assert!(!table_exists(&mut client, "ga") && !table_exists(&mut client, "gb"));
+    assert!(versions(&mut client).is_empty());
+    let fixed = set(vec![
+        MigrationSpec::new(1, "a", "CREATE TABLE ga (id int);"),
+        MigrationSpec::new(2, "b", "CREATE TABLE gb (id int);"),
+        MigrationSpec::new(3, "c", "CREATE TABLE gc (id int);"),
+    ]);
+    let report = fixed.runner().grouped(true).run(&mut client).unwrap();
+    assert_eq!(report.applied_versions(), [v(1), v(2), v(3)]);
+    assert!(fixed.run(&mut client).unwrap().fast_path);
+}
+
+#[test]
+fn target_version_stops_there_and_is_current_there() {
+    let db = TestDb::new();
+    let mut client = db.connect();
+    let m = three();
+    let report = m.runner().target(2u64).run(&mut client).unwrap();
+    assert_eq!(report.applied_versions(), [v(1), v(2)]);
+    assert_eq!(report.skipped, [v(3)]);
+    assert!(m.runner().target(2u64).run(&mut client).unwrap().fast_path);
+    assert!(!m.run(&mut client).unwrap().fast_path);
+    assert_eq!(versions(&mut client), [v(1), v(2), v(3)]);
+    assert!(matches!(
+        m.runner().target(9u64).run(&mut client),
+        Err(Error::UnknownVersion(_))
+    ));
+}
+
+#[test]
+fn schema_qualified_table_with_quotes_in_its_names() {
+    let db = TestDb::new();
+    let mut client = db.connect();
+    let schema = "we\"ird schema";
+    let table = "my \"history\"; DROP TABLE x; --";
+    let m = three();
+    let runner = m.runner().schema(schema).table(table);
+    assert_eq!(runner.run(&mut client).unwrap().applied.len(), 3);
+    assert!(runner.run(&mut client).unwrap().fast_path);
+    let n: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = $1 AND tablename IN ($2, $3)",
+            &[&schema, &table, &format!("{table}_log")],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 2);
+    let rows = runner.history(&mut client).unwrap();
+    assert_eq!(rows.len(), 3);
+    assert!(rows.iter().all(|r| r.state == State::Applied));
+    // Two migration sets in one database, with different tables, do not see each other.
+    assert_eq!(m.run(&mut client).unwrap_err().sqlstate(), Some("42P07"));
+}
+
+#[test]
+fn statement_timeout_applies_inside_migration_transactions() {
+    let db = TestDb::new();
+    let mut client = db.connect();
+    let m = set(vec![MigrationSpec::new(1, "slow", "SELECT pg_sleep(5);")]);
+    let started = Instant::now();
+    let err = m
+        .runner()
+        .sql_statement_timeout(Duration::from_millis(100))
+        .run(&mut client)
+        .unwrap_err();
+    assert_eq!(err.sqlstate(), Some("57014"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(4));
+    // The timeout was transaction-local: the session's setting is untouched.
+    let t: String = client
+        .query_one("SHOW statement_timeout", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(t, "0");
+}
