@@ -68,7 +68,11 @@ where
     };
     let json = cli.global.json;
     match execute(&cli, migrations) {
-        Ok(Outcome { human, json: doc, ok }) => {
+        Ok(Outcome {
+            human,
+            json: doc,
+            ok,
+        }) => {
             if json {
                 println!("{doc}");
             } else if !cli.global.quiet || !ok {
@@ -81,7 +85,11 @@ where
             }
         }
         Err(e) => {
-            let code = if matches!(e, CliError::Usage(_)) { 2 } else { 1 };
+            let code = if matches!(e, CliError::Usage(_)) {
+                2
+            } else {
+                1
+            };
             if json {
                 println!("{}", json!({ "ok": false, "error": e.to_string() }));
             } else {
@@ -325,7 +333,10 @@ fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError
 fn check(g: &Global, embedded: Option<&Migrations>, deny: bool) -> Result<Outcome, CliError> {
     if let Some(set) = embedded {
         return Ok(Outcome::ok(
-            format!("{} migrations, checked when the binary was compiled\n", set.len()),
+            format!(
+                "{} migrations, checked when the binary was compiled\n",
+                set.len()
+            ),
             json!({ "ok": true, "migrations": set.len(), "warnings": [] }),
         ));
     }
@@ -338,7 +349,7 @@ fn check(g: &Global, embedded: Option<&Migrations>, deny: bool) -> Result<Outcom
         checked.migrations().len(),
         warnings.len()
     ));
-    let ok = !(deny && !warnings.is_empty());
+    let ok = !deny || warnings.is_empty();
     Ok(Outcome {
         human,
         json: json!({ "ok": ok, "migrations": checked.migrations().len(), "warnings": warnings }),
@@ -367,22 +378,23 @@ fn connect(g: &Global) -> Result<postgres::Client, CliError> {
         ));
     };
     let config: postgres::Config = url.parse().map_err(|e| {
-        CliError::Connect(format!("{} is not a valid database URL: {e}", redact_url(url)))
+        CliError::Connect(format!(
+            "{} is not a valid database URL: {e}",
+            redact_url(url)
+        ))
     })?;
     let mut config = config;
     config.application_name("preflight");
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(Duration::from_secs(10));
     }
-    config
-        .connect(postgres::NoTls)
-        .map_err(|e| {
-            CliError::Connect(format!(
-                "cannot connect to {}: {}",
-                redact_url(url),
-                with_causes(&e)
-            ))
-        })
+    config.connect(postgres::NoTls).map_err(|e| {
+        CliError::Connect(format!(
+            "cannot connect to {}: {}",
+            redact_url(url),
+            with_causes(&e)
+        ))
+    })
 }
 
 /// An error and its sources, `: `-separated (the driver's top message alone says too little).
@@ -423,7 +435,11 @@ fn split_table(text: &str) -> Result<(Option<String>, String), CliError> {
         }
     }
     parts.push(current);
-    let bad = || CliError::Usage(format!("--table {text}: expected `table` or `schema.table`"));
+    let bad = || {
+        CliError::Usage(format!(
+            "--table {text}: expected `table` or `schema.table`"
+        ))
+    };
     if quoted || parts.iter().any(String::is_empty) {
         return Err(bad());
     }
@@ -535,7 +551,10 @@ fn dry_run_down(planned: &[&preflight_runtime::Migration]) -> Outcome {
     let mut human = format!("would revert {} migration(s):\n", planned.len());
     let mut list = Vec::new();
     for m in planned {
-        let sql: Vec<&str> = m.down().map(|d| d.statements().collect()).unwrap_or_default();
+        let sql: Vec<&str> = m
+            .down()
+            .map(|d| d.statements().collect())
+            .unwrap_or_default();
         human.push_str(&format!("\n-- {} {} (down)\n", m.version(), m.name()));
         for s in &sql {
             human.push_str(s);
@@ -543,7 +562,10 @@ fn dry_run_down(planned: &[&preflight_runtime::Migration]) -> Outcome {
         }
         list.push(json!({ "version": m.version().to_string(), "name": m.name(), "sql": sql }));
     }
-    Outcome::ok(human, json!({ "ok": true, "dry_run": true, "revert": list }))
+    Outcome::ok(
+        human,
+        json!({ "ok": true, "dry_run": true, "revert": list }),
+    )
 }
 
 #[cfg(test)]

@@ -31,8 +31,8 @@ pub(crate) fn create(
 ) -> Result<Vec<PathBuf>, CliError> {
     let name = clean_name(name)?;
     let (layout, versions, width) = if dir.exists() {
-        let source = source::read_dir(dir, &dir.display().to_string())
-            .map_err(CliError::Diagnostics)?;
+        let source =
+            source::read_dir(dir, &dir.display().to_string()).map_err(CliError::Diagnostics)?;
         let width = source
             .migrations
             .iter()
@@ -88,7 +88,10 @@ pub(crate) fn create(
         Layout::UpDown => {
             let mut files = vec![(dir.join(format!("{version}_{name}.up.sql")), header(&name))];
             if reversible {
-                files.push((dir.join(format!("{version}_{name}.down.sql")), revert(&name)));
+                files.push((
+                    dir.join(format!("{version}_{name}.down.sql")),
+                    revert(&name),
+                ));
             }
             files
         }
@@ -193,7 +196,10 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let dir = d.path().join("migrations");
         let made = create(&dir, "create users", true, now()).unwrap();
-        assert_eq!(names(&made), ["0001_create_users.up.sql", "0001_create_users.down.sql"]);
+        assert_eq!(
+            names(&made),
+            ["0001_create_users.up.sql", "0001_create_users.down.sql"]
+        );
         let made = create(&dir, "add_email", false, now()).unwrap();
         assert_eq!(names(&made), ["0002_add_email.up.sql"]);
     }
@@ -202,7 +208,10 @@ mod tests {
     fn follows_padding_and_timestamps() {
         let d = tempfile::tempdir().unwrap();
         fs::write(d.path().join("007_a.sql"), "").unwrap();
-        assert_eq!(names(&create(d.path(), "b", false, now()).unwrap()), ["008_b.sql"]);
+        assert_eq!(
+            names(&create(d.path(), "b", false, now()).unwrap()),
+            ["008_b.sql"]
+        );
 
         let d = tempfile::tempdir().unwrap();
         fs::write(d.path().join("20230101000000_a.sql"), "").unwrap();
@@ -226,7 +235,10 @@ mod tests {
     fn other_layouts() {
         let d = tempfile::tempdir().unwrap();
         fs::write(d.path().join("V1_2__a.sql"), "").unwrap();
-        assert_eq!(names(&create(d.path(), "b", false, now()).unwrap()), ["V2__b.sql"]);
+        assert_eq!(
+            names(&create(d.path(), "b", false, now()).unwrap()),
+            ["V2__b.sql"]
+        );
         assert!(matches!(
             create(d.path(), "c", true, now()),
             Err(CliError::Usage(_))
@@ -236,7 +248,9 @@ mod tests {
         fs::write(d.path().join("00001_a.sql"), "-- +goose Up\nselect 1;\n").unwrap();
         let made = create(d.path(), "b", false, now()).unwrap();
         assert_eq!(names(&made), ["00002_b.sql"]);
-        assert!(fs::read_to_string(&made[0]).unwrap().starts_with("-- +goose Up"));
+        assert!(fs::read_to_string(&made[0])
+            .unwrap()
+            .starts_with("-- +goose Up"));
 
         let d = tempfile::tempdir().unwrap();
         fs::create_dir(d.path().join("2019-01-01-000000_a")).unwrap();

@@ -21,8 +21,14 @@ pub(crate) enum Line {
     Missing,
     /// Applied by a newer release: above this set's newest version.
     Ahead,
-    Failed { done: u32, total: u32 },
-    InProgress { done: u32, total: u32 },
+    Failed {
+        done: u32,
+        total: u32,
+    },
+    InProgress {
+        done: u32,
+        total: u32,
+    },
 }
 
 impl Line {

@@ -12,10 +12,19 @@ const BIN: &str = env!("CARGO_BIN_EXE_preflight");
 fn migrations(dir: &Path) {
     fs::create_dir_all(dir).unwrap();
     let files = [
-        ("1_users.up.sql", "CREATE TABLE users (id int PRIMARY KEY, email text);\n"),
+        (
+            "1_users.up.sql",
+            "CREATE TABLE users (id int PRIMARY KEY, email text);\n",
+        ),
         ("1_users.down.sql", "DROP TABLE users;\n"),
-        ("2_seed.up.sql", "INSERT INTO users VALUES (1, 'a@example.com');\n"),
-        ("3_names.up.sql", "ALTER TABLE users ADD COLUMN name text;\n"),
+        (
+            "2_seed.up.sql",
+            "INSERT INTO users VALUES (1, 'a@example.com');\n",
+        ),
+        (
+            "3_names.up.sql",
+            "ALTER TABLE users ADD COLUMN name text;\n",
+        ),
         ("3_names.down.sql", "ALTER TABLE users DROP COLUMN name;\n"),
     ];
     for (name, text) in files {
@@ -31,7 +40,10 @@ struct Run {
 
 fn run(dir: &Path, url: Option<&str>, args: &[&str]) -> Run {
     let mut c = Command::new(BIN);
-    c.arg("--dir").arg(dir).args(args).env_remove("DATABASE_URL");
+    c.arg("--dir")
+        .arg(dir)
+        .args(args)
+        .env_remove("DATABASE_URL");
     if let Some(url) = url {
         c.env("DATABASE_URL", url);
     }
@@ -64,7 +76,11 @@ fn status_up_status_is_snapshotted() {
 
     let up = run(&dir, Some(db.url()), &["up"]);
     assert_eq!(up.code, 0, "{}", up.stderr);
-    assert!(up.stdout.ends_with("3 migration(s) applied\n"), "{}", up.stdout);
+    assert!(
+        up.stdout.ends_with("3 migration(s) applied\n"),
+        "{}",
+        up.stdout
+    );
     assert_eq!(count(&db, "SELECT count(*) FROM users"), 1);
 
     let after = run(&dir, Some(db.url()), &["status"]);
@@ -84,13 +100,24 @@ fn dry_run_touches_nothing() {
     let db = TestDb::new();
     let tmp = tempfile::tempdir().unwrap();
     migrations(tmp.path());
-    let r = run(tmp.path(), Some(db.url()), &["up", "--dry-run", "--to", "2"]);
+    let r = run(
+        tmp.path(),
+        Some(db.url()),
+        &["up", "--dry-run", "--to", "2"],
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stdout.starts_with("would apply 2 migration(s):"), "{}", r.stdout);
+    assert!(
+        r.stdout.starts_with("would apply 2 migration(s):"),
+        "{}",
+        r.stdout
+    );
     assert!(r.stdout.contains("INSERT INTO users VALUES"));
     assert!(!r.stdout.contains("ADD COLUMN name"));
     assert_eq!(
-        count(&db, "SELECT count(*) FROM pg_tables WHERE tablename = 'users'"),
+        count(
+            &db,
+            "SELECT count(*) FROM pg_tables WHERE tablename = 'users'"
+        ),
         0
     );
 }
@@ -100,7 +127,10 @@ fn up_to_then_down_by_steps_and_to() {
     let db = TestDb::new();
     let tmp = tempfile::tempdir().unwrap();
     migrations(tmp.path());
-    assert_eq!(run(tmp.path(), Some(db.url()), &["up", "--to", "1"]).code, 0);
+    assert_eq!(
+        run(tmp.path(), Some(db.url()), &["up", "--to", "1"]).code,
+        0
+    );
     assert_eq!(count(&db, "SELECT count(*) FROM preflight_history"), 1);
     assert_eq!(run(tmp.path(), Some(db.url()), &["up"]).code, 0);
 
@@ -136,7 +166,11 @@ fn edited_migration_refuses_then_repair_accepts() {
     let up = run(tmp.path(), Some(db.url()), &["up"]);
     assert_eq!(up.code, 1);
 
-    let repair = run(tmp.path(), Some(db.url()), &["repair", "--accept-checksum", "3"]);
+    let repair = run(
+        tmp.path(),
+        Some(db.url()),
+        &["repair", "--accept-checksum", "3"],
+    );
     assert_eq!(repair.code, 0, "{}", repair.stderr);
     assert_eq!(run(tmp.path(), Some(db.url()), &["status"]).code, 0);
 }
@@ -168,11 +202,26 @@ fn failed_no_transaction_migration_forget_and_mark_applied() {
     assert_eq!(up.code, 1);
     assert!(up.stderr.contains("42P07"), "{}", up.stderr);
     let status = run(tmp.path(), Some(db.url()), &["status"]);
-    assert!(status.stdout.contains("failed at statement 2/2"), "{}", status.stdout);
+    assert!(
+        status.stdout.contains("failed at statement 2/2"),
+        "{}",
+        status.stdout
+    );
 
-    assert_eq!(run(tmp.path(), Some(db.url()), &["repair", "--mark-applied", "1"]).code, 0);
+    assert_eq!(
+        run(
+            tmp.path(),
+            Some(db.url()),
+            &["repair", "--mark-applied", "1"]
+        )
+        .code,
+        0
+    );
     assert_eq!(run(tmp.path(), Some(db.url()), &["status"]).code, 0);
-    assert_eq!(run(tmp.path(), Some(db.url()), &["repair", "--forget", "1"]).code, 0);
+    assert_eq!(
+        run(tmp.path(), Some(db.url()), &["repair", "--forget", "1"]).code,
+        0
+    );
     // Forgotten: the next `up` runs it again from the start (and fails the same way).
     assert_eq!(run(tmp.path(), Some(db.url()), &["up"]).code, 1);
 }
@@ -188,7 +237,9 @@ fn resume_continues_after_the_last_completed_statement() {
     )
     .unwrap();
     assert_eq!(run(tmp.path(), Some(db.url()), &["up"]).code, 1);
-    db.connect().batch_execute("CREATE TABLE missing (id int)").unwrap();
+    db.connect()
+        .batch_execute("CREATE TABLE missing (id int)")
+        .unwrap();
     let r = run(tmp.path(), Some(db.url()), &["repair", "--resume", "1"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(count(&db, "SELECT count(*) FROM missing"), 1);
@@ -246,12 +297,20 @@ fn usage_and_connection_errors() {
         &["status", "--json"],
     );
     assert_eq!(unreachable.code, 1);
-    assert!(unreachable.stdout.contains("cannot connect"), "{}", unreachable.stdout);
+    assert!(
+        unreachable.stdout.contains("cannot connect"),
+        "{}",
+        unreachable.stdout
+    );
     assert!(!unreachable.stdout.contains("hunter2"));
 
     let missing = run(&tmp.path().join("nope"), None, &["check"]);
     assert_eq!(missing.code, 1);
-    assert!(missing.stderr.contains("does not exist"), "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("does not exist"),
+        "{}",
+        missing.stderr
+    );
 }
 
 #[test]
