@@ -48,7 +48,10 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     // The migration status, as an operator would want to see it.
     let history = MIGRATIONS.runner().history(&mut client)?;
-    println!("\n{:<8} {:<20} {:<10} APPLIED AT", "VERSION", "NAME", "STATE");
+    println!(
+        "\n{:<8} {:<20} {:<10} APPLIED AT",
+        "VERSION", "NAME", "STATE"
+    );
     for m in MIGRATIONS.iter() {
         let row = history.iter().find(|r| r.version == m.version());
         println!(
