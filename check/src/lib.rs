@@ -3,7 +3,7 @@
 //! directory exactly alike.
 //!
 //! For each migration directory it:
-//! * reads the directory through the runtime crate's [`source`](preflight_runtime::source)
+//! * reads the directory through the runtime crate's [`preflight_runtime::source`]
 //!   module (layouts, names, directives);
 //! * parses every up and down body with `squawk-syntax` (PostgreSQL's grammar), reports syntax
 //!   errors at `path:line:column`, and refuses what only psql can run (meta-commands such as

@@ -1,0 +1,338 @@
+//! The expansion of `preflight::embed!`.
+
+use std::path::{Path, PathBuf};
+
+use proc_macro2::{Literal, Span as RustSpan, TokenStream};
+use quote::{quote, quote_spanned};
+use syn::parse::{Parse, ParseStream};
+use syn::{Ident, Lit, LitStr, Token};
+
+use crate::{check_dir, Checked, CheckedBody, Layout, Options, Report};
+use preflight_runtime::{Kind, Version};
+
+/// Expands `embed!("dir", option = value, ...)` into an expression of type
+/// `preflight::Migrations` (usable in a `static`), or into a `compile_error!` listing every
+/// problem of the directory.
+///
+/// The directory is relative to the `CARGO_MANIFEST_DIR` of the crate being compiled. Options:
+/// `dialect = "postgres"`, `lints = "warn" | "deny" | "allow"`, `lint_since = 42` (lint only
+/// versions above 42). Each file is embedded with `include_str!`, so editing it re-expands the
+/// macro; a *new* file is noticed when the crate's `build.rs` calls `preflight::build::watch`.
+pub fn expand(input: TokenStream) -> TokenStream {
+    match std::env::var_os("CARGO_MANIFEST_DIR") {
+        Some(dir) => expand_in(input, Path::new(&dir)),
+        None => {
+            let message = "preflight::embed!: CARGO_MANIFEST_DIR is not set; the macro must be \
+                           compiled by cargo, which sets it";
+            quote!(::core::compile_error!(#message))
+        }
+    }
+}
+
+/// [`expand`] with the crate directory given (testable without touching the environment).
+pub(crate) fn expand_in(input: TokenStream, manifest_dir: &Path) -> TokenStream {
+    let input: Input = match syn::parse2(input) {
+        Ok(input) => input,
+        Err(e) => return e.to_compile_error(),
+    };
+    let shown = input.path.value();
+    let dir = manifest_dir.join(&shown);
+    match check_dir(&dir, &shown, &input.options) {
+        Ok(checked) => generate(checked),
+        Err(errors) => {
+            let message = format!(
+                "preflight::embed!(\"{shown}\"): {} problem{} in the migration directory:\n\n{}",
+                errors.len(),
+                if errors.len() == 1 { "" } else { "s" },
+                Report(&errors)
+            );
+            quote_spanned!(input.path.span()=> ::core::compile_error!(#message))
+        }
+    }
+}
+
+/// The macro's arguments: the directory, then `key = value` options.
+struct Input {
+    path: LitStr,
+    options: Options,
+}
+
+impl Parse for Input {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        if input.is_empty() {
+            return Err(input.error(
+                "expected the migration directory, relative to Cargo.toml: `embed!(\"migrations\")`",
+            ));
+        }
+        let path: LitStr = input.parse()?;
+        let mut options = Options::default();
+        let mut seen: Vec<String> = Vec::new();
+        while !input.is_empty() {
+            input.parse::<Token![,]>()?;
+            if input.is_empty() {
+                break;
+            }
+            let key: Ident = input.parse()?;
+            input.parse::<Token![=]>()?;
+            let value: Lit = input.parse()?;
+            let name = key.to_string();
+            if seen.contains(&name) {
+                return Err(syn::Error::new(
+                    key.span(),
+                    format!("option `{name}` given twice"),
+                ));
+            }
+            seen.push(name.clone());
+            options = match name.as_str() {
+                "dialect" => options.dialect(
+                    string(&value, "dialect")?
+                        .parse()
+                        .map_err(|e: String| syn::Error::new(value.span(), e))?,
+                ),
+                "lints" => options.lints(
+                    string(&value, "lints")?
+                        .parse()
+                        .map_err(|e: String| syn::Error::new(value.span(), e))?,
+                ),
+                "lint_since" => options.lint_since(version(&value)?),
+                _ => {
+                    return Err(syn::Error::new(
+                        key.span(),
+                        format!(
+                            "unknown option `{name}`: the options are `dialect = \"postgres\"`, \
+                             `lints = \"warn\" | \"deny\" | \"allow\"` and `lint_since = <version>`"
+                        ),
+                    ))
+                }
+            };
+        }
+        Ok(Input { path, options })
+    }
+}
+
+fn string(value: &Lit, option: &str) -> syn::Result<String> {
+    match value {
+        Lit::Str(s) => Ok(s.value()),
+        _ => Err(syn::Error::new(
+            value.span(),
+            format!("`{option}` takes a string, e.g. `{option} = \"...\"`"),
+        )),
+    }
+}
+
+fn version(value: &Lit) -> syn::Result<Version> {
+    let text =
+        match value {
+            Lit::Int(i) if i.suffix().is_empty() => i.base10_digits().to_owned(),
+            Lit::Str(s) => s.value(),
+            _ => return Err(syn::Error::new(
+                value.span(),
+                "`lint_since` takes a version, e.g. `lint_since = 42` or `lint_since = \"1.2\"`",
+            )),
+        };
+    text.parse::<Version>()
+        .map_err(|e| syn::Error::new(value.span(), format!("`lint_since`: {e}")))
+}
+
+/// The `Migrations` expression for a checked directory.
+fn generate(checked: Checked) -> TokenStream {
+    let warnings: Vec<TokenStream> = checked.warnings().iter().map(warning).collect();
+    let mut tracked: Vec<TokenStream> = Vec::new();
+    if checked.layout() == Some(Layout::Diesel) {
+        // metadata.toml decides the kind but is not embedded: include it so editing it
+        // re-expands the macro too.
+        for m in checked.migrations() {
+            if let Some(metadata) = m.up().path().parent().map(|d| d.join("metadata.toml")) {
+                if metadata.is_file() {
+                    let path = path_literal(&metadata);
+                    tracked.push(quote!(
+                        const _: &[u8] = ::core::include_bytes!(#path);
+                    ));
+                }
+            }
+        }
+    }
+    let bodies: Vec<(TokenStream, Option<TokenStream>)> = checked
+        .migrations()
+        .iter()
+        .map(|m| (body(m.up()), m.down().map(body)))
+        .collect();
+    let set = checked.into_migrations();
+    let entries = set.iter().zip(bodies).map(|(m, (up, down))| {
+        let parts = m.version().parts();
+        let name = m.name();
+        let path = m.path();
+        let down = match down {
+            Some(d) => quote!(::core::option::Option::Some(#d)),
+            None => quote!(::core::option::Option::None),
+        };
+        // Byte strings rather than arrays of 32 literals: one token each, which matters to the
+        // compiler with a thousand migrations.
+        let checksum = Literal::byte_string(m.checksum().as_bytes());
+        let chain = Literal::byte_string(m.chain().as_bytes());
+        quote! {
+            ::preflight::Migration::__embedded(
+                ::preflight::Version::from_parts([#(#parts),*]),
+                #name,
+                #path,
+                #up,
+                #down,
+                ::preflight::Checksum::from_bytes(*#checksum),
+                ::preflight::Checksum::from_bytes(*#chain),
+            )
+        }
+    });
+    quote! {
+        {
+            #(#tracked)*
+            #(#warnings)*
+            // A `const` item so the array is lifetime-extended to 'static (a temporary passed to
+            // a function would not be).
+            const __PREFLIGHT_MIGRATIONS: &[::preflight::Migration] = &[#(#entries),*];
+            ::preflight::Migrations::__embedded(__PREFLIGHT_MIGRATIONS)
+        }
+    }
+}
+
+fn body(b: &CheckedBody) -> TokenStream {
+    let path = path_literal(b.path());
+    let spans = b.statements().iter().map(|s| {
+        let r = s.range();
+        let (start, end) = (r.start as u32, r.end as u32);
+        quote!(::preflight::Span::new(#start, #end))
+    });
+    let kind = match b.kind() {
+        Kind::Transactional => quote!(::preflight::Kind::Transactional),
+        Kind::NoTransaction => quote!(::preflight::Kind::NoTransaction),
+    };
+    quote!(::preflight::Body::new(::core::include_str!(#path), &[#(#spans),*], #kind))
+}
+
+fn path_literal(path: &Path) -> Literal {
+    let absolute: PathBuf = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    Literal::string(&absolute.to_string_lossy())
+}
+
+/// A lint finding as a compiler warning: proc macros cannot emit warnings on stable Rust, but a
+/// use of a `#[deprecated]` item is one, and its note carries the finding.
+fn warning(d: &preflight_runtime::source::Diagnostic) -> TokenStream {
+    let rule = d.rule.as_deref().unwrap_or("rule");
+    let note = format!(
+        "\n{d}\n(accept it in this file with `-- preflight:allow({rule})`, or turn lints off with \
+         `lints = \"allow\"`)"
+    );
+    let span = RustSpan::call_site();
+    quote_spanned! {span=>
+        {
+            #[allow(non_camel_case_types)]
+            #[deprecated(note = #note)]
+            struct preflight_lint;
+            let _ = preflight_lint;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn expand_str(dir: &Path, input: &str) -> String {
+        let input: TokenStream = input.parse().expect("tokens");
+        expand_in(input, dir).to_string()
+    }
+
+    #[test]
+    fn embeds_a_directory() {
+        let crate_dir = tempfile::tempdir().unwrap();
+        let m = crate_dir.path().join("migrations");
+        fs::create_dir(&m).unwrap();
+        fs::write(
+            m.join("1_users.up.sql"),
+            "CREATE TABLE users (id bigint);\nselect 1;\n",
+        )
+        .unwrap();
+        fs::write(m.join("1_users.down.sql"), "DROP TABLE users;").unwrap();
+        fs::write(
+            m.join("2_idx.up.sql"),
+            "CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON users (id);",
+        )
+        .unwrap();
+        let out = expand_str(crate_dir.path(), r#""migrations""#);
+        assert!(out.contains("include_str !"), "{out}");
+        assert!(
+            out.contains(&format!("{:?}", m.join("1_users.up.sql").to_string_lossy())),
+            "{out}"
+        );
+        assert!(out.contains("\"migrations/1_users.up.sql\""), "{out}");
+        assert!(out.contains(":: preflight :: Span :: new (0u32 , 31u32) , :: preflight :: Span :: new (32u32 , 41u32)"), "{out}");
+        assert!(
+            out.contains(":: preflight :: Kind :: NoTransaction"),
+            "{out}"
+        );
+        assert!(out.contains("Option :: Some"), "{out}");
+        assert!(!out.contains("compile_error"), "{out}");
+        // Lints are warnings: no index without CONCURRENTLY here, so no warning either.
+        assert!(!out.contains("deprecated"), "{out}");
+    }
+
+    #[test]
+    fn emits_lint_warnings_as_deprecation_notes() {
+        let crate_dir = tempfile::tempdir().unwrap();
+        let m = crate_dir.path().join("m");
+        fs::create_dir(&m).unwrap();
+        fs::write(m.join("1_idx.sql"), "CREATE INDEX i ON t (a);").unwrap();
+        let out = expand_str(crate_dir.path(), r#""m""#);
+        assert!(out.contains("deprecated"), "{out}");
+        assert!(out.contains("m/1_idx.sql:1:1: warning:"), "{out}");
+        assert!(out.contains("[require-concurrent-index-creation]"), "{out}");
+        let quiet = expand_str(crate_dir.path(), r#""m", lints = "allow""#);
+        assert!(!quiet.contains("deprecated"), "{quiet}");
+        let since = expand_str(crate_dir.path(), r#""m", lint_since = 1"#);
+        assert!(!since.contains("deprecated"), "{since}");
+        let denied = expand_str(crate_dir.path(), r#""m", lints = "deny""#);
+        assert!(denied.contains("compile_error"), "{denied}");
+        assert!(denied.contains("m/1_idx.sql:1:1: error:"), "{denied}");
+    }
+
+    #[test]
+    fn lists_every_problem() {
+        let crate_dir = tempfile::tempdir().unwrap();
+        let m = crate_dir.path().join("m");
+        fs::create_dir(&m).unwrap();
+        fs::write(m.join("1_a.sql"), "select 1 from where;").unwrap();
+        fs::write(m.join("2_b.sql"), "\\connect x\n").unwrap();
+        fs::write(m.join("2_c.sql"), "select 1;").unwrap();
+        fs::write(m.join("3-d.sql"), "select 1;").unwrap();
+        let out = expand_str(crate_dir.path(), r#""m""#);
+        assert!(out.contains("4 problems"), "{out}");
+        for needle in [
+            "m/1_a.sql:1:",
+            "m/2_b.sql:1:1:",
+            "duplicate version 2",
+            "m/3-d.sql",
+        ] {
+            assert!(out.contains(needle), "{needle}: {out}");
+        }
+    }
+
+    #[test]
+    fn refuses_bad_options() {
+        let dir = tempfile::tempdir().unwrap();
+        for (input, message) in [
+            ("", "expected the migration directory"),
+            (r#""m", colour = "red""#, "unknown option `colour`"),
+            (r#""m", dialect = "sqlite""#, "not supported yet"),
+            (r#""m", dialect = "oracle""#, "unknown dialect"),
+            (r#""m", lints = "loud""#, "unknown lint level"),
+            (r#""m", lints = 1"#, "takes a string"),
+            (r#""m", lint_since = "x""#, "lint_since"),
+            (r#""m", lints = "warn", lints = "deny""#, "given twice"),
+            ("m", "expected string literal"),
+        ] {
+            let out = expand_str(dir.path(), input);
+            assert!(out.contains("compile_error"), "{input}: {out}");
+            assert!(out.contains(message), "{input}: {out}");
+        }
+    }
+}
