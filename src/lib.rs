@@ -87,3 +87,8 @@ pub use preflight_macros::embed;
 pub mod cli {
     pub use preflight_cli::{run, run_from};
 }
+
+/// The README's examples, compiled as doctests so that they stay true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
