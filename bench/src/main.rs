@@ -1,0 +1,153 @@
+//! Preflight's benchmarks side by side with refinery, sqlx and psql (issue #8).
+//!
+//! ```text
+//! cargo run --release -p preflight-bench -- --all            # everything, ~10 min on 2 cores
+//! cargo run --release -p preflight-bench -- --all --quick    # fewer rounds, smaller sets
+//! ```
+//!
+//! Against the server `DATABASE_URL` names (any database on it: each scenario creates and drops
+//! its own), or, when it is unset, a private throwaway cluster (which runs with fsync=off, so
+//! commits are cheaper there than on a real server). Prints a Markdown report (BENCHMARKS.md).
+
+mod compile;
+mod gen;
+mod machine;
+mod preflight_impl;
+mod profile;
+mod report;
+mod scenarios;
+mod stats;
+mod tools;
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    Noop,
+    Apply,
+    Storm,
+    Compile,
+}
+
+/// Preflight's benchmarks, side by side with refinery, sqlx and psql.
+#[derive(Debug, Parser)]
+#[command(name = "preflight-bench")]
+struct Args {
+    /// Run every scenario (no-op boot, apply, storm, compile time).
+    #[arg(long)]
+    all: bool,
+    /// Fewer rounds and smaller sets: a quick look, not numbers to publish.
+    #[arg(long)]
+    quick: bool,
+    /// Scenarios to run (comma-separated), instead of --all.
+    #[arg(long, value_delimiter = ',')]
+    scenario: Vec<Scenario>,
+    /// Rounds per measurement (default 5, or 3 with --quick).
+    #[arg(long)]
+    rounds: Option<usize>,
+    /// Processes in the storm.
+    #[arg(long, default_value_t = 32)]
+    storm_processes: usize,
+    /// Also write the report to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Count each tool's round trips and list the statements it sends (through a counting
+    /// proxy), instead of timing.
+    #[arg(long)]
+    profile: bool,
+    #[arg(long, hide = true)]
+    storm_child: Option<String>,
+    #[arg(long, hide = true)]
+    url: Option<String>,
+    #[arg(long, hide = true)]
+    dir: Option<PathBuf>,
+}
+
+fn main() {
+    let args = Args::parse();
+    if let Some(tool) = &args.storm_child {
+        let (Some(url), Some(dir)) = (&args.url, &args.dir) else {
+            eprintln!("--storm-child needs --url and --dir");
+            std::process::exit(2);
+        };
+        std::process::exit(scenarios::storm_child(tool, url, dir));
+    }
+    let mut selected = args.scenario.clone();
+    if args.all {
+        selected = vec![
+            Scenario::Noop,
+            Scenario::Apply,
+            Scenario::Storm,
+            Scenario::Compile,
+        ];
+    }
+    if selected.is_empty() && !args.profile {
+        eprintln!(
+            "nothing to do: pass --all (or --scenario noop,apply,storm,compile, or --profile); see --help"
+        );
+        std::process::exit(2);
+    }
+    let rounds = args.rounds.unwrap_or(if args.quick { 3 } else { 5 }).max(1);
+    let plan = scenarios::Plan {
+        rounds,
+        noop_sizes: vec![10, 100, 1000],
+        apply_count: if args.quick { 200 } else { 1000 },
+        storm_processes: args.storm_processes.max(2),
+        storm_count: 100,
+    };
+    let started = std::time::Instant::now();
+    let server = machine::Server::start();
+    let rt = scenarios::runtime();
+    let work = tempfile::tempdir().expect("a temporary directory for the generated migrations");
+
+    if args.profile {
+        let text = profile::run(&rt, work.path());
+        print!("{text}");
+        return;
+    }
+
+    let mut rows = Vec::new();
+    for s in &selected {
+        match s {
+            Scenario::Noop => rows.extend(scenarios::noop(&rt, work.path(), &plan)),
+            Scenario::Apply => rows.extend(scenarios::apply(&rt, work.path(), &plan)),
+            Scenario::Storm => rows.extend(scenarios::storm(work.path(), &plan)),
+            Scenario::Compile => {
+                let sizes: &[u32] = if args.quick {
+                    &[10, 100]
+                } else {
+                    &[10, 100, 1000]
+                };
+                rows.extend(compile::compile(sizes, if args.quick { 1 } else { 3 }));
+            }
+        }
+    }
+    let mut sqlite = report::Row::new("SQLite (all scenarios)");
+    for m in [
+        &mut sqlite.floor,
+        &mut sqlite.preflight,
+        &mut sqlite.refinery,
+        &mut sqlite.sqlx,
+    ] {
+        *m = report::Measure::text("planned");
+    }
+    rows.push(sqlite);
+
+    let command = std::env::args().skip(1).collect::<Vec<_>>().join(" ");
+    let text = format!(
+        "{machine}\nCommand: `cargo run --release -p preflight-bench -- {command}` \
+         ({rounds} rounds, alternating; median (min–max); wall time {secs:.0} s)\n\n{table}",
+        machine = server.describe(),
+        table = report::table(&rows),
+        secs = started.elapsed().as_secs_f64(),
+    );
+    print!("{text}");
+    if let Some(path) = &args.out {
+        if let Err(e) = std::fs::write(path, &text) {
+            eprintln!("cannot write {}: {e}", path.display());
+            std::process::exit(1);
+        }
+    }
+}
