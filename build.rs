@@ -1,3 +1,4 @@
 fn main() {
     preflight_runtime::build::watch("migrations");
+    preflight_runtime::build::watch("migrations-sqlite");
 }

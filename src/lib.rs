@@ -54,7 +54,11 @@ pub use preflight_runtime::*;
 /// # Options
 ///
 /// `key = value` after the directory:
-/// * `dialect = "postgres"` (the only dialect so far);
+/// * `dialect = "postgres"` (default) or `"sqlite"` (feature `sqlite`): SQLite's migrations are
+///   split as SQLite splits them, and the whole chain (every up in order, then the downs newest
+///   first) is applied to an in-memory SQLite while compiling; the first statement SQLite
+///   rejects is the error, at its `path:line:column`, with SQLite's message. PostgreSQL's lints
+///   do not apply to SQLite;
 /// * `lints = "warn"` (default), `"deny"` (findings are errors) or `"allow"` (no lints);
 /// * `lint_since = 42`: lint only migrations whose version is above 42.
 ///

@@ -15,7 +15,7 @@ use preflight_runtime::{Kind, Version};
 /// problem of the directory.
 ///
 /// The directory is relative to the `CARGO_MANIFEST_DIR` of the crate being compiled. Options:
-/// `dialect = "postgres"`, `lints = "warn" | "deny" | "allow"`, `lint_since = 42` (lint only
+/// `dialect = "postgres" | "sqlite"` (`sqlite` needs the `sqlite` feature), `lints = "warn" | "deny" | "allow"`, `lint_since = 42` (lint only
 /// versions above 42). Each file is embedded with `include_str!`, so editing it re-expands the
 /// macro; a *new* file is noticed when the crate's `build.rs` calls `preflight::build::watch`.
 pub fn expand(input: TokenStream) -> TokenStream {
@@ -322,7 +322,7 @@ mod tests {
         for (input, message) in [
             ("", "expected the migration directory"),
             (r#""m", colour = "red""#, "unknown option `colour`"),
-            (r#""m", dialect = "sqlite""#, "not supported yet"),
+            (r#""m", dialect = "mysql""#, "not supported yet"),
             (r#""m", dialect = "oracle""#, "unknown dialect"),
             (r#""m", lints = "loud""#, "unknown lint level"),
             (r#""m", lints = 1"#, "takes a string"),

@@ -32,6 +32,8 @@ mod expand;
 mod kind;
 mod lint;
 mod sql;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 
 use std::fmt;
 use std::path::Path;
@@ -80,6 +82,9 @@ pub enum Dialect {
     /// PostgreSQL, checked with `squawk-syntax`'s grammar.
     #[default]
     Postgres,
+    /// SQLite (feature `sqlite`): split as SQLite splits, and checked by applying the whole
+    /// chain to an in-memory SQLite database.
+    Sqlite,
 }
 
 impl FromStr for Dialect {
@@ -87,12 +92,20 @@ impl FromStr for Dialect {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "postgres" | "postgresql" => Ok(Dialect::Postgres),
-            "sqlite" | "mysql" | "mariadb" => Err(format!(
+            #[cfg(feature = "sqlite")]
+            "sqlite" => Ok(Dialect::Sqlite),
+            #[cfg(not(feature = "sqlite"))]
+            "sqlite" => Err(
+                "the `sqlite` dialect needs the `sqlite` feature of `preflight` (it compiles \
+                 SQLite into the macro to check the migrations)"
+                    .to_owned(),
+            ),
+            "mysql" | "mariadb" => Err(format!(
                 "the `{s}` dialect is not supported yet: only `postgres` migrations can be checked \
                  and embedded for now"
             )),
             _ => Err(format!(
-                "unknown dialect `{s}`: the supported dialect is `postgres`"
+                "unknown dialect `{s}`: the supported dialects are `postgres` and `sqlite`"
             )),
         }
     }
@@ -281,6 +294,10 @@ pub fn check_dir(dir: &Path, display: &str, opts: &Options) -> Result<Checked, V
             errors.push(w);
         }
     }
+    #[cfg(feature = "sqlite")]
+    if errors.is_empty() && opts.dialect == Dialect::Sqlite {
+        errors.extend(sqlite::apply_chain(&migrations));
+    }
     if errors.is_empty() {
         Ok(Checked {
             layout: source.layout,
@@ -341,12 +358,12 @@ fn check_migration(m: &SourceMigration, opts: &Options) -> Outcome {
     let mut warnings = Vec::new();
     let lint =
         opts.lints != LintLevel::Allow && opts.lint_since.is_none_or(|since| m.version > since);
-    let up = check_body(&m.up, lint, &mut errors, &mut warnings);
+    let up = check_body(&m.up, opts.dialect, lint, &mut errors, &mut warnings);
     // Down bodies are checked but not linted: undoing a migration is destructive by nature
     // (`DROP TABLE` in nearly every down file), so every finding would be noise.
     let down = match &m.down {
         None => Some(None),
-        Some(d) => check_body(d, false, &mut errors, &mut warnings).map(Some),
+        Some(d) => check_body(d, opts.dialect, false, &mut errors, &mut warnings).map(Some),
     };
     let migration = match (up, down) {
         (Some(up), Some(down)) => Some(CheckedMigration {
@@ -400,10 +417,19 @@ fn natural_key(path: &str) -> Vec<(String, u128, usize)> {
 /// Checks one body; problems go to `errors`, lint findings to `warnings`.
 fn check_body(
     body: &SourceBody,
+    dialect: Dialect,
     lint: bool,
     errors: &mut Vec<Diagnostic>,
     warnings: &mut Vec<Diagnostic>,
 ) -> Option<CheckedBody> {
+    match dialect {
+        Dialect::Postgres => {}
+        #[cfg(feature = "sqlite")]
+        Dialect::Sqlite => return sqlite::check_body(body, errors),
+        // Refused when the options were parsed.
+        #[cfg(not(feature = "sqlite"))]
+        Dialect::Sqlite => return None,
+    }
     let file = &body.file;
     let error_at = |offset: usize, message: String| {
         Diagnostic::error_at(file.display.clone(), &file.text, offset, message)

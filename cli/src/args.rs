@@ -88,6 +88,16 @@ pub(crate) enum Command {
         #[arg(value_name = "VERSION")]
         upto: String,
     },
+    /// Take over the history of another migration tool (golang-migrate, goose, sqlx, refinery,
+    /// diesel, Flyway): record the versions it applied, once, while Preflight's history is empty.
+    Adopt {
+        /// The tool whose history to adopt (default: whichever is found).
+        #[arg(long, value_name = "TOOL", value_parser = ["golang-migrate", "goose", "sqlx", "refinery", "diesel", "flyway"])]
+        from: Option<String>,
+        /// Print what would be adopted and what `up` would apply next; touch nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Clear a failed or in-progress migration, or accept changed checksums; records what it did.
     #[command(group(clap::ArgGroup::new("what").required(true).multiple(false)))]
     Repair {

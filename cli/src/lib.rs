@@ -17,21 +17,23 @@
 //! Exit codes: 0 success, 1 failure (including a database a boot would refuse), 2 usage.
 
 mod args;
+mod db;
 mod foreign;
 mod new;
 mod progress;
 mod status;
 mod table;
+mod tls;
 
 use std::ffi::OsString;
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use clap::Parser;
-use preflight_check::{check_dir, Checked, Diagnostic, LintLevel, Options};
+use preflight_check::{check_dir, Checked, Diagnostic, Dialect, LintLevel, Options};
 use preflight_runtime::plan::{self, Policy, Step};
-use preflight_runtime::{redact_url, Error, Migrations, Repair, Report, Revert, Runner, Version};
+use preflight_runtime::{Adopt, Error, Migrations, Repair, Report, Revert, Runner, Tool, Version};
 use serde_json::{json, Value};
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -183,17 +185,18 @@ fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError
         Command::Check { deny_warnings } => check(g, embedded, *deny_warnings),
         Command::Status => {
             let set = load(g, embedded)?;
-            let mut client = connect(g)?;
-            let history = runner(&set, g)?.history(&mut client)?;
+            let mut db = connect_db(g)?;
+            let r = runner(&set, g)?;
+            let history = db.history(&r)?;
             let foreign = if history.is_empty() {
-                foreign::detect(&mut client)?
+                db.foreign(&r)?
             } else {
                 Vec::new()
             };
             let status = status::compute(&set, &history);
             let mut human = status.render();
             for f in &foreign {
-                human.push_str(&format!("note: {f}\n"));
+                human.push_str(&format!("note: {f}: {}\n", f.advice()));
             }
             let mut doc = status.json();
             doc["foreign"] = json!(foreign.iter().map(ToString::to_string).collect::<Vec<_>>());
@@ -210,7 +213,7 @@ fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError
             allow_out_of_order,
         } => {
             let set = load(g, embedded)?;
-            let mut client = connect(g)?;
+            let mut db = connect_db(g)?;
             let mut r = runner(&set, g)?
                 .grouped(*grouped)
                 .out_of_order(*allow_out_of_order);
@@ -218,13 +221,25 @@ fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError
             if let Some(t) = target {
                 r = r.target(t);
             }
-            let history = r.history(&mut client)?;
+            let history = db.history(&r)?;
             if history.is_empty() {
-                if let Some(f) = foreign::detect(&mut client)?.first() {
-                    return Err(CliError::Refused(format!(
-                        "{f}; applying every migration on top of it would fail or do harm. \
-                         Mark what it already has with `preflight baseline VERSION`, then `up`"
-                    )));
+                if let Some(f) = db.foreign(&r)?.first() {
+                    // Unless the other tool applied nothing (goose's marker row alone, an empty
+                    // golang-migrate table): then applying everything is what it would do.
+                    let applied_nothing = match &mut db {
+                        db::Db::Postgres(c) => r
+                            .clone()
+                            .adopt(Adopt::Auto)
+                            .preview_adoption(c)
+                            .is_ok_and(|a| a.versions.is_empty()),
+                        _ => false,
+                    };
+                    if !applied_nothing {
+                        return Err(CliError::Refused(format!(
+                            "{f}; applying every migration on top of it would fail or do harm: {}",
+                            f.advice()
+                        )));
+                    }
                 }
             }
             let policy = Policy {
@@ -238,7 +253,7 @@ fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError
             }
             let progress = progress::Progress::new(planned.steps.len());
             let bar = progress.bar();
-            let report = with_progress(progress, || r.run(&mut client));
+            let report = with_progress(progress, || db.run(&r));
             if let Some(bar) = bar {
                 bar.finish_and_clear();
             }
@@ -246,21 +261,21 @@ fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError
         }
         Command::Down { to, steps, dry_run } => {
             let set = load(g, embedded)?;
-            let mut client = connect(g)?;
+            let mut db = connect_db(g)?;
             let revert = match (to, steps) {
                 (Some(v), _) => Revert::To(parse_version(v)?),
                 (None, Some(n)) => Revert::Steps(*n),
                 (None, None) => return Err(CliError::Usage("give --to V or --steps N".into())),
             };
             let r = runner(&set, g)?;
-            let history = r.history(&mut client)?;
+            let history = db.history(&r)?;
             let planned = plan::plan_down(&set, &history, revert)?;
             if *dry_run {
                 return Ok(dry_run_down(&planned));
             }
             let progress = progress::Progress::new(planned.len());
             let bar = progress.bar();
-            let report = with_progress(progress, || r.revert(&mut client, revert));
+            let report = with_progress(progress, || db.revert(&r, revert));
             if let Some(bar) = bar {
                 bar.finish_and_clear();
             }
@@ -274,15 +289,15 @@ fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError
                     "{v} is not a migration version of this set"
                 )));
             }
-            let mut client = connect(g)?;
+            let mut db = connect_db(g)?;
             let r = runner(&set, g)?;
-            let history = r.history(&mut client)?;
+            let history = db.history(&r)?;
             let mut marked = Vec::new();
             for m in set.iter().take_while(|m| m.version() <= v) {
                 if history.iter().any(|h| h.version == m.version()) {
                     continue;
                 }
-                r.repair(&mut client, Repair::MarkApplied(m.version()))?;
+                db.repair(&r, Repair::MarkApplied(m.version()))?;
                 marked.push(m.version().to_string());
             }
             Ok(Outcome::ok(
@@ -293,6 +308,7 @@ fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError
                 json!({ "ok": true, "baseline": v.to_string(), "marked": marked }),
             ))
         }
+        Command::Adopt { from, dry_run } => adopt(g, embedded, from.as_deref(), *dry_run),
         Command::Repair {
             forget,
             mark_applied,
@@ -300,11 +316,11 @@ fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError
             resume,
         } => {
             let set = load(g, embedded)?;
-            let mut client = connect(g)?;
+            let mut db = connect_db(g)?;
             let r = runner(&set, g)?;
             let (what, report) = if let Some(v) = resume {
                 let v = parse_version(v)?;
-                let report = r.target(v).resume_unfinished(true).run(&mut client)?;
+                let report = db.run(&r.target(v).resume_unfinished(true))?;
                 (format!("resumed {v}"), report)
             } else {
                 let (what, repair) = match (forget, mark_applied, accept_checksum) {
@@ -320,7 +336,7 @@ fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError
                     Repair::Forget(v) | Repair::MarkApplied(v) | Repair::AcceptChecksum(v) => v,
                     _ => Version::new(0),
                 };
-                (format!("{what} {version}"), r.repair(&mut client, repair)?)
+                (format!("{what} {version}"), db.repair(&r, repair)?)
             };
             let mut out = report_outcome(&report, "applied");
             out.human = format!("{what} (recorded in the history log)\n{}", out.human);
@@ -328,6 +344,101 @@ fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError
             Ok(out)
         }
     }
+}
+
+/// `adopt [--from TOOL] [--dry-run]`: takes another tool's history over, through the runner
+/// (lock, one transaction, `<table>_log`), and says what `up` will apply next.
+fn adopt(
+    g: &Global,
+    embedded: Option<&Migrations>,
+    from: Option<&str>,
+    dry_run: bool,
+) -> Result<Outcome, CliError> {
+    let set = load(g, embedded)?;
+    let mut client = connect(g)?;
+    let how = match from {
+        Some(name) => Adopt::From(
+            Tool::from_cli_name(name)
+                .ok_or_else(|| CliError::Usage(format!("--from {name}: not a supported tool")))?,
+        ),
+        None => Adopt::Auto,
+    };
+    let r = runner(&set, g)?.adopt(how);
+    let history = r.history(&mut client)?;
+    if !history.is_empty() {
+        let adopted = history
+            .iter()
+            .filter(|h| h.applied_by.starts_with("adopted from "))
+            .count();
+        let why = if adopted > 0 {
+            format!("{adopted} of its rows were adopted already")
+        } else {
+            "adoption only fills an empty history".to_owned()
+        };
+        return Ok(Outcome::ok(
+            format!(
+                "Preflight's history already has {} row(s) ({why}): nothing adopted\n",
+                history.len()
+            ),
+            json!({ "ok": true, "adopted": Value::Null, "history_rows": history.len() }),
+        ));
+    }
+    let adopted = if dry_run {
+        r.preview_adoption(&mut client)?
+    } else {
+        match r.adopt_history(&mut client)?.adopted {
+            Some(a) => a,
+            // Another process filled the history between our read and the lock.
+            None => {
+                return Ok(Outcome::ok(
+                    "Preflight's history was filled meanwhile: nothing adopted\n".to_owned(),
+                    json!({ "ok": true, "adopted": Value::Null }),
+                ))
+            }
+        }
+    };
+    let done: std::collections::BTreeSet<Version> = adopted.versions.iter().copied().collect();
+    let next: Vec<String> = set
+        .iter()
+        .map(|m| m.version())
+        .filter(|v| !done.contains(v))
+        .map(|v| v.to_string())
+        .collect();
+    let versions: Vec<String> = adopted.versions.iter().map(ToString::to_string).collect();
+    let verb = if dry_run { "would adopt" } else { "adopted" };
+    let mut human = format!(
+        "{verb} {} migration(s) from {} ({}): {}\n",
+        versions.len(),
+        adopted.tool,
+        adopted.qualified(),
+        if versions.is_empty() {
+            "none applied there".to_owned()
+        } else {
+            versions.join(", ")
+        }
+    );
+    if !dry_run {
+        human.push_str(&format!(
+            "recorded in {} as `{}`; {} was left untouched\n",
+            g.table,
+            preflight_runtime::adopt::applied_by(adopted.tool, &adopted.table),
+            adopted.qualified()
+        ));
+    }
+    human.push_str(&if next.is_empty() {
+        "`preflight up` has nothing to apply next\n".to_owned()
+    } else {
+        format!("pending for `preflight up`: {}\n", next.join(", "))
+    });
+    Ok(Outcome::ok(
+        human,
+        json!({
+            "ok": true,
+            "dry_run": dry_run,
+            "adopted": { "tool": adopted.tool.cli_name(), "table": adopted.qualified(), "versions": versions },
+            "pending": next,
+        }),
+    ))
 }
 
 fn check(g: &Global, embedded: Option<&Migrations>, deny: bool) -> Result<Outcome, CliError> {
@@ -368,33 +479,35 @@ fn load(g: &Global, embedded: Option<&Migrations>) -> Result<Migrations, CliErro
 
 fn read_dir(g: &Global, lints: LintLevel) -> Result<Checked, CliError> {
     let display = g.dir.display().to_string();
-    check_dir(&g.dir, &display, &Options::default().lints(lints)).map_err(CliError::Diagnostics)
+    // A SQLite database's migrations are in SQLite's dialect: split as SQLite splits, and
+    // checked by applying the chain to an in-memory SQLite, as `embed!(.., dialect = "sqlite")`.
+    let sqlite = g
+        .database_url
+        .as_deref()
+        .is_some_and(|u| preflight_runtime::sqlite::parse_url(u).is_some());
+    let dialect = if sqlite {
+        Dialect::Sqlite
+    } else {
+        Dialect::Postgres
+    };
+    let options = Options::default().lints(lints).dialect(dialect);
+    check_dir(&g.dir, &display, &options).map_err(CliError::Diagnostics)
 }
 
-fn connect(g: &Global) -> Result<postgres::Client, CliError> {
-    let Some(url) = &g.database_url else {
-        return Err(CliError::Usage(
-            "no database: pass --database-url or set DATABASE_URL".into(),
-        ));
-    };
-    let config: postgres::Config = url.parse().map_err(|e| {
-        CliError::Connect(format!(
-            "{} is not a valid database URL: {e}",
-            redact_url(url)
-        ))
-    })?;
-    let mut config = config;
-    config.application_name("preflight");
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(Duration::from_secs(10));
-    }
-    config.connect(postgres::NoTls).map_err(|e| {
-        CliError::Connect(format!(
-            "cannot connect to {}: {}",
-            redact_url(url),
-            with_causes(&e)
-        ))
+fn database_url(g: &Global) -> Result<&str, CliError> {
+    g.database_url.as_deref().ok_or_else(|| {
+        CliError::Usage("no database: pass --database-url or set DATABASE_URL".into())
     })
+}
+
+/// A PostgreSQL connection, for the commands that only work there.
+fn connect(g: &Global) -> Result<postgres::Client, CliError> {
+    db::connect_postgres(database_url(g)?)
+}
+
+/// The database of `--database-url`: PostgreSQL, or SQLite for a `sqlite:` URL.
+fn connect_db(g: &Global) -> Result<db::Db, CliError> {
+    db::Db::connect(database_url(g)?)
 }
 
 /// An error and its sources, `: `-separated (the driver's top message alone says too little).

@@ -7,10 +7,170 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::hash::{Hash, Hasher};
 
 use sha2::{Digest, Sha384};
 
 use crate::{Migration, Migrations, Version};
+
+/// Whether, and from which tool, the runner takes another tool's history over (see
+/// [`Runner::adopt`](crate::Runner::adopt)).
+///
+/// Adoption happens under the migration lock, only while Preflight's history is empty: the
+/// versions the other tool applied are recorded in one transaction (checksums and chain from
+/// the migration files, `applied_by` = `adopted from TOOL (TABLE)`, plus a `<table>_log` entry),
+/// and the other tool's table is left untouched. Once the history has rows, adoption is never
+/// attempted again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Adopt {
+    /// Never adopt (the default): other tools' tables are not looked at.
+    #[default]
+    Off,
+    /// Adopt the history of whichever supported tool's table is found. A database with no
+    /// other tool's table is migrated as usual; one with several, or with a table no supported
+    /// tool uses, is refused.
+    Auto,
+    /// Adopt this tool's history. A database with no other tool's table at all is migrated as
+    /// usual; one with only other tools' tables is refused.
+    From(Tool),
+}
+
+/// Another tool's history table found in the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignTable {
+    /// Its schema (`main` on SQLite).
+    pub schema: String,
+    /// Its name.
+    pub table: String,
+    /// Its columns, in order.
+    pub columns: Vec<String>,
+    /// The tool it belongs to; `None` for a table with a tool's usual name but columns no
+    /// supported tool uses (dbmate's or Rails' `schema_migrations(version)`, say).
+    pub tool: Option<Tool>,
+}
+
+impl ForeignTable {
+    /// Recognises a table: by its name *and* its columns when it has one of the tools' default
+    /// names (golang-migrate, dbmate and Rails all call theirs `schema_migrations`), or by its
+    /// columns alone (exactly one tool's set) for a table renamed with the tool's option.
+    /// `None`: not another tool's history table.
+    pub fn identify(schema: &str, table: &str, columns: &[&str]) -> Option<ForeignTable> {
+        let by_name = Tool::ALL
+            .into_iter()
+            .find(|t| t.default_table() == table && t.matches(columns));
+        let exact = || {
+            Tool::ALL.into_iter().find(|t| {
+                t.columns().len() == columns.len()
+                    && t.columns()
+                        .iter()
+                        .all(|c| columns.iter().any(|x| x.eq_ignore_ascii_case(c)))
+            })
+        };
+        let tool = by_name.or_else(exact);
+        let known_name = Tool::ALL.iter().any(|t| t.default_table() == table);
+        if tool.is_none() && !known_name {
+            return None;
+        }
+        Some(ForeignTable {
+            schema: schema.to_owned(),
+            table: table.to_owned(),
+            columns: columns.iter().map(|c| (*c).to_owned()).collect(),
+            tool,
+        })
+    }
+
+    /// `schema.table`.
+    pub fn qualified(&self) -> String {
+        format!("{}.{}", self.schema, self.table)
+    }
+}
+
+impl fmt::Display for ForeignTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.tool {
+            Some(tool) => write!(f, "{tool}'s {}.{}", self.schema, self.table),
+            None => write!(
+                f,
+                "{}.{} (columns {}: no supported tool's)",
+                self.schema,
+                self.table,
+                self.columns.join(", ")
+            ),
+        }
+    }
+}
+
+/// Which of the tables found to adopt, as `adopt` asks. `Ok(None)`: there is no other tool's
+/// table at all. With several candidates, the one in `schema` (the history's schema) wins.
+pub fn choose<'a>(
+    found: &'a [ForeignTable],
+    adopt: Adopt,
+    schema: Option<&str>,
+) -> Result<Option<&'a ForeignTable>, AdoptError> {
+    if found.is_empty() || adopt == Adopt::Off {
+        return Ok(None);
+    }
+    let wanted = match adopt {
+        Adopt::From(tool) => Some(tool),
+        _ => None,
+    };
+    let candidates: Vec<&ForeignTable> = found
+        .iter()
+        .filter(|f| f.tool.is_some() && (wanted.is_none() || f.tool == wanted))
+        .collect();
+    let list = |tables: &[&ForeignTable]| tables.iter().map(ToString::to_string).collect();
+    match candidates.as_slice() {
+        [] => {
+            let all: Vec<&ForeignTable> = found.iter().collect();
+            match (wanted, found.iter().find(|f| f.tool.is_none())) {
+                (None, Some(unknown)) => Err(AdoptError::UnknownTool {
+                    table: unknown.to_string(),
+                }),
+                _ => Err(AdoptError::NotFound {
+                    tool: wanted,
+                    found: list(&all),
+                }),
+            }
+        }
+        [one] => Ok(Some(one)),
+        many => {
+            let here: Vec<&ForeignTable> = many
+                .iter()
+                .copied()
+                .filter(|f| Some(f.schema.as_str()) == schema)
+                .collect();
+            match here.as_slice() {
+                [one] => Ok(Some(one)),
+                _ => Err(AdoptError::Ambiguous { tables: list(many) }),
+            }
+        }
+    }
+}
+
+/// What was (or would be) adopted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Adopted {
+    /// The tool.
+    pub tool: Tool,
+    /// The schema of its table.
+    pub schema: String,
+    /// Its table (left untouched).
+    pub table: String,
+    /// The versions recorded as applied, ascending.
+    pub versions: Vec<Version>,
+}
+
+impl Adopted {
+    /// `schema.table`.
+    pub fn qualified(&self) -> String {
+        format!("{}.{}", self.schema, self.table)
+    }
+}
+
+/// The `applied_by` of an adopted row: `adopted from goose (goose_db_version)`.
+pub fn applied_by(tool: Tool, table: &str) -> String {
+    format!("adopted from {tool} ({table})")
+}
 
 /// A migration tool whose history Preflight can take over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -130,13 +290,16 @@ pub enum ForeignHistory {
     Goose(Vec<(i64, i64, bool)>),
     /// `(version, description, success, checksum)` rows.
     Sqlx(Vec<(i64, String, bool, Vec<u8>)>),
-    /// `(version, name)` rows.
-    Refinery(Vec<(i64, String)>),
+    /// `(version, name, checksum)` rows; the checksum is the decimal text refinery stores.
+    Refinery(Vec<(i64, String, Option<String>)>),
     /// `version` strings.
     Diesel(Vec<String>),
-    /// `(installed_rank, version, description, type, success)` rows.
-    Flyway(Vec<(i64, Option<String>, String, String, bool)>),
+    /// `(installed_rank, version, description, type, checksum, success)` rows.
+    Flyway(Vec<FlywayRow>),
 }
+
+/// A row of Flyway's history: `(installed_rank, version, description, type, checksum, success)`.
+pub type FlywayRow = (i64, Option<String>, String, String, Option<i32>, bool);
 
 impl ForeignHistory {
     /// The tool the history belongs to.
@@ -185,14 +348,68 @@ pub enum AdoptError {
         /// What differs.
         detail: String,
     },
+    /// No table of the tool asked for (or of any supported tool) was found.
+    #[error("{}", not_found(*.tool, .found))]
+    NotFound {
+        /// The tool asked for, if any.
+        tool: Option<Tool>,
+        /// The other tables found.
+        found: Vec<String>,
+    },
+    /// Several supported tools' tables were found.
+    #[error("several migration tools' tables were found ({}): say which to adopt (`--from TOOL`, `Adopt::From`)", .tables.join(", "))]
+    Ambiguous {
+        /// The tables.
+        tables: Vec<String>,
+    },
+    /// The only other table found belongs to no supported tool.
+    #[error("the table {table} belongs to no supported tool, so its history cannot be read: record what the database already has with `preflight baseline VERSION` instead")]
+    UnknownTool {
+        /// The table.
+        table: String,
+    },
+}
+
+fn not_found(tool: Option<Tool>, found: &[String]) -> String {
+    let what = match tool {
+        Some(t) => format!(
+            "no history table of {t} (`{}` or a renamed copy) was found",
+            t.default_table()
+        ),
+        None => "no other migration tool's history table was found".to_owned(),
+    };
+    if found.is_empty() {
+        format!("{what}: there is nothing to adopt")
+    } else {
+        format!("{what}; found: {}", found.join(", "))
+    }
 }
 
 /// The migrations of `migrations` that `history` says are applied, in version order.
 ///
 /// Parity with the other tool: after adoption, Preflight applies next exactly what the other
-/// tool would have applied next. golang-migrate counts every version up to its one recorded
-/// version as applied; Flyway counts every version up to a `BASELINE` row; the others list each
-/// applied version.
+/// tool would have applied next, in version order. Per tool:
+///
+/// - **golang-migrate** keeps one row: every file up to its version counts as applied (its `up`
+///   runs only the files after it, and skips lower ones forever); the version itself must have
+///   a file (golang-migrate refuses to run without it); `dirty` is refused.
+/// - **goose**: the newest row (highest `id`) per version decides, through `is_applied` (goose v3
+///   deletes the row on down; older goose appended an `is_applied = false` row); version 0 is
+///   goose's marker row.
+/// - **sqlx**: every row; `success = false` is refused; the description (sqlx turns `_` into
+///   spaces) and the SHA-384 checksum of the file must match.
+/// - **refinery**: every row; the name and the checksum (SipHash-1-3 of name, version, SQL)
+///   must match.
+/// - **diesel**: every row; versions are directory names without dashes.
+/// - **Flyway**, in `installed_rank` order: `SQL`/`JDBC` rows are applied, a `BASELINE` row
+///   covers every version up to it, `DELETE` and `UNDO_*` rows cancel a version; rank ≤ 0,
+///   `SCHEMA` and repeatable (versionless) rows are not migrations; `success = false` is
+///   refused; the description and the CRC-32 checksum ([`flyway_checksum`]) must match.
+///
+/// Any applied version without a file is refused ([`AdoptError::NoFile`]). A file the other
+/// tool did not apply that sorts below the newest applied version is left pending: the plan
+/// refuses it as out-of-order unless allowed, as goose (without allow-missing), refinery and
+/// Flyway do; sqlx and diesel would apply it silently.
 pub fn adoptable<'a>(
     history: &ForeignHistory,
     migrations: &'a Migrations,
@@ -203,6 +420,8 @@ pub fn adoptable<'a>(
     // Checks of a record against its file, done once the version is known to have a file.
     let mut names: BTreeMap<Version, String> = BTreeMap::new();
     let mut sqlx_checksums: BTreeMap<Version, Vec<u8>> = BTreeMap::new();
+    let mut refinery_checksums: BTreeMap<Version, (i64, String, String)> = BTreeMap::new();
+    let mut flyway_checksums: BTreeMap<Version, i32> = BTreeMap::new();
     match history {
         ForeignHistory::GolangMigrate(None) => {}
         ForeignHistory::GolangMigrate(Some((version, dirty))) => {
@@ -243,10 +462,13 @@ pub fn adoptable<'a>(
             }
         }
         ForeignHistory::Refinery(rows) => {
-            for (version, name) in rows {
+            for (version, name, checksum) in rows {
                 let v = foreign_version(tool, *version)?;
                 applied.insert(v);
                 names.insert(v, name.clone());
+                if let Some(sum) = checksum {
+                    refinery_checksums.insert(v, (*version, name.clone(), sum.clone()));
+                }
             }
         }
         ForeignHistory::Diesel(rows) => {
@@ -262,9 +484,11 @@ pub fn adoptable<'a>(
         ForeignHistory::Flyway(rows) => {
             let mut rows = rows.clone();
             rows.sort_by_key(|r| r.0);
-            for (rank, version, description, kind, success) in rows {
+            for (rank, version, description, kind, checksum, success) in rows {
+                // Repeatable migrations have no version; rank 0 and `SCHEMA` rows are Flyway's
+                // own markers (schemas it created), not migrations.
                 let Some(version) = version else { continue };
-                if rank <= 0 {
+                if rank <= 0 || kind == "SCHEMA" {
                     continue;
                 }
                 let v = version.parse::<Version>().map_err(|_| AdoptError::NoFile {
@@ -282,23 +506,24 @@ pub fn adoptable<'a>(
                     _ => {
                         applied.insert(v);
                         names.insert(v, description);
+                        match checksum {
+                            Some(sum) => flyway_checksums.insert(v, sum),
+                            None => flyway_checksums.remove(&v),
+                        };
                     }
                 }
             }
         }
     }
     if let Some(limit) = up_to {
+        // golang-migrate's own version was inserted above, so it must have a file; a Flyway
+        // baseline version need not (a baseline marks a database that predates the files).
         applied.extend(
             migrations
                 .iter()
                 .map(Migration::version)
                 .filter(|v| *v <= limit),
         );
-        // A golang-migrate version or a Flyway baseline need not have a file of its own when
-        // it is a baseline, but golang-migrate's recorded version is a migration it ran.
-        if tool == Tool::Flyway {
-            applied.retain(|v| *v != limit || migrations.get(limit).is_some());
-        }
     }
     let mut out = Vec::new();
     for version in applied {
@@ -327,9 +552,69 @@ pub fn adoptable<'a>(
                 ));
             }
         }
+        if let Some((version, name, recorded)) = refinery_checksums.get(&version) {
+            if !refinery_checksum_matches(*version, name, m.up().text(), recorded) {
+                return Err(disagree(
+                    tool,
+                    m,
+                    format!("refinery's checksum {recorded} differs from the file's: the file was edited after refinery applied it"),
+                ));
+            }
+        }
+        if let Some(recorded) = flyway_checksums.get(&version) {
+            let file = flyway_checksum(m.up().text());
+            if *recorded != file {
+                return Err(disagree(
+                    tool,
+                    m,
+                    format!("Flyway's checksum {recorded} differs from the file's ({file}): the file was edited after Flyway applied it"),
+                ));
+            }
+        }
         out.push(m);
     }
     Ok(out)
+}
+
+/// refinery's checksum: SipHash-1-3 (zero keys) over `Hash` of the name, the version and the
+/// SQL. The version is an `i32`, or an `i64` with refinery's `int8-versions` feature: either
+/// width is accepted.
+fn refinery_checksum_matches(version: i64, name: &str, sql: &str, recorded: &str) -> bool {
+    let Ok(recorded) = recorded.trim().parse::<u64>() else {
+        return false;
+    };
+    let sum = |hash_version: &dyn Fn(&mut siphasher::sip::SipHasher13)| {
+        let mut h = siphasher::sip::SipHasher13::new();
+        name.hash(&mut h);
+        hash_version(&mut h);
+        sql.hash(&mut h);
+        h.finish()
+    };
+    let narrow = i32::try_from(version)
+        .ok()
+        .is_some_and(|v| sum(&|h| v.hash(h)) == recorded);
+    narrow || sum(&|h| version.hash(h)) == recorded
+}
+
+/// Flyway's checksum: CRC-32 over the UTF-8 bytes of every line without its line break (a
+/// leading BOM removed), as a signed 32-bit integer.
+pub fn flyway_checksum(text: &str) -> i32 {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut crc = !0u32;
+    for &byte in text.as_bytes() {
+        if byte == b'\n' || byte == b'\r' {
+            continue;
+        }
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    i32::from_ne_bytes((!crc).to_ne_bytes())
 }
 
 fn foreign_version(tool: Tool, version: i64) -> Result<Version, AdoptError> {
@@ -458,6 +743,7 @@ mod tests {
                 None,
                 "<< Flyway Schema Creation >>".into(),
                 "SCHEMA".into(),
+                None,
                 true,
             ),
             (
@@ -465,16 +751,128 @@ mod tests {
                 Some("2".into()),
                 "baseline".into(),
                 "BASELINE".into(),
+                None,
                 true,
             ),
-            (2, Some("3".into()), "m 3".into(), "SQL".into(), true),
-            (3, Some("4".into()), "m 4".into(), "SQL".into(), true),
-            (4, Some("4".into()), "m 4".into(), "DELETE".into(), true),
+            (2, Some("3".into()), "m 3".into(), "SQL".into(), None, true),
+            (3, Some("4".into()), "m 4".into(), "SQL".into(), None, true),
+            (
+                4,
+                Some("4".into()),
+                "m 4".into(),
+                "DELETE".into(),
+                None,
+                true,
+            ),
         ];
         let got = adoptable(&ForeignHistory::Flyway(rows), &m).unwrap();
         assert_eq!(versions(&got), ["1", "2", "3"]);
-        let failed = vec![(1, Some("1".into()), "m 1".into(), "SQL".into(), false)];
+        // A baseline version without a file of its own covers the files below it.
+        let sparse = set(&[1, 3]);
+        let baseline = vec![(
+            1,
+            Some("2".into()),
+            "b".into(),
+            "BASELINE".into(),
+            None,
+            true,
+        )];
+        let got = adoptable(&ForeignHistory::Flyway(baseline), &sparse).unwrap();
+        assert_eq!(versions(&got), ["1"]);
+        let failed = vec![(1, Some("1".into()), "m 1".into(), "SQL".into(), None, false)];
         assert!(adoptable(&ForeignHistory::Flyway(failed), &m).is_err());
+    }
+
+    #[test]
+    fn flyway_checksums_are_crc32_of_the_lines() {
+        // CRC-32 of "abc" (line breaks and a BOM do not count).
+        assert_eq!(flyway_checksum("abc"), 0x3524_41C2);
+        assert_eq!(flyway_checksum("\u{feff}a\r\nb\nc\n"), 0x3524_41C2);
+        let m = set(&[1]);
+        let sum = flyway_checksum("select 1;");
+        let row = |c| {
+            vec![(
+                1,
+                Some("1".into()),
+                "m 1".into(),
+                "SQL".into(),
+                Some(c),
+                true,
+            )]
+        };
+        assert!(adoptable(&ForeignHistory::Flyway(row(sum)), &m).is_ok());
+        assert!(matches!(
+            adoptable(&ForeignHistory::Flyway(row(sum ^ 1)), &m),
+            Err(AdoptError::Disagree { .. })
+        ));
+    }
+
+    #[test]
+    fn refinery_checksums_accept_both_version_widths() {
+        let sum = |v: &dyn Fn(&mut siphasher::sip::SipHasher13)| {
+            let mut h = siphasher::sip::SipHasher13::new();
+            "m_1".hash(&mut h);
+            v(&mut h);
+            "select 1;".hash(&mut h);
+            h.finish().to_string()
+        };
+        let m = set(&[1]);
+        for recorded in [sum(&|h| 1i32.hash(h)), sum(&|h| 1i64.hash(h))] {
+            let rows = vec![(1, "m_1".to_owned(), Some(recorded))];
+            assert!(adoptable(&ForeignHistory::Refinery(rows), &m).is_ok());
+        }
+        let rows = vec![(1, "m_1".to_owned(), Some("12345".to_owned()))];
+        assert!(matches!(
+            adoptable(&ForeignHistory::Refinery(rows), &m),
+            Err(AdoptError::Disagree { .. })
+        ));
+    }
+
+    #[test]
+    fn identifies_and_chooses_tables() {
+        let t = |table: &str, cols: &[&str]| ForeignTable::identify("public", table, cols);
+        assert_eq!(
+            t("schema_migrations", &["version", "dirty"]).unwrap().tool,
+            Some(Tool::GolangMigrate)
+        );
+        // dbmate / Rails: the name is known, the columns are no supported tool's.
+        assert_eq!(t("schema_migrations", &["version"]).unwrap().tool, None);
+        // Renamed with the tool's option: recognised by its exact columns.
+        assert_eq!(
+            t("db_versions", &["id", "version_id", "is_applied", "tstamp"])
+                .unwrap()
+                .tool,
+            Some(Tool::Goose)
+        );
+        assert!(t("users", &["id", "version"]).is_none());
+        let goose = t(
+            "goose_db_version",
+            &["id", "version_id", "is_applied", "tstamp"],
+        )
+        .unwrap();
+        let other = ForeignTable {
+            schema: "other".into(),
+            ..goose.clone()
+        };
+        let found = [goose.clone(), other];
+        assert!(matches!(
+            choose(&found, Adopt::Auto, None),
+            Err(AdoptError::Ambiguous { .. })
+        ));
+        assert_eq!(
+            choose(&found, Adopt::Auto, Some("public")),
+            Ok(Some(&goose))
+        );
+        assert!(matches!(
+            choose(&found, Adopt::From(Tool::Sqlx), None),
+            Err(AdoptError::NotFound { .. })
+        ));
+        assert_eq!(choose(&[], Adopt::Auto, None), Ok(None));
+        let unknown = [t("schema_migrations", &["version"]).unwrap()];
+        assert!(matches!(
+            choose(&unknown, Adopt::Auto, None),
+            Err(AdoptError::UnknownTool { .. })
+        ));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use crate::adopt::{ForeignHistory, ForeignTable};
 use crate::error::{DbError, Error};
 use crate::history::{HistoryRow, NewRow, State};
 use crate::lock::Holder;
@@ -27,8 +28,11 @@ pub(crate) enum Fast {
 /// Which server the connection reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Product {
+    #[cfg_attr(not(feature = "pg-common"), allow(dead_code))]
     Postgres,
     CockroachDb,
+    #[cfg(feature = "sqlite")]
+    Sqlite,
 }
 
 /// What the slow path learns about the connection first.
@@ -39,6 +43,7 @@ pub(crate) struct Session {
     pub schema: String,
     pub product: Product,
     /// The `application_name` before the runner set its own, to restore.
+    #[cfg_attr(not(feature = "pg-common"), allow(dead_code))]
     pub previous_application_name: String,
     pub backend_pid: i64,
 }
@@ -119,9 +124,20 @@ pub(crate) trait Backend {
     /// Runs the items in one transaction (bodies and records), committing only if all
     /// succeeded.
     async fn transaction(&mut self, items: &[TxItem<'_>]) -> Result<(), TxFailure>;
+    /// [`Backend::transaction`] whose commit need not wait for durability (PostgreSQL:
+    /// `SET LOCAL synchronous_commit = off`). The runner uses it for every migration of a run
+    /// but the last, whose synchronous commit makes the earlier ones durable (see
+    /// `runner::migrate`). A backend without the notion commits as usual.
+    async fn transaction_async_commit(&mut self, items: &[TxItem<'_>]) -> Result<(), TxFailure> {
+        self.transaction(items).await
+    }
     /// Runs one statement outside a transaction (no-transaction migrations).
     async fn execute(&mut self, sql: &str) -> Result<(), DbError>;
     /// Records the start (or the resumption) of a non-atomic migration: `in_progress`.
+    /// A fresh start (`row.resume` false) should fail when the row exists: another run started
+    /// the migration although this one holds the lock (no lock, an expired lease, a pooler),
+    /// and running it here too would apply its statements twice. (PostgreSQL does; SQLite's
+    /// `BEGIN IMMEDIATE` lock cannot be bypassed that way.)
     async fn start_row(&mut self, row: &NewRow, done: u32) -> Result<(), Error>;
     /// Records that `done` statements completed.
     async fn progress(&mut self, version: Version, done: u32) -> Result<(), Error>;
@@ -136,4 +152,17 @@ pub(crate) trait Backend {
     ) -> Result<(), Error>;
 
     async fn sleep(&mut self, duration: Duration);
+
+    /// Other migration tools' history tables in the database, recognised by name and columns
+    /// ([`ForeignTable::identify`]). A backend that cannot look finds none.
+    async fn foreign_tables(&mut self) -> Result<Vec<ForeignTable>, Error> {
+        Ok(Vec::new())
+    }
+
+    /// Reads a table found by [`Backend::foreign_tables`] (never written to).
+    async fn read_foreign(&mut self, table: &ForeignTable) -> Result<ForeignHistory, Error> {
+        Err(Error::Config(format!(
+            "this database backend cannot read {table} to adopt it"
+        )))
+    }
 }

@@ -262,6 +262,9 @@ pub enum Error {
     /// The connection pool failed to hand out a connection.
     #[error("connection pool: {0}")]
     Pool(String),
+    /// Another tool's history cannot be adopted; nothing was written.
+    #[error("cannot adopt: {0}")]
+    Adopt(#[from] crate::adopt::AdoptError),
 }
 
 impl Error {

@@ -18,7 +18,9 @@
 //! | `error` | `text` | the error of a `failed` row |
 //!
 //! The table carries the comment `preflight-history v1`; a later layout changes the number and
-//! the runner refuses a layout it does not know. Next to it, `<table>_log` records repairs,
+//! the runner refuses a layout it does not know. On SQLite the columns are the same with SQLite's
+//! types (`text`, `integer`; `applied_at` as UTC text), and the marker is a comment inside the
+//! `CREATE TABLE` text kept in `sqlite_schema` (SQLite has no table comments). Next to it, `<table>_log` records repairs,
 //! reverts and resumes (`at`, `action`, `version`, `detail`, `by`), and `<table>_lease` holds
 //! the lease when the lease lock strategy is used.
 
@@ -112,7 +114,7 @@ impl HistoryRow {
 
 /// A row to record: what the runner writes when it applies or starts a migration.
 #[derive(Debug, Clone)]
-#[cfg_attr(not(feature = "pg-common"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "pg-common", feature = "sqlite")), allow(dead_code))]
 pub(crate) struct NewRow {
     pub version: Version,
     pub name: String,
@@ -120,6 +122,9 @@ pub(crate) struct NewRow {
     pub chain: Checksum,
     pub statements_total: u32,
     pub applied_by: String,
+    /// Whether `start_row` resumes an unfinished row (the plan saw it) rather than starting the
+    /// migration afresh, in which case no row may exist: the row is the run's claim on it.
+    pub resume: bool,
 }
 
 impl NewRow {
@@ -131,6 +136,7 @@ impl NewRow {
             chain: m.chain(),
             statements_total: u32::try_from(m.up().statement_count()).unwrap_or(u32::MAX),
             applied_by: applied_by.to_owned(),
+            resume: false,
         }
     }
 }

@@ -18,7 +18,7 @@ pub use version::{Version, VersionError, MAX_PARTS};
 // The boot-time runner (issue #3): plan and policies are backend-free; the PostgreSQL backend
 // implements the private `backend::Backend` trait for the sync and async drivers.
 // Without a driver feature nothing runs the loop yet (the model is still used by the macro).
-#[cfg_attr(not(feature = "pg-common"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "pg-common", feature = "sqlite")), allow(dead_code))]
 mod backend;
 pub mod error;
 pub mod history;
@@ -27,8 +27,10 @@ pub mod plan;
 #[cfg(feature = "pg-common")]
 mod postgres;
 mod report;
-#[cfg_attr(not(feature = "pg-common"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "pg-common", feature = "sqlite")), allow(dead_code))]
 mod runner;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 
 #[cfg(any(feature = "deadpool", feature = "bb8", feature = "r2d2"))]
 pub use crate::postgres::pool::{AsyncPool, BlockingPool};
@@ -40,5 +42,6 @@ pub use report::{Applied, Report, Warning};
 pub use runner::{Repair, Runner, DEFAULT_TABLE};
 
 pub mod adopt;
+pub use adopt::{Adopt, Tool};
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -10,7 +10,10 @@
 //!   `SHA-256("preflight\0" ‖ database ‖ "\0" ‖ schema ‖ "\0" ‖ table)`, see [`advisory_key`]:
 //!   two migration sets in one database with different history tables never contend. In
 //!   `pg_locks` a bigint key shows as `classid` = high 32 bits, `objid` = low 32 bits,
-//!   `objsubid` = 1.
+//!   `objsubid` = 1. It is taken only on the server session the run's first query reached, and
+//!   only if that session does not hold it already, and released only there: behind a pooler
+//!   in transaction mode (PgBouncer), where a session lock excludes no one, the run fails with an
+//!   error naming the pooler instead of migrating unprotected (use the lease there).
 //! * [`LockStrategy::Lease`]: one row in `<history table>_lease` (owner, acquired_at,
 //!   expires_at, renewed_at), taken with a single atomic `INSERT ... ON CONFLICT DO UPDATE ...
 //!   WHERE expires_at < now()`, renewed between migrations and between statements, deleted on
@@ -18,6 +21,11 @@
 //!   does not: PgBouncer in transaction pooling and CockroachDB (whose advisory-lock functions
 //!   always succeed). Renewal happens on the migration connection between steps, so the
 //!   time-to-live must exceed the longest single statement.
+//!
+//! On SQLite, [`LockStrategy::Advisory`] is `BEGIN IMMEDIATE` held by a second connection on the
+//! sidecar file `<database>-preflight-lock` (see the `sqlite` module, feature `sqlite`): one holder
+//! across processes, polled the same way, released by the operating system when its process
+//! dies; [`Holder::LockFile`] names the holding process on Linux.
 //!
 //! Whatever the outcome of the run, the runner releases the lock it took before it returns
 //! (see `runner`): the release is not skipped by an early `?` as in other tools.
@@ -31,7 +39,8 @@ use sha2::{Digest, Sha256};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum LockStrategy {
-    /// A session advisory lock, polled with `pg_try_advisory_lock` (the default).
+    /// A session advisory lock, polled with `pg_try_advisory_lock` (the default); on SQLite,
+    /// the lock file next to the database.
     #[default]
     Advisory,
     /// A lease row with an expiry, renewed while migrating; `ttl` is how long a lease survives
@@ -98,6 +107,14 @@ pub enum Holder {
         /// Its state and since when (`active since ...`).
         state: String,
     },
+    /// SQLite: the connection holding `BEGIN IMMEDIATE` on the lock file next to the
+    /// database (see the `sqlite` module).
+    LockFile {
+        /// The lock file.
+        path: String,
+        /// The process holding it, when the operating system tells (Linux: `/proc/locks`).
+        pid: Option<i32>,
+    },
     /// The lease row.
     Lease {
         /// The owner text (application, host, process).
@@ -124,6 +141,17 @@ impl fmt::Display for Holder {
                  connected since {connected_since}, {state}); if that process is stuck, \
                  `SELECT pg_terminate_backend({pid})` releases the lock"
             ),
+            Holder::LockFile { path, pid } => {
+                match pid {
+                    Some(pid) => write!(f, "process {pid}")?,
+                    None => f.write_str("another connection")?,
+                }
+                write!(
+                    f,
+                    " (it holds the lock file `{path}` while migrating; the lock goes with that \
+                     process when it exits)"
+                )
+            }
             Holder::Lease {
                 owner,
                 acquired_at,
@@ -137,13 +165,18 @@ impl fmt::Display for Holder {
     }
 }
 
-/// Back-off between lock attempts: 10 ms doubling to 500 ms, with jitter so that replicas
-/// started together do not poll in lockstep.
+/// Back-off between lock attempts: 10 ms doubling to 50 ms (10, 20, 40, 50, 50, ...), plus up
+/// to 50% jitter so that replicas started together do not poll in lockstep. The cap is low
+/// because a waiting run polls cheaply (the fast-path query, then a try-lock) and returns as
+/// soon as the holder has brought the database up to date; a long sleep would only delay that.
 #[derive(Debug, Clone)]
 pub(crate) struct Backoff {
     next: Duration,
     seed: u64,
 }
+
+/// The longest base delay between two lock attempts (jitter adds up to half of it).
+const MAX_DELAY: Duration = Duration::from_millis(50);
 
 impl Backoff {
     pub fn new(seed: u64) -> Backoff {
@@ -161,7 +194,7 @@ impl Backoff {
         self.seed ^= self.seed << 17;
         let base = self.next;
         let jitter = Duration::from_millis(self.seed % (base.as_millis() as u64 / 2 + 1));
-        self.next = (self.next * 2).min(Duration::from_millis(500));
+        self.next = (self.next * 2).min(MAX_DELAY);
         (base + jitter).min(remaining)
     }
 }
@@ -192,7 +225,7 @@ mod tests {
         let first = b.delay(Duration::from_secs(10));
         assert!(first >= Duration::from_millis(10) && first <= Duration::from_millis(15));
         for _ in 0..20 {
-            assert!(b.delay(Duration::from_secs(10)) <= Duration::from_millis(750));
+            assert!(b.delay(Duration::from_secs(10)) <= Duration::from_millis(75));
         }
         assert_eq!(b.delay(Duration::from_millis(3)), Duration::from_millis(3));
     }

@@ -17,12 +17,16 @@ pub struct Report {
     pub skipped: Vec<Version>,
     /// Conditions that did not stop the run (also emitted as `tracing` warnings).
     pub warnings: Vec<Warning>,
-    /// Whether the one-query fast path found the database current (no lock, nothing else).
+    /// Whether the one-query fast path found the database current (no lock, nothing else):
+    /// at boot, or while waiting for the lock another run held until it had migrated
+    /// (then `lock_taken` is false and `lock_wait` tells how long it waited).
     pub fast_path: bool,
     /// Whether the migration lock was taken.
     pub lock_taken: bool,
     /// How long the run waited for the lock.
     pub lock_wait: Duration,
+    /// Another tool's history taken over by this run, if any (see [`crate::adopt::Adopt`]).
+    pub adopted: Option<crate::adopt::Adopted>,
 }
 
 impl Report {
@@ -34,6 +38,43 @@ impl Report {
     /// The versions reverted, in order.
     pub fn reverted_versions(&self) -> Vec<Version> {
         self.reverted.iter().map(|a| a.version).collect()
+    }
+}
+
+/// One line for a log: what the run did (`database is current`, `applied 3 migrations: 1, 2,
+/// 3`, ...), followed by its warnings.
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list = |items: &[Applied]| {
+            items
+                .iter()
+                .map(|a| a.version.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut parts = Vec::new();
+        if !self.applied.is_empty() {
+            parts.push(format!(
+                "applied {} migration(s): {}",
+                self.applied.len(),
+                list(&self.applied)
+            ));
+        }
+        if !self.reverted.is_empty() {
+            parts.push(format!(
+                "reverted {} migration(s): {}",
+                self.reverted.len(),
+                list(&self.reverted)
+            ));
+        }
+        if parts.is_empty() {
+            parts.push("database is current".to_owned());
+        }
+        f.write_str(&parts.join("; "))?;
+        for w in &self.warnings {
+            write!(f, "; warning: {w}")?;
+        }
+        Ok(())
     }
 }
 
@@ -130,5 +171,31 @@ impl fmt::Display for Warning {
                  (DDL is not transactional there)",
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod display_tests {
+    use super::*;
+
+    #[test]
+    fn summarises_in_one_line() {
+        assert_eq!(Report::default().to_string(), "database is current");
+        let r = Report {
+            applied: vec![Applied {
+                version: Version::new(2),
+                name: "b".into(),
+                duration: Duration::from_millis(3),
+            }],
+            warnings: vec![Warning::AheadOfBinary {
+                versions: vec![Version::new(9)],
+            }],
+            ..Report::default()
+        };
+        let text = r.to_string();
+        assert!(
+            text.starts_with("applied 1 migration(s): 2; warning: "),
+            "{text}"
+        );
     }
 }

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tracing::Instrument;
 
+use crate::adopt::{self, Adopt, AdoptError, Adopted};
 use crate::backend::{Backend, Fast, LogEntry, Product, Record, Session, TxFailure, TxItem};
 use crate::error::{DbError, Error, MigrationError};
 use crate::history::{HistoryRow, NewRow, State};
@@ -19,6 +20,19 @@ pub const DEFAULT_TABLE: &str = "preflight_history";
 /// A configured run over a migration set: history table, lock, policies. Build it with
 /// [`Migrations::runner`], then call `run` (sync `postgres`), `run_async` (`tokio-postgres`),
 /// `ready` (pools), `revert*` or the repairs.
+///
+/// # Durability of a run (PostgreSQL)
+///
+/// Each transactional migration is applied in its own transaction together with its history
+/// row. Every such transaction except the last one of the run commits with
+/// `SET LOCAL synchronous_commit = off`: the commit returns without waiting for the WAL flush
+/// (one fsync per migration is what made applying many small migrations slow). The last one
+/// commits synchronously, and since the WAL is sequential, its flush makes every earlier commit
+/// of the run durable as well; the run returns only after it. A server crash before that loses
+/// the most recent migrations *whole* (body and history row together), never part of one, and
+/// the next boot applies them again. Grouped mode (one transaction), no-transaction migrations
+/// and their progress rows, repairs and reverts commit synchronously; on CockroachDB nothing
+/// changes.
 ///
 /// ```no_run
 /// # #[cfg(feature = "postgres")] {
@@ -56,6 +70,7 @@ pub(crate) struct Config {
     pub application: String,
     pub sql_lock_timeout: Option<Duration>,
     pub sql_statement_timeout: Option<Duration>,
+    pub adopt: Adopt,
 }
 
 impl Default for Config {
@@ -70,6 +85,7 @@ impl Default for Config {
             application: format!("preflight {}", env!("CARGO_PKG_VERSION")),
             sql_lock_timeout: None,
             sql_statement_timeout: None,
+            adopt: Adopt::Off,
         }
     }
 }
@@ -111,14 +127,14 @@ impl Config {
 }
 
 fn host() -> String {
-    #[cfg(feature = "pg-common")]
+    #[cfg(any(feature = "pg-common", feature = "sqlite"))]
     {
         hostname::get()
             .ok()
             .and_then(|h| h.into_string().ok())
             .unwrap_or_else(|| "unknown-host".to_owned())
     }
-    #[cfg(not(feature = "pg-common"))]
+    #[cfg(not(any(feature = "pg-common", feature = "sqlite")))]
     {
         "unknown-host".to_owned()
     }
@@ -215,6 +231,20 @@ impl<'m> Runner<'m> {
         self.cfg.sql_statement_timeout = Some(timeout);
         self
     }
+
+    /// Take over another migration tool's history at boot (default [`Adopt::Off`]).
+    ///
+    /// With [`Adopt::Auto`] or [`Adopt::From`], a run that finds Preflight's history empty
+    /// looks for another tool's history table and, under the lock and in one transaction,
+    /// records the versions that tool applied (checked against the files first, see
+    /// [`crate::adopt::adoptable`]), then migrates as usual: it applies what the other tool would
+    /// have applied next. A database without another tool's table is migrated as usual; one
+    /// whose other history cannot be adopted (dirty, failed, a version without a file, a
+    /// changed file) is refused with [`Error::Adopt`], untouched.
+    pub fn adopt(mut self, adopt: Adopt) -> Self {
+        self.cfg.adopt = adopt;
+        self
+    }
 }
 
 /// A repair of the history, as an operator (or the CLI) asks for it after checking the
@@ -234,6 +264,9 @@ pub enum Repair {
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Work {
     Migrate,
+    /// Adopt another tool's history (explicitly: finding nothing to adopt is an error), and
+    /// apply nothing.
+    Adopt,
     Revert(Revert),
     Repair(Repair),
 }
@@ -369,7 +402,10 @@ async fn locked<B: Backend>(
     work: Work,
     report: &mut Report,
 ) -> Result<(), Error> {
-    let mut token = acquire(b, cfg, session, report).await?;
+    let Some(mut token) = acquire(b, set, cfg, session, work, report).await? else {
+        // Another run brought the database up to date while this one waited: nothing to do.
+        return Ok(());
+    };
     // No `?` between acquire and release: every outcome releases the lock.
     let result = locked_work(b, set, cfg, session, &mut token, work, report).await;
     let released = release(b, &mut token).await;
@@ -384,12 +420,18 @@ async fn locked<B: Backend>(
     }
 }
 
+/// Takes the lock, polling with [`Backoff`]. A migrating run re-runs the fast-path query before
+/// each new attempt: when the holder has meanwhile brought the database up to date, it returns
+/// `None` without ever taking the lock (`fast_path`, not `lock_taken`), so that replicas booting
+/// together do not each take the lock in turn only to find nothing to do.
 async fn acquire<B: Backend>(
     b: &mut B,
+    set: &Migrations,
     cfg: &Config,
     session: &Session,
+    work: Work,
     report: &mut Report,
-) -> Result<LockToken, Error> {
+) -> Result<Option<LockToken>, Error> {
     let strategy = match (session.product, cfg.lock) {
         // CockroachDB's advisory functions always succeed: they would exclude nobody.
         (Product::CockroachDb, LockStrategy::Advisory) => LockStrategy::lease(),
@@ -406,7 +448,11 @@ async fn acquire<B: Backend>(
         LockStrategy::None => TokenKind::None,
         LockStrategy::Advisory => {
             let key = advisory_key(&session.database, &session.schema, &cfg.table);
+            let mut first = true;
             loop {
+                if !std::mem::take(&mut first) && became_current(b, set, cfg, work).await? {
+                    return Ok(waited_out(report, started));
+                }
                 if b.try_advisory_lock(key).await? {
                     break TokenKind::Advisory(key);
                 }
@@ -430,7 +476,11 @@ async fn acquire<B: Backend>(
                     .duration_since(UNIX_EPOCH)
                     .map_or(0, |d| d.as_nanos())
             );
+            let mut first = true;
             loop {
+                if !std::mem::take(&mut first) && became_current(b, set, cfg, work).await? {
+                    return Ok(waited_out(report, started));
+                }
                 match b.try_lease(&owner, ttl).await? {
                     Ok(()) => {
                         break TokenKind::Lease {
@@ -459,10 +509,33 @@ async fn acquire<B: Backend>(
         waited_ms = report.lock_wait.as_millis() as u64,
         "migration lock taken"
     );
-    Ok(LockToken {
+    Ok(Some(LockToken {
         kind,
         released: false,
-    })
+    }))
+}
+
+/// Whether a migrating run that waits for the lock can stop waiting: the fast path now finds
+/// the database current (one query, no lock).
+async fn became_current<B: Backend>(
+    b: &mut B,
+    set: &Migrations,
+    cfg: &Config,
+    work: Work,
+) -> Result<bool, Error> {
+    Ok(matches!(work, Work::Migrate) && fast_path(b, set, cfg).await?)
+}
+
+/// The report of a run that found the database current while waiting for the lock.
+fn waited_out(report: &mut Report, started: Instant) -> Option<LockToken> {
+    report.fast_path = true;
+    report.lock_taken = false;
+    report.lock_wait = started.elapsed();
+    tracing::debug!(
+        waited_ms = report.lock_wait.as_millis() as u64,
+        "database became current while waiting for the lock (fast path)"
+    );
+    None
 }
 
 async fn release<B: Backend>(b: &mut B, token: &mut LockToken) -> Result<(), Error> {
@@ -489,7 +562,27 @@ async fn locked_work<B: Backend>(
 ) -> Result<(), Error> {
     b.ensure_history().await?;
     // Read after taking the lock: another replica may have finished meanwhile.
-    let rows = b.read_history().await?;
+    let mut rows = b.read_history().await?;
+    let adopt = match (work, cfg.adopt) {
+        (Work::Adopt, Adopt::Off) => Adopt::Auto,
+        (Work::Adopt | Work::Migrate, a) => a,
+        _ => Adopt::Off,
+    };
+    if adopt != Adopt::Off {
+        if rows.is_empty() {
+            let explicit = matches!(work, Work::Adopt);
+            let adopted = adopt_foreign(b, set, cfg, session, adopt, explicit).await?;
+            if adopted.as_ref().is_some_and(|a| !a.versions.is_empty()) {
+                rows = b.read_history().await?;
+            }
+            report.adopted = adopted;
+        } else {
+            tracing::debug!(
+                rows = rows.len(),
+                "Preflight's history is not empty: nothing to adopt"
+            );
+        }
+    }
     let mut ctx = Ctx {
         cfg,
         applied_by: cfg.applied_by(),
@@ -501,10 +594,116 @@ async fn locked_work<B: Backend>(
         ctx.warn(Warning::CockroachDb);
     }
     match work {
+        Work::Adopt => Ok(()),
         Work::Migrate => migrate(b, set, &rows, &mut ctx).await,
         Work::Revert(r) => revert(b, set, &rows, r, &mut ctx).await,
         Work::Repair(r) => repair(b, set, &rows, r, &mut ctx).await,
     }
+}
+
+/// Reads the other tool's history chosen by `adopt`, checks it against the files, and records
+/// its applied versions in one transaction (with a `<table>_log` entry). `Ok(None)`: there is no
+/// other tool's table (an error when `explicit`).
+async fn adopt_foreign<B: Backend>(
+    b: &mut B,
+    set: &Migrations,
+    cfg: &Config,
+    session: &Session,
+    adopt: Adopt,
+    explicit: bool,
+) -> Result<Option<Adopted>, Error> {
+    let found = b.foreign_tables().await?;
+    let Some(table) = adopt::choose(&found, adopt, Some(&session.schema))? else {
+        if explicit {
+            let tool = match adopt {
+                Adopt::From(t) => Some(t),
+                _ => None,
+            };
+            return Err(AdoptError::NotFound {
+                tool,
+                found: Vec::new(),
+            }
+            .into());
+        }
+        return Ok(None);
+    };
+    let history = b.read_foreign(table).await?;
+    let tool = history.tool();
+    let list = adopt::adoptable(&history, set)?;
+    let by = adopt::applied_by(tool, &table.table);
+    let versions: Vec<Version> = list.iter().map(|m| m.version()).collect();
+    let shown = versions
+        .iter()
+        .map(Version::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut items: Vec<TxItem<'_>> = list
+        .iter()
+        .map(|m| TxItem {
+            body: None,
+            record: Record::Insert(NewRow::of(m, &by)),
+            log: None,
+        })
+        .collect();
+    if let Some(first) = items.first_mut() {
+        first.log = Some(LogEntry {
+            action: "adopt",
+            version: versions.last().copied(),
+            detail: format!(
+                "adopted {} migration(s) from {tool}'s table {} ({shown}); that table was left untouched",
+                versions.len(),
+                table.qualified()
+            ),
+            by: cfg.applied_by(),
+        });
+        b.transaction(&items).await.map_err(|f| match f {
+            TxFailure::Body { error, .. } => Error::db("adopting", error),
+            TxFailure::Other(e) => e,
+        })?;
+    }
+    tracing::warn!(%tool, table = %table.qualified(), versions = %shown, "adopted another tool's history");
+    Ok(Some(Adopted {
+        tool,
+        schema: table.schema.clone(),
+        table: table.table.clone(),
+        versions,
+    }))
+}
+
+/// What adoption would record, read without the lock and without writing: for dry runs.
+pub(crate) async fn preview_adoption<B: Backend>(
+    b: &mut B,
+    set: &Migrations,
+    cfg: &Config,
+    adopt: Adopt,
+) -> Result<Adopted, Error> {
+    cfg.validate()?;
+    let adopt = if adopt == Adopt::Off {
+        Adopt::Auto
+    } else {
+        adopt
+    };
+    let found = b.foreign_tables().await?;
+    let tool = match adopt {
+        Adopt::From(t) => Some(t),
+        _ => None,
+    };
+    let table =
+        adopt::choose(&found, adopt, cfg.schema.as_deref())?.ok_or(AdoptError::NotFound {
+            tool,
+            found: Vec::new(),
+        })?;
+    let history = b.read_foreign(table).await?;
+    let versions = adopt::adoptable(&history, set)?
+        .iter()
+        .map(|m| m.version())
+        .collect();
+    Ok(Adopted {
+        tool: history.tool(),
+        schema: table.schema.clone(),
+        table: table.table.clone(),
+        versions,
+    })
 }
 
 struct Ctx<'a> {
@@ -536,15 +735,29 @@ async fn migrate<B: Backend>(
     if ctx.cfg.grouped && !ctx.cockroach && !plan.steps.is_empty() {
         apply_grouped(b, &plan.steps, ctx).await?;
     } else {
-        for step in &plan.steps {
+        // Durability: every migration transaction but the run's last commits asynchronously
+        // (`synchronous_commit = off`: the commit returns before its WAL record is flushed);
+        // the last one commits synchronously. The WAL is one sequential log and a flush
+        // covers everything before it, so the last commit, once acknowledged, has made every
+        // earlier commit of the run durable too (and, with synchronous replication, has waited
+        // for the standby to have them as well). A server crash before that point loses a
+        // suffix of the run's commits: whole migrations, each body with its history row
+        // (they share a transaction), never half of one, and the next boot applies them again.
+        // A run that stops on a failed migration leaves its earlier commits to the WAL writer
+        // (flushed within a few `wal_writer_delay`s); a crash in that window loses them the
+        // same way. No-transaction migrations, their progress rows and the history bookkeeping
+        // keep synchronous commits (a lost progress row would make a resume re-run a statement
+        // that took effect), and each of them flushes the asynchronous commits before it.
+        let last = plan.steps.len().saturating_sub(1);
+        for (i, step) in plan.steps.iter().enumerate() {
             ctx.token.renew_if_due(b).await?;
             match *step {
                 Step::Apply(m) if m.up().kind() == Kind::Transactional && !ctx.cockroach => {
-                    apply_transactional(b, m, ctx).await?;
+                    apply_transactional(b, m, i < last, ctx).await?;
                 }
-                Step::Apply(m) => apply_recorded(b, m, 0, ctx).await?,
+                Step::Apply(m) => apply_recorded(b, m, None, ctx).await?,
                 Step::Resume { migration, from } => {
-                    apply_recorded(b, migration, from, ctx).await?;
+                    apply_recorded(b, migration, Some(from), ctx).await?;
                 }
             }
         }
@@ -574,9 +787,12 @@ async fn migrate<B: Backend>(
     Ok(())
 }
 
+/// One transactional migration with its history row; `async_commit` for all but the run's
+/// last (see [`migrate`]).
 async fn apply_transactional<B: Backend>(
     b: &mut B,
     m: &Migration,
+    async_commit: bool,
     ctx: &mut Ctx<'_>,
 ) -> Result<(), Error> {
     let started = Instant::now();
@@ -585,9 +801,13 @@ async fn apply_transactional<B: Backend>(
         record: Record::Insert(NewRow::of(m, &ctx.applied_by)),
         log: None,
     };
-    b.transaction(&[item])
-        .await
-        .map_err(|f| tx_error(f, &[m], false))?;
+    let items = [item];
+    let outcome = if async_commit {
+        b.transaction_async_commit(&items).await
+    } else {
+        b.transaction(&items).await
+    };
+    outcome.map_err(|f| tx_error(f, &[m], false))?;
     applied(ctx, m, started.elapsed());
     Ok(())
 }
@@ -651,11 +871,14 @@ async fn apply_grouped<B: Backend>(
 async fn apply_recorded<B: Backend>(
     b: &mut B,
     m: &Migration,
-    from: u32,
+    resume_from: Option<u32>,
     ctx: &mut Ctx<'_>,
 ) -> Result<(), Error> {
     let started = Instant::now();
-    let row = NewRow::of(m, &ctx.applied_by);
+    let mut row = NewRow::of(m, &ctx.applied_by);
+    // A fresh start claims the migration: its row must not exist yet (see `Backend::start_row`).
+    row.resume = resume_from.is_some();
+    let from = resume_from.unwrap_or(0);
     let total = row.statements_total;
     b.start_row(&row, from).await?;
     if from > 0 || total > 0 {

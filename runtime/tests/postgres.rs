@@ -843,3 +843,238 @@ fn statement_timeout_applies_inside_migration_transactions() {
         .get(0);
     assert_eq!(t, "0");
 }
+
+/// Migrations that record the `synchronous_commit` their transaction ran with.
+fn commit_probe(versions: &[u64]) -> Vec<MigrationSpec> {
+    versions
+        .iter()
+        .map(|&n| {
+            MigrationSpec::new(
+                n,
+                &format!("probe{n}"),
+                &format!(
+                    "CREATE TABLE probe{n} AS SELECT current_setting('synchronous_commit') AS s;"
+                ),
+            )
+        })
+        .collect()
+}
+
+fn probe(client: &mut postgres::Client, n: u64) -> String {
+    client
+        .query_one(&format!("SELECT s FROM probe{n}"), &[])
+        .unwrap()
+        .get(0)
+}
+
+#[test]
+fn every_migration_but_the_last_commits_asynchronously_and_each_stays_atomic() {
+    let db = TestDb::new();
+    let mut client = db.connect();
+    let session_setting: String = client
+        .query_one("SHOW synchronous_commit", &[])
+        .unwrap()
+        .get(0);
+    // A timeout setting puts parameterised requests between BEGIN and the body: still one
+    // transaction, still the asynchronous commit.
+    let report = set(commit_probe(&[1, 2, 3]))
+        .runner()
+        .sql_lock_timeout(Duration::from_secs(5))
+        .run(&mut client)
+        .unwrap();
+    assert_eq!(report.applied_versions(), [v(1), v(2), v(3)]);
+    assert_eq!(probe(&mut client, 1), "off");
+    assert_eq!(probe(&mut client, 2), "off");
+    // The last one commits synchronously: its flush makes the earlier commits durable.
+    assert_eq!(probe(&mut client, 3), session_setting);
+    // `SET LOCAL`: the session's own setting is untouched.
+    let after: String = client
+        .query_one("SHOW synchronous_commit", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(after, session_setting);
+
+    // A failing migration after asynchronously committed ones: those stay applied and
+    // recorded, the failing one leaves nothing (body and history row roll back together).
+    let mut specs = commit_probe(&[1, 2, 3, 4, 5]);
+    specs.push(MigrationSpec::new(
+        6,
+        "broken",
+        "CREATE TABLE probe6 (id int);\nSELECT 1/0;",
+    ));
+    specs.extend(commit_probe(&[7]));
+    let broken = set(specs);
+    let err = broken.run(&mut client).unwrap_err();
+    assert!(
+        matches!(&err, Error::Migration(e) if e.version == v(6) && e.source.code.as_deref() == Some("22012")),
+        "{err}"
+    );
+    assert_eq!(versions(&mut client), [v(1), v(2), v(3), v(4), v(5)]);
+    assert!(history(&mut client, "preflight_history")
+        .iter()
+        .all(|r| r.1 == "applied"));
+    assert_eq!(probe(&mut client, 4), "off");
+    assert_eq!(probe(&mut client, 5), "off");
+    assert!(!table_exists(&mut client, "probe6") && !table_exists(&mut client, "probe7"));
+
+    // Fixed: 6 (not last: asynchronous) and 7 (last: synchronous).
+    let mut specs = commit_probe(&[1, 2, 3, 4, 5, 6]);
+    specs.extend(commit_probe(&[7]));
+    let fixed = set(specs);
+    let report = fixed.run(&mut client).unwrap();
+    assert_eq!(report.applied_versions(), [v(6), v(7)]);
+    assert_eq!(probe(&mut client, 6), "off");
+    assert_eq!(probe(&mut client, 7), session_setting);
+    assert!(fixed.run(&mut client).unwrap().fast_path);
+}
+
+#[test]
+fn async_driver_commits_asynchronously_except_the_last_and_grouped_mode_synchronously() {
+    let db = TestDb::new();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (mut client, conn) = tokio_postgres::connect(db.url(), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let session_setting: String = client
+            .query_one("SHOW synchronous_commit", &[])
+            .await
+            .unwrap()
+            .get(0);
+        // A no-transaction migration in the middle: the ones before and after it that are not
+        // the last commit asynchronously; it runs statement by statement as before.
+        let mut specs = commit_probe(&[1, 2]);
+        specs.push(
+            MigrationSpec::new(3, "idx", "")
+                .no_transaction(&["CREATE INDEX CONCURRENTLY probe1_s ON probe1 (s);"]),
+        );
+        specs.extend(commit_probe(&[4, 5]));
+        let m = set(specs);
+        let report = m.run_async(&mut client).await.unwrap();
+        assert_eq!(report.applied_versions(), [v(1), v(2), v(3), v(4), v(5)]);
+        let mut seen = Vec::new();
+        for n in [1, 2, 4, 5] {
+            let s: String = client
+                .query_one(&format!("SELECT s FROM probe{n}"), &[])
+                .await
+                .unwrap()
+                .get(0);
+            seen.push(s);
+        }
+        assert_eq!(seen, ["off", "off", "off", session_setting.as_str()]);
+        // A failure in the middle of the async driver's run: atomic per migration.
+        let mut specs = commit_probe(&[1, 2]);
+        specs.push(
+            MigrationSpec::new(3, "idx", "")
+                .no_transaction(&["CREATE INDEX CONCURRENTLY probe1_s ON probe1 (s);"]),
+        );
+        specs.extend(commit_probe(&[4, 5, 6]));
+        specs.push(MigrationSpec::new(
+            7,
+            "broken",
+            "CREATE TABLE probe7 (id int);\nSELECT * FROM nope;",
+        ));
+        specs.extend(commit_probe(&[8]));
+        let err = set(specs).run_async(&mut client).await.unwrap_err();
+        assert_eq!(err.sqlstate(), Some("42P01"), "{err}");
+        let recorded: i64 = client
+            .query_one(
+                "SELECT count(*) FROM preflight_history WHERE state = 'applied'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(recorded, 6);
+        let gone: bool = client
+            .query_one(
+                "SELECT to_regclass('probe7') IS NULL AND to_regclass('probe8') IS NULL",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert!(gone);
+    });
+    // Grouped mode is one transaction: it commits synchronously.
+    let mut client = db.connect();
+    client
+        .batch_execute("CREATE SCHEMA grouped; SET search_path = grouped")
+        .unwrap();
+    let session_setting: String = client
+        .query_one("SHOW synchronous_commit", &[])
+        .unwrap()
+        .get(0);
+    let report = set(commit_probe(&[1, 2, 3]))
+        .runner()
+        .grouped(true)
+        .run(&mut client)
+        .unwrap();
+    assert_eq!(report.applied_versions(), [v(1), v(2), v(3)]);
+    for n in [1, 2, 3] {
+        assert_eq!(probe(&mut client, n), session_setting);
+    }
+}
+
+#[test]
+fn lock_waiters_return_through_the_fast_path_once_the_holder_has_migrated() {
+    let db = TestDb::new();
+    // Someone holds the migration lock for the whole test.
+    let mut holder = db.connect();
+    let key = advisory_key(db.name(), "public", "preflight_history");
+    holder
+        .query("SELECT pg_advisory_lock($1)", &[&key])
+        .unwrap();
+    let url = db.url().to_owned();
+    let waiter = std::thread::spawn(move || {
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        let report = three()
+            .runner()
+            .application("storm-waiter")
+            .lock_timeout(Duration::from_secs(60))
+            .run(&mut client);
+        (report, client)
+    });
+    // The waiter is past its boot-time fast path (the database was empty) and polls the lock:
+    // the slow path named its connection.
+    let mut observer = db.connect();
+    wait_until("the waiter to wait for the lock", || {
+        observer
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE application_name = 'preflight: storm-waiter'",
+                &[],
+            )
+            .unwrap()
+            .get::<_, i64>(0)
+            == 1
+    });
+    // Another run migrates (without the lock, which stays held).
+    let mut other = db.connect();
+    let applied = three()
+        .runner()
+        .lock(LockStrategy::None)
+        .run(&mut other)
+        .unwrap();
+    assert_eq!(applied.applied.len(), 3);
+    let (report, mut client) = waiter.join().unwrap();
+    let report = report.unwrap();
+    assert!(report.fast_path, "{report:?}");
+    assert!(!report.lock_taken, "{report:?}");
+    assert!(report.applied.is_empty(), "{report:?}");
+    assert_eq!(versions(&mut client), [v(1), v(2), v(3)]);
+    // Its connection is as it was: application_name restored, no lock held.
+    let (name, locks): (String, i64) = {
+        let row = client
+            .query_one(
+                "SELECT current_setting('application_name'), \
+                 (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid())",
+                &[],
+            )
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert_ne!(name, "preflight: storm-waiter");
+    assert_eq!(locks, 0);
+}

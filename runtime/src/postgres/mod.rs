@@ -36,6 +36,7 @@ use postgres_types::{ToSql, Type};
 use tokio_postgres::error::ErrorPosition;
 use tokio_postgres::Row;
 
+use crate::adopt::{AdoptError, ForeignHistory, ForeignTable, Tool};
 use crate::backend::{Backend, Fast, LogEntry, Product, Record, Session, TxFailure, TxItem};
 use crate::error::{DbError, Error};
 use crate::history::{HistoryRow, NewRow, State};
@@ -112,6 +113,16 @@ pub(crate) fn db_error(e: &tokio_postgres::Error) -> DbError {
     }
 }
 
+/// The error when the session advisory lock meets a pooler in transaction mode.
+fn pooler(what: &str) -> String {
+    format!(
+        "the session advisory lock cannot work on this connection: {what}. A connection pooler \
+         in transaction mode (PgBouncer?) sits between Preflight and PostgreSQL; there a session \
+         lock excludes no one. Migrate with the lease lock (`LockStrategy::Lease`, \
+         `.lock(LockStrategy::lease())`), or through a direct or session-pooled connection"
+    )
+}
+
 /// CockroachDB identifies itself in `version()`.
 pub(crate) fn is_cockroach(version: &str) -> bool {
     version.trim_start().starts_with("CockroachDB")
@@ -134,6 +145,9 @@ pub(crate) struct PgBackend<C> {
     sql_lock_timeout: Option<Duration>,
     sql_statement_timeout: Option<Duration>,
     cockroach: bool,
+    /// The backend pid the run's session query saw: the advisory lock is taken and released
+    /// only there (see `sql::TRY_ADVISORY`); -1 before the session query.
+    session_pid: i64,
 }
 
 impl<C: PgConn> PgBackend<C> {
@@ -145,6 +159,7 @@ impl<C: PgConn> PgBackend<C> {
             sql_lock_timeout: cfg.sql_lock_timeout,
             sql_statement_timeout: cfg.sql_statement_timeout,
             cockroach: false,
+            session_pid: -1,
         }
     }
 
@@ -217,7 +232,15 @@ impl<C: PgConn> PgBackend<C> {
         )
     }
 
-    async fn transaction_once(&mut self, items: &[TxItem<'_>]) -> Result<(), TxFailure> {
+    /// One transaction. `async_commit`: its commit does not wait for the WAL flush
+    /// (`SET LOCAL synchronous_commit = off`, sent with `BEGIN`/the body, no extra round trip);
+    /// the runner asks for it on every migration but the last of a run (see `runner::migrate`).
+    /// Ignored on CockroachDB.
+    async fn transaction_once(
+        &mut self,
+        items: &[TxItem<'_>],
+        async_commit: bool,
+    ) -> Result<(), TxFailure> {
         enum Role {
             Setup,
             Body(usize),
@@ -241,6 +264,12 @@ impl<C: PgConn> PgBackend<C> {
                 ));
                 roles.push(Role::Setup);
             }
+        }
+        if async_commit && !self.cockroach {
+            // A simple query next to the body's: the sync driver merges it into the same
+            // round trip (`BEGIN; SET LOCAL ...; <script>`), the async one pipelines it.
+            ops.push(Op::Simple(sql::ASYNC_COMMIT));
+            roles.push(Role::Setup);
         }
         for (i, item) in items.iter().enumerate() {
             if let Some(body) = item.body {
@@ -319,9 +348,12 @@ fn is_missing_table(e: &DbError) -> bool {
     e.is("42P01") || e.is("3F000")
 }
 
-/// Concurrent `CREATE ... IF NOT EXISTS` can still collide in the catalog.
+/// Concurrent `CREATE ... IF NOT EXISTS` can still collide in the catalog: a unique violation
+/// in `pg_class`/`pg_type`/`pg_namespace` (23505), or, for a table, its row type created by the
+/// other session first (42710 `type ... already exists`; seen with 32 processes racing for the
+/// lease table).
 fn is_creation_race(e: &DbError) -> bool {
-    e.is("23505") || e.is("42P06") || e.is("42P07")
+    e.is("23505") || e.is("42P06") || e.is("42P07") || e.is("42710")
 }
 
 impl<C: PgConn> Backend for PgBackend<C> {
@@ -376,6 +408,7 @@ impl<C: PgConn> Backend for PgBackend<C> {
             Product::Postgres
         };
         self.cockroach = product == Product::CockroachDb;
+        self.session_pid = get(row, 4)?;
         let current_schema: String = get(row, 1)?;
         Ok(Session {
             database: get(row, 0)?,
@@ -401,28 +434,62 @@ impl<C: PgConn> Backend for PgBackend<C> {
     }
 
     async fn try_advisory_lock(&mut self, key: i64) -> Result<bool, Error> {
+        let (classid, objid) = pg_locks_ids(key);
         let rows = self
-            .query(sql::TRY_ADVISORY, vec![Param::Int8(key)])
+            .query(
+                sql::TRY_ADVISORY,
+                vec![
+                    Param::Int8(key),
+                    Param::Oid(classid),
+                    Param::Oid(objid),
+                    Param::Int8(self.session_pid),
+                ],
+            )
             .await
             .map_err(|e| Error::db("pg_try_advisory_lock", e))?;
-        match rows.first() {
-            Some(row) => get(row, 0),
-            None => Ok(false),
+        let Some(row) = rows.first() else {
+            return Ok(false);
+        };
+        let (acquired, pid, held): (bool, i64, bool) = (get(row, 0)?, get(row, 1)?, get(row, 2)?);
+        if self.session_pid >= 0 && pid != self.session_pid {
+            return Err(Error::Config(pooler(&format!(
+                "this run's statements reach different server sessions (backend pid {} for \
+                 the first, {pid} for the lock)",
+                self.session_pid
+            ))));
         }
+        if held {
+            return Err(Error::Config(pooler(&format!(
+                "the server session (backend pid {pid}) already holds the migration lock \
+                 although this run never took it: it is shared with another client"
+            ))));
+        }
+        Ok(acquired)
     }
 
     async fn advisory_unlock(&mut self, key: i64) -> Result<(), Error> {
         let rows = self
-            .query(sql::ADVISORY_UNLOCK, vec![Param::Int8(key)])
+            .query(
+                sql::ADVISORY_UNLOCK,
+                vec![Param::Int8(key), Param::Int8(self.session_pid)],
+            )
             .await
             .map_err(|e| Error::db("pg_advisory_unlock", e))?;
-        if !rows
-            .first()
-            .map(|r| get::<bool>(r, 0))
-            .transpose()?
-            .unwrap_or(false)
-        {
-            tracing::warn!("the advisory lock was not held at release");
+        let Some(row) = rows.first() else {
+            return Ok(());
+        };
+        let (released, pid): (Option<bool>, i64) = (get(row, 0)?, get(row, 1)?);
+        match released {
+            Some(true) => {}
+            Some(false) => tracing::warn!("the advisory lock was not held at release"),
+            None => {
+                return Err(Error::Config(pooler(&format!(
+                    "the migration lock taken on backend pid {} cannot be released from backend \
+                     pid {pid}; it stays held until that server connection closes \
+                     (`SELECT pg_terminate_backend({})`)",
+                    self.session_pid, self.session_pid
+                ))))
+            }
         }
         Ok(())
     }
@@ -570,23 +637,11 @@ impl<C: PgConn> Backend for PgBackend<C> {
     }
 
     async fn transaction(&mut self, items: &[TxItem<'_>]) -> Result<(), TxFailure> {
-        let mut attempt = 0;
-        loop {
-            match self.transaction_once(items).await {
-                // Only bookkeeping transactions (no body) are replayed: replaying a body is the
-                // runner's decision, not the driver's.
-                Err(TxFailure::Other(e))
-                    if self.cockroach
-                        && e.sqlstate() == Some("40001")
-                        && items.iter().all(|i| i.body.is_none())
-                        && attempt < RETRIES =>
-                {
-                    attempt += 1;
-                    self.conn.sleep(Duration::from_millis(20 << attempt)).await;
-                }
-                other => return other,
-            }
-        }
+        self.transaction_retried(items, false).await
+    }
+
+    async fn transaction_async_commit(&mut self, items: &[TxItem<'_>]) -> Result<(), TxFailure> {
+        self.transaction_retried(items, true).await
     }
 
     async fn execute(&mut self, sql: &str) -> Result<(), DbError> {
@@ -613,10 +668,22 @@ impl<C: PgConn> Backend for PgBackend<C> {
             Param::Int4(i32::try_from(done).unwrap_or(i32::MAX)),
             Param::Int4(i32::try_from(row.statements_total).unwrap_or(i32::MAX)),
             Param::Text(row.applied_by.clone()),
+            Param::Bool(row.resume),
         ];
-        self.bookkeeping("recording in_progress", &sql, params)
-            .await
-            .map(drop)
+        let rows = self
+            .bookkeeping("recording in_progress", &sql, params)
+            .await?;
+        if rows.is_empty() {
+            return Err(Error::History(format!(
+                "migration {} already has a history row although this run was about to start \
+                 it: another run started it meanwhile, so the migration lock did not exclude it \
+                 (`LockStrategy::None`, a lease that expired while its holder was paused — raise \
+                 its time-to-live —, or a connection pooler). Nothing of it was run here; see \
+                 `preflight status`",
+                row.version
+            )));
+        }
+        Ok(())
     }
 
     async fn progress(&mut self, version: Version, done: u32) -> Result<(), Error> {
@@ -653,6 +720,113 @@ impl<C: PgConn> Backend for PgBackend<C> {
 
     async fn sleep(&mut self, duration: Duration) {
         self.conn.sleep(duration).await;
+    }
+
+    async fn foreign_tables(&mut self) -> Result<Vec<ForeignTable>, Error> {
+        let rows = self
+            .query(sql::FOREIGN_TABLES, vec![])
+            .await
+            .map_err(|e| Error::db("looking for other migration tools' tables", e))?;
+        let mut found = Vec::new();
+        for row in &rows {
+            let schema: String = get(row, 0)?;
+            let table: String = get(row, 1)?;
+            let columns: Vec<String> = get(row, 2)?;
+            let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+            found.extend(ForeignTable::identify(&schema, &table, &columns));
+        }
+        Ok(found)
+    }
+
+    async fn read_foreign(&mut self, table: &ForeignTable) -> Result<ForeignHistory, Error> {
+        let Some(tool) = table.tool else {
+            return Err(Error::Adopt(AdoptError::UnknownTool {
+                table: table.to_string(),
+            }));
+        };
+        let text = sql::read_foreign(tool, &table.schema, &table.table);
+        let rows = self
+            .query(&text, vec![])
+            .await
+            .map_err(|e| Error::db(format!("reading {tool}'s history {}", table.qualified()), e))?;
+        let context = |e: Error| match e {
+            Error::History(m) => {
+                Error::History(format!("{tool}'s table {}: {m}", table.qualified()))
+            }
+            other => other,
+        };
+        let history = match tool {
+            Tool::GolangMigrate => ForeignHistory::GolangMigrate(match rows.first() {
+                Some(row) => Some((get(row, 0)?, get(row, 1)?)),
+                None => None,
+            }),
+            Tool::Goose => ForeignHistory::Goose(
+                rows.iter()
+                    .map(|r| Ok((get(r, 0)?, get(r, 1)?, get(r, 2)?)))
+                    .collect::<Result<_, Error>>()
+                    .map_err(context)?,
+            ),
+            Tool::Sqlx => ForeignHistory::Sqlx(
+                rows.iter()
+                    .map(|r| Ok((get(r, 0)?, get(r, 1)?, get(r, 2)?, get(r, 3)?)))
+                    .collect::<Result<_, Error>>()
+                    .map_err(context)?,
+            ),
+            Tool::Refinery => ForeignHistory::Refinery(
+                rows.iter()
+                    .map(|r| Ok((get(r, 0)?, get(r, 1)?, get(r, 2)?)))
+                    .collect::<Result<_, Error>>()
+                    .map_err(context)?,
+            ),
+            Tool::Diesel => ForeignHistory::Diesel(
+                rows.iter()
+                    .map(|r| get(r, 0))
+                    .collect::<Result<_, Error>>()
+                    .map_err(context)?,
+            ),
+            Tool::Flyway => ForeignHistory::Flyway(
+                rows.iter()
+                    .map(|r| {
+                        Ok((
+                            get(r, 0)?,
+                            get(r, 1)?,
+                            get(r, 2)?,
+                            get(r, 3)?,
+                            get(r, 4)?,
+                            get(r, 5)?,
+                        ))
+                    })
+                    .collect::<Result<_, Error>>()
+                    .map_err(context)?,
+            ),
+        };
+        Ok(history)
+    }
+}
+
+impl<C: PgConn> PgBackend<C> {
+    async fn transaction_retried(
+        &mut self,
+        items: &[TxItem<'_>],
+        async_commit: bool,
+    ) -> Result<(), TxFailure> {
+        let mut attempt = 0;
+        loop {
+            match self.transaction_once(items, async_commit).await {
+                // Only bookkeeping transactions (no body) are replayed: replaying a body is the
+                // runner's decision, not the driver's.
+                Err(TxFailure::Other(e))
+                    if self.cockroach
+                        && e.sqlstate() == Some("40001")
+                        && items.iter().all(|i| i.body.is_none())
+                        && attempt < RETRIES =>
+                {
+                    attempt += 1;
+                    self.conn.sleep(Duration::from_millis(20 << attempt)).await;
+                }
+                other => return other,
+            }
+        }
     }
 }
 
@@ -709,6 +883,19 @@ mod tests {
     }
 
     #[test]
+    fn classifies_creation_races() {
+        let e = |c: &str| DbError {
+            code: Some(c.into()),
+            ..DbError::default()
+        };
+        // 42710: `type "preflight_history_lease" already exists`, from 32 processes racing.
+        for code in ["23505", "42P06", "42P07", "42710"] {
+            assert!(is_creation_race(&e(code)), "{code}");
+        }
+        assert!(!is_creation_race(&e("42501")));
+    }
+
+    #[test]
     fn classifies_missing_tables() {
         let e = |c: &str| DbError {
             code: Some(c.into()),
@@ -728,6 +915,8 @@ mod api {
     #[cfg(feature = "postgres")]
     use super::sync_client::SyncConn;
     use super::PgBackend;
+    use crate::adopt::{Adopted, ForeignTable};
+    use crate::backend::Backend;
     use crate::error::Error;
     use crate::history::HistoryRow;
     use crate::plan::Revert;
@@ -777,6 +966,37 @@ mod api {
             self.cfg.validate()?;
             let mut backend = PgBackend::new(SyncConn(client), &self.cfg);
             futures_executor::block_on(backend.history())
+        }
+
+        /// Takes another tool's history over, explicitly, and applies nothing: under the lock,
+        /// while Preflight's history is empty, records the versions the tool chosen by
+        /// [`Runner::adopt`] (default: whichever is found) applied, in one transaction. Refuses,
+        /// untouched, when there is nothing to adopt or it cannot be adopted
+        /// ([`Error::Adopt`]). With a non-empty history nothing happens and
+        /// [`Report::adopted`] is `None`.
+        pub fn adopt_history(&self, client: &mut postgres::Client) -> Result<Report, Error> {
+            self.sync(client, Work::Adopt)
+        }
+
+        /// What [`Runner::adopt_history`] would record, read without the lock and without
+        /// writing anything.
+        pub fn preview_adoption(&self, client: &mut postgres::Client) -> Result<Adopted, Error> {
+            let mut backend = PgBackend::new(SyncConn(client), &self.cfg);
+            futures_executor::block_on(runner::preview_adoption(
+                &mut backend,
+                self.set,
+                &self.cfg,
+                self.cfg.adopt,
+            ))
+        }
+
+        /// Other migration tools' history tables in the database.
+        pub fn foreign_tables(
+            &self,
+            client: &mut postgres::Client,
+        ) -> Result<Vec<ForeignTable>, Error> {
+            let mut backend = PgBackend::new(SyncConn(client), &self.cfg);
+            futures_executor::block_on(backend.foreign_tables())
         }
 
         fn sync(&self, client: &mut postgres::Client, work: Work) -> Result<Report, Error> {
@@ -833,6 +1053,33 @@ mod api {
         ) -> Result<Vec<HistoryRow>, Error> {
             self.cfg.validate()?;
             PgBackend::new(AsyncConn(client), &self.cfg).history().await
+        }
+
+        /// Async [`Runner::adopt_history`].
+        pub async fn adopt_history_async(
+            &self,
+            client: &mut tokio_postgres::Client,
+        ) -> Result<Report, Error> {
+            self.async_work(client, Work::Adopt).await
+        }
+
+        /// Async [`Runner::preview_adoption`].
+        pub async fn preview_adoption_async(
+            &self,
+            client: &mut tokio_postgres::Client,
+        ) -> Result<Adopted, Error> {
+            let mut backend = PgBackend::new(AsyncConn(client), &self.cfg);
+            runner::preview_adoption(&mut backend, self.set, &self.cfg, self.cfg.adopt).await
+        }
+
+        /// Async [`Runner::foreign_tables`].
+        pub async fn foreign_tables_async(
+            &self,
+            client: &mut tokio_postgres::Client,
+        ) -> Result<Vec<ForeignTable>, Error> {
+            PgBackend::new(AsyncConn(client), &self.cfg)
+                .foreign_tables()
+                .await
         }
 
         async fn async_work(

@@ -41,8 +41,25 @@ pub(crate) const SESSION: &str = "SELECT current_database()::text, \
      pg_backend_pid()::int8";
 /// Sets a setting for the session (`false`) or the transaction (`true`, third parameter).
 pub(crate) const SET_CONFIG: &str = "SELECT set_config($1, $2, $3)";
-pub(crate) const TRY_ADVISORY: &str = "SELECT pg_try_advisory_lock($1)";
-pub(crate) const ADVISORY_UNLOCK: &str = "SELECT pg_advisory_unlock($1)";
+/// Inside a migration transaction that is not the run's last: its commit returns without
+/// waiting for the WAL flush (see `runner::migrate` for why that is safe). A constant: no value
+/// is interpolated.
+pub(crate) const ASYNC_COMMIT: &str = "SET LOCAL synchronous_commit = off";
+/// Takes the advisory lock `$1` (`pg_locks` ids `$2`, `$3`) only on the server session the run
+/// started on (`$4`, the backend pid read by the session query; negative: unknown) and only if
+/// that session does not hold it already; returns (acquired, backend pid, already held). Behind
+/// a pooler in transaction mode the statements of one client reach different server sessions,
+/// and two clients can share one session whose lock is re-entrant: both show here.
+pub(crate) const TRY_ADVISORY: &str =
+    "WITH s AS MATERIALIZED (SELECT pg_backend_pid()::int8 AS pid, \
+     EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() \
+     AND classid = $2 AND objid = $3 AND objsubid = 1 AND granted) AS held) \
+     SELECT CASE WHEN ($4 < 0 OR s.pid = $4) AND NOT s.held THEN pg_try_advisory_lock($1) \
+     ELSE false END, s.pid, s.held FROM s";
+/// Releases the advisory lock `$1` only on the session that took it (`$2`; negative: unknown);
+/// returns (released, or NULL when on another session; backend pid).
+pub(crate) const ADVISORY_UNLOCK: &str = "SELECT CASE WHEN $2 < 0 OR pg_backend_pid() = $2 \
+     THEN pg_advisory_unlock($1) END, pg_backend_pid()::int8";
 /// Who holds a bigint advisory lock: classid = high 32 bits, objid = low 32 bits, objsubid 1.
 pub(crate) const ADVISORY_HOLDER: &str = "SELECT a.pid, coalesce(a.application_name, ''), \
      coalesce(host(a.client_addr), 'local'), coalesce(a.backend_start::text, ''), \
@@ -51,6 +68,40 @@ pub(crate) const ADVISORY_HOLDER: &str = "SELECT a.pid, coalesce(a.application_n
      WHERE l.locktype = 'advisory' AND l.granted AND l.classid = $1 AND l.objid = $2 \
      AND l.objsubid = 1 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
      LIMIT 1";
+
+/// Tables that may be another tool's history: every table (outside the system schemas) with a
+/// `version` or `version_id` column, with its columns; [`crate::adopt::ForeignTable::identify`]
+/// decides.
+pub(crate) const FOREIGN_TABLES: &str = "SELECT table_schema::text, table_name::text, \
+     array_agg(column_name::text ORDER BY ordinal_position) \
+     FROM information_schema.columns \
+     WHERE table_schema NOT IN ('pg_catalog', 'information_schema', 'crdb_internal', 'pg_extension') \
+     GROUP BY 1, 2 \
+     HAVING bool_or(column_name::text IN ('version', 'version_id')) \
+     ORDER BY 1, 2";
+
+/// The query that reads another tool's history table, columns cast to the types
+/// [`crate::adopt::ForeignHistory`] holds (the tools' own types vary a little by version).
+pub(crate) fn read_foreign(tool: crate::adopt::Tool, schema: &str, table: &str) -> String {
+    use crate::adopt::Tool;
+    let t = format!("{}.{}", quote_ident(schema), quote_ident(table));
+    match tool {
+        // What golang-migrate itself reads: one row.
+        Tool::GolangMigrate => format!("SELECT version::int8, dirty FROM {t} LIMIT 1"),
+        Tool::Goose => format!("SELECT id::int8, version_id::int8, is_applied FROM {t} ORDER BY id"),
+        Tool::Sqlx => format!(
+            "SELECT version::int8, description::text, success, checksum::bytea FROM {t} ORDER BY version"
+        ),
+        Tool::Refinery => format!(
+            "SELECT version::int8, coalesce(name::text, ''), checksum::text FROM {t} ORDER BY version"
+        ),
+        Tool::Diesel => format!("SELECT version::text FROM {t} ORDER BY version"),
+        Tool::Flyway => format!(
+            "SELECT installed_rank::int8, version::text, description::text, type::text, \
+             checksum::int4, success FROM {t} ORDER BY installed_rank"
+        ),
+    }
+}
 
 impl Sql {
     pub fn new(schema: Option<&str>, table: &str) -> Sql {
@@ -117,13 +168,15 @@ impl Sql {
             delete: format!("DELETE FROM {t} WHERE version = $1"),
             set_checksum: format!("UPDATE {t} SET checksum = $2, chain = $3 WHERE version = $1"),
             set_chain: format!("UPDATE {t} SET chain = $2 WHERE version = $1"),
+            // A fresh start ($8 false) inserts or finds the row taken (no row returned); a
+            // resume ($8 true) takes over the unfinished row.
             start_row: format!(
-                "INSERT INTO {t} ({columns}) VALUES ($1, $2, $3, $4, 'in_progress', $5, $6, now(), 0, $7) \
+                "INSERT INTO {t} AS h ({columns}) VALUES ($1, $2, $3, $4, 'in_progress', $5, $6, now(), 0, $7) \
                  ON CONFLICT (version) DO UPDATE SET state = 'in_progress', \
                  checksum = excluded.checksum, chain = excluded.chain, \
                  statements_done = excluded.statements_done, \
                  statements_total = excluded.statements_total, applied_by = excluded.applied_by, \
-                 error = NULL"
+                 error = NULL WHERE $8 AND h.state <> 'applied' RETURNING 1"
             ),
             progress: format!("UPDATE {t} SET statements_done = $2 WHERE version = $1"),
             finish_row: format!(

@@ -1,0 +1,237 @@
+//! What only SQLite has: in-memory databases, `VACUUM`, triggers with inner semicolons, the
+//! layout marker in `sqlite_schema`, the connection's busy timeout, attached databases and the
+//! lock file. The behaviour shared with PostgreSQL is in `backends.rs`.
+
+use std::time::Duration;
+
+use preflight_runtime::lock::Holder;
+use preflight_runtime::{Error, LockStrategy, MigrationSpec, Migrations, State, Version};
+use rusqlite::Connection;
+
+fn set(specs: Vec<MigrationSpec>) -> Migrations {
+    Migrations::from_specs(specs).unwrap()
+}
+
+fn file_db() -> (tempfile::TempDir, std::path::PathBuf, Connection) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    let conn = Connection::open(&path).unwrap();
+    (dir, path, conn)
+}
+
+#[test]
+fn in_memory_database_migrates_without_a_lock_file() {
+    let mut conn = Connection::open_in_memory().unwrap();
+    let m = set(vec![MigrationSpec::new(
+        1,
+        "users",
+        "CREATE TABLE users (id INTEGER PRIMARY KEY AUTOINCREMENT, email TEXT UNIQUE);",
+    )]);
+    let report = m.run_sqlite(&mut conn).unwrap();
+    assert_eq!(report.applied_versions(), [Version::new(1)]);
+    assert!(m.run_sqlite(&mut conn).unwrap().fast_path);
+    conn.execute("INSERT INTO users (email) VALUES ('a@b')", [])
+        .unwrap();
+}
+
+#[test]
+fn triggers_vacuum_and_the_layout_marker() {
+    let (_dir, path, mut conn) = file_db();
+    let m = set(vec![
+        MigrationSpec::new(
+            1,
+            "counts",
+            "CREATE TABLE items (id INTEGER PRIMARY KEY);\n\
+             CREATE TABLE counts (n INTEGER NOT NULL);\n\
+             INSERT INTO counts VALUES (0);\n\
+             CREATE TRIGGER items_count AFTER INSERT ON items BEGIN\n\
+               UPDATE counts SET n = n + 1;\n\
+               SELECT 'a; b';\n\
+             END;",
+        ),
+        // VACUUM cannot run inside a transaction: a no-transaction migration.
+        MigrationSpec::new(2, "vacuum", "").no_transaction(&["VACUUM;"]),
+    ]);
+    let report = m.run_sqlite(&mut conn).unwrap();
+    assert_eq!(report.applied.len(), 2);
+    conn.execute_batch("INSERT INTO items DEFAULT VALUES; INSERT INTO items DEFAULT VALUES;")
+        .unwrap();
+    let n: i64 = conn
+        .query_row("SELECT n FROM counts", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 2, "the whole trigger body was one statement");
+    let rows = m.runner().history_sqlite(&mut conn).unwrap();
+    assert_eq!(rows[1].state, State::Applied);
+    assert_eq!((rows[1].statements_done, rows[1].statements_total), (1, 1));
+    let definition: String = conn
+        .query_row(
+            "SELECT sql FROM sqlite_schema WHERE name = 'preflight_history'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(definition.contains("preflight-history v1"), "{definition}");
+    // The lock file exists next to the database and nobody holds it any more.
+    let mut lock = path.as_os_str().to_owned();
+    lock.push("-preflight-lock");
+    let other = Connection::open(std::path::PathBuf::from(lock)).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE; ROLLBACK").unwrap();
+}
+
+#[test]
+fn a_foreign_table_with_the_history_name_is_refused() {
+    let (_dir, _path, mut conn) = file_db();
+    conn.execute_batch("CREATE TABLE preflight_history (version text)")
+        .unwrap();
+    let err = set(vec![MigrationSpec::new(1, "a", "CREATE TABLE a (id int);")])
+        .run_sqlite(&mut conn)
+        .unwrap_err();
+    assert!(matches!(err, Error::History(_)), "{err}");
+    assert!(err.to_string().contains("preflight-history v1"), "{err}");
+}
+
+#[test]
+fn busy_timeout_is_restored_and_an_open_transaction_is_refused() {
+    let (_dir, _path, mut conn) = file_db();
+    conn.busy_timeout(Duration::from_millis(1234)).unwrap();
+    let m = set(vec![MigrationSpec::new(1, "a", "CREATE TABLE a (id int);")]);
+    m.runner()
+        .lock_timeout(Duration::from_secs(7))
+        .run_sqlite(&mut conn)
+        .unwrap();
+    let ms: i64 = conn
+        .query_row("PRAGMA busy_timeout", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ms, 1234);
+
+    let more = set(vec![
+        MigrationSpec::new(1, "a", "CREATE TABLE a (id int);"),
+        MigrationSpec::new(2, "b", "CREATE TABLE b (id int);"),
+    ]);
+    conn.execute_batch("BEGIN").unwrap();
+    let err = more.run_sqlite(&mut conn).unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err}");
+    conn.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(more.run_sqlite(&mut conn).unwrap().applied.len(), 1);
+}
+
+#[test]
+fn quoted_table_in_an_attached_database() {
+    let (dir, _path, mut conn) = file_db();
+    let aux = dir.path().join("aux.db");
+    conn.execute("ATTACH DATABASE ?1 AS ops", [aux.to_str().unwrap()])
+        .unwrap();
+    let table = "my \"history\"; DROP TABLE x; --";
+    let m = set(vec![MigrationSpec::new(1, "a", "CREATE TABLE a (id int);")]);
+    let runner = m.runner().schema("ops").table(table);
+    assert_eq!(runner.run_sqlite(&mut conn).unwrap().applied.len(), 1);
+    assert!(runner.run_sqlite(&mut conn).unwrap().fast_path);
+    let n: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM ops.sqlite_schema WHERE name IN (?1, ?2)",
+            [table, &format!("{table}_log")],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(n, 2);
+    // The default table in `main` is a different history.
+    assert!(m.runner().history_sqlite(&mut conn).unwrap().is_empty());
+    // An unknown attached database is a configuration error, not a crash.
+    let err = m.runner().schema("nope").run_sqlite(&mut conn).unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err}");
+}
+
+#[test]
+fn lock_timeout_names_the_lock_file_and_lease_is_refused() {
+    let (_dir, path, mut conn) = file_db();
+    let mut lock = path.as_os_str().to_owned();
+    lock.push("-preflight-lock");
+    let holder = Connection::open(std::path::PathBuf::from(&lock)).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let m = set(vec![MigrationSpec::new(1, "a", "CREATE TABLE a (id int);")]);
+    let err = m
+        .runner()
+        .lock_timeout(Duration::from_millis(100))
+        .run_sqlite(&mut conn)
+        .unwrap_err();
+    match &err {
+        Error::LockTimeout {
+            holder: Some(h), ..
+        } => assert!(
+            matches!(h.as_ref(), Holder::LockFile { path, .. } if path.ends_with("app.db-preflight-lock"))
+        ),
+        other => panic!("{other}"),
+    }
+    assert!(err.to_string().contains("app.db-preflight-lock"), "{err}");
+    drop(holder);
+    let err = m
+        .runner()
+        .lock(LockStrategy::lease())
+        .run_sqlite(&mut conn)
+        .unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err}");
+    assert!(m.run_sqlite(&mut conn).is_ok());
+}
+
+/// A child process holds the lock file (as a migrating replica would): the timeout names its
+/// pid (Linux), and once it is killed the lock is free at once — it died with the process.
+#[test]
+fn lock_held_by_another_process_names_its_pid_and_dies_with_it() {
+    if let Ok(lock) = std::env::var("PREFLIGHT_CHILD_LOCK") {
+        let holder = Connection::open(&lock).unwrap();
+        holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+        std::fs::write(format!("{lock}.held"), "").unwrap();
+        loop {
+            std::thread::park();
+        }
+    }
+    let (_dir, path, mut conn) = file_db();
+    let lock = format!("{}-preflight-lock", path.display());
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "lock_held_by_another_process_names_its_pid_and_dies_with_it",
+            "--exact",
+            "--nocapture",
+        ])
+        .env("PREFLIGHT_CHILD_LOCK", &lock)
+        .spawn()
+        .unwrap();
+    let held = std::path::PathBuf::from(format!("{lock}.held"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    // Waits for a fact (the child has the lock), not for time to pass.
+    while !held.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the child never took the lock"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let m = set(vec![MigrationSpec::new(1, "a", "CREATE TABLE a (id int);")]);
+    let err = m
+        .runner()
+        .lock_timeout(Duration::from_millis(100))
+        .run_sqlite(&mut conn)
+        .unwrap_err();
+    match &err {
+        Error::LockTimeout {
+            holder: Some(h), ..
+        } => match h.as_ref() {
+            Holder::LockFile { pid, .. } => {
+                if cfg!(target_os = "linux") {
+                    assert_eq!(*pid, Some(i32::try_from(child.id()).unwrap()), "{err}");
+                }
+            }
+            other => panic!("{other}"),
+        },
+        other => panic!("{other}"),
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let report = m
+        .runner()
+        .lock_timeout(Duration::from_secs(5))
+        .run_sqlite(&mut conn)
+        .unwrap();
+    assert_eq!(report.applied.len(), 1);
+    assert!(report.lock_wait < Duration::from_secs(1), "{report:?}");
+}

@@ -1,0 +1,4 @@
+static MIGRATIONS: preflight::Migrations =
+    preflight::embed!("tests/fixtures/sqlite_syntax", dialect = "sqlite");
+
+fn main() {}
