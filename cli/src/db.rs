@@ -89,7 +89,7 @@ pub(crate) fn connect_postgres(url: &str) -> Result<postgres::Client, CliError> 
         CliError::Connect(format!(
             "cannot connect to {}: {}",
             redact_url(url),
-            crate::with_causes(&e)
+            preflight_runtime::error::with_causes(&e)
         ))
     })
 }

@@ -510,17 +510,6 @@ fn connect_db(g: &Global) -> Result<db::Db, CliError> {
     db::Db::connect(database_url(g)?)
 }
 
-/// An error and its sources, `: `-separated (the driver's top message alone says too little).
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    text
-}
-
 fn runner<'m>(set: &'m Migrations, g: &Global) -> Result<Runner<'m>, CliError> {
     let (schema, table) = split_table(&g.table)?;
     let mut r = set.runner().table(table).application("preflight-cli");

@@ -394,6 +394,24 @@ fn redact_key_value(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// An error followed by its sources, `: `-separated: a driver's top-level message (`db error`,
+/// `error connecting to server`) alone hides what the server or the OS said.
+///
+/// ```
+/// let e = std::io::Error::other("outer");
+/// assert_eq!(preflight_runtime::error::with_causes(&e), "outer");
+/// ```
+pub fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

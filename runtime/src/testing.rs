@@ -79,7 +79,12 @@ impl TestDb {
                 "CREATE DATABASE {}{template}",
                 postgres_identifier(&name)
             ))
-            .unwrap_or_else(|e| panic!("cannot create the test database {name}: {}", causes(&e)));
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot create the test database {name}: {}",
+                    crate::error::with_causes(&e)
+                )
+            });
         let url = with_database(&admin_url, &name);
         TestDb {
             name,
@@ -222,9 +227,12 @@ fn build_template(admin: &mut postgres::Client, admin_url: &str, name: &str, set
         format!("DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"),
         format!("CREATE DATABASE {quoted}"),
     ] {
-        admin
-            .batch_execute(&sql)
-            .unwrap_or_else(|e| panic!("cannot create the template {scratch}: {}", causes(&e)));
+        admin.batch_execute(&sql).unwrap_or_else(|e| {
+            panic!(
+                "cannot create the template {scratch}: {}",
+                crate::error::with_causes(&e)
+            )
+        });
     }
     {
         let mut client = connect(&with_database(admin_url, &scratch));
@@ -238,9 +246,12 @@ fn build_template(admin: &mut postgres::Client, admin_url: &str, name: &str, set
         format!("ALTER DATABASE {quoted} RENAME TO {target}"),
         format!("ALTER DATABASE {target} IS_TEMPLATE true"),
     ] {
-        admin
-            .batch_execute(&sql)
-            .unwrap_or_else(|e| panic!("cannot install the template {name}: {}", causes(&e)));
+        admin.batch_execute(&sql).unwrap_or_else(|e| {
+            panic!(
+                "cannot install the template {name}: {}",
+                crate::error::with_causes(&e)
+            )
+        });
     }
 }
 
@@ -514,17 +525,6 @@ fn pg_bin_dir() -> Result<PathBuf, String> {
          DATABASE_URL to a server the tests may create databases on"
             .to_owned(),
     )
-}
-
-/// The error with its sources (the driver's `db error` alone hides the server's message).
-fn causes(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    text
 }
 
 /// `"name"`, with embedded quotes doubled.
