@@ -4,12 +4,18 @@
 //! compiling, and apply them safely and fast when the application boots, before its connection
 //! pool is handed out.
 //!
-//! ```ignore
+//! ```no_run
 //! // build.rs: adding, removing or editing a migration file re-embeds
-//! fn main() { preflight::build::watch("migrations"); }
+//! preflight::build::watch("migrations");
+//! ```
 //!
+//! ```no_run
 //! // main.rs
 //! static MIGRATIONS: preflight::Migrations = preflight::embed!("migrations");
+//!
+//! let mut client = postgres::Client::connect("postgres://app@localhost/app", postgres::NoTls)?;
+//! MIGRATIONS.run(&mut client)?; // returns once the database is current
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! This crate is a facade: the model and the runner live in `preflight-runtime`, the macro in
