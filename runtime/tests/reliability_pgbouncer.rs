@@ -74,7 +74,15 @@ struct Bouncer {
 
 impl Drop for Bouncer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // As root the child is `runuser`, which relays SIGTERM to pgbouncer (an immediate
+        // shutdown there) but cannot relay SIGKILL: killing it would leave pgbouncer running.
+        let stopped = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !stopped {
+            let _ = self.child.kill();
+        }
         let _ = self.child.wait();
     }
 }
