@@ -75,6 +75,41 @@ pub use preflight_runtime::*;
 /// ```
 pub use preflight_macros::embed;
 
+/// Makes a test function receive its own database, already at the latest migration (feature
+/// `testing`).
+///
+/// The function's one parameter is the database: [`testing::TestDatabase`] for PostgreSQL,
+/// `testing::SqliteTestDatabase` for SQLite (with the `sqlite` feature too). It is a copy of
+/// the set's template, migrated once per set (see [`testing`]), and is dropped when the test
+/// ends, also when it panics. Without arguments the set is `MIGRATIONS` in scope; name another
+/// with `#[preflight::test(migrations = path::TO::SET)]`. An `async fn` test runs on a
+/// current-thread tokio runtime, as with `#[tokio::test]` (which it replaces).
+///
+/// ```no_run
+/// use preflight::testing::TestDatabase;
+///
+/// static MIGRATIONS: preflight::Migrations = preflight::embed!("migrations");
+///
+/// #[preflight::test]
+/// fn inserts_a_user(db: TestDatabase) {
+///     let mut client = db.connect();
+///     client.execute("INSERT INTO users (email) VALUES ($1)", &[&"a@example.com"]).unwrap();
+/// }
+///
+/// #[preflight::test(migrations = MIGRATIONS)]
+/// async fn counts_users(db: TestDatabase) -> Result<(), tokio_postgres::Error> {
+///     let client = db.connect_async().await;
+///     let row = client.query_one("SELECT count(*) FROM users", &[]).await?;
+///     assert_eq!(row.get::<_, i64>(0), 0);
+///     Ok(())
+/// }
+/// ```
+///
+/// The server is `DATABASE_URL`, or a private throwaway cluster when it is unset
+/// ([`testing::server_url`]).
+#[cfg(feature = "testing")]
+pub use preflight_macros::test;
+
 /// The `preflight` commands over the embedded migrations, for a single-binary application
 /// (`myapp migrate status|up|down|...`); feature `cli`.
 ///

@@ -16,7 +16,9 @@ mod preflight_impl;
 mod profile;
 mod report;
 mod scenarios;
+mod sqlite;
 mod stats;
+mod testdb;
 mod tools;
 
 use std::path::PathBuf;
@@ -29,13 +31,16 @@ enum Scenario {
     Apply,
     Storm,
     Compile,
+    Sqlite,
+    /// A test suite's per-test databases (issue #9).
+    Testdb,
 }
 
 /// Preflight's benchmarks, side by side with refinery, sqlx and psql.
 #[derive(Debug, Parser)]
 #[command(name = "preflight-bench")]
 struct Args {
-    /// Run every scenario (no-op boot, apply, storm, compile time).
+    /// Run every scenario (no-op boot, apply, storm, compile time, SQLite).
     #[arg(long)]
     all: bool,
     /// Fewer rounds and smaller sets: a quick look, not numbers to publish.
@@ -47,6 +52,12 @@ struct Args {
     /// Rounds per measurement (default 5, or 3 with --quick).
     #[arg(long)]
     rounds: Option<usize>,
+    /// Migrations per apply measurement (default 1000, or 200 with --quick).
+    #[arg(long)]
+    apply_count: Option<u32>,
+    /// Only the light apply (one cheap statement per migration), not the DDL-heavy one.
+    #[arg(long)]
+    light_only: bool,
     /// Processes in the storm.
     #[arg(long, default_value_t = 32)]
     storm_processes: usize,
@@ -81,11 +92,13 @@ fn main() {
             Scenario::Apply,
             Scenario::Storm,
             Scenario::Compile,
+            Scenario::Sqlite,
+            Scenario::Testdb,
         ];
     }
     if selected.is_empty() && !args.profile {
         eprintln!(
-            "nothing to do: pass --all (or --scenario noop,apply,storm,compile, or --profile); see --help"
+            "nothing to do: pass --all (or --scenario noop,apply,storm,compile,sqlite,testdb, or --profile); see --help"
         );
         std::process::exit(2);
     }
@@ -93,7 +106,10 @@ fn main() {
     let plan = scenarios::Plan {
         rounds,
         noop_sizes: vec![10, 100, 1000],
-        apply_count: if args.quick { 200 } else { 1000 },
+        apply_count: args
+            .apply_count
+            .unwrap_or(if args.quick { 200 } else { 1000 }),
+        light_only: args.light_only,
         storm_processes: args.storm_processes.max(2),
         storm_count: 100,
     };
@@ -109,6 +125,7 @@ fn main() {
     }
 
     let mut rows = Vec::new();
+    let mut sections = Vec::new();
     for s in &selected {
         match s {
             Scenario::Noop => rows.extend(scenarios::noop(&rt, work.path(), &plan)),
@@ -122,18 +139,23 @@ fn main() {
                 };
                 rows.extend(compile::compile(sizes, if args.quick { 1 } else { 3 }));
             }
+            Scenario::Sqlite => rows.extend(sqlite::sqlite(&rt, work.path(), &plan)),
+            Scenario::Testdb => sections.push(testdb::run(
+                work.path(),
+                &if args.quick {
+                    testdb::Suite {
+                        tests: 20,
+                        migrations: 50,
+                    }
+                } else {
+                    testdb::Suite {
+                        tests: 100,
+                        migrations: 200,
+                    }
+                },
+            )),
         }
     }
-    let mut sqlite = report::Row::new("SQLite (all scenarios)");
-    for m in [
-        &mut sqlite.floor,
-        &mut sqlite.preflight,
-        &mut sqlite.refinery,
-        &mut sqlite.sqlx,
-    ] {
-        *m = report::Measure::text("planned");
-    }
-    rows.push(sqlite);
 
     let command = std::env::args().skip(1).collect::<Vec<_>>().join(" ");
     let text = format!(
@@ -142,7 +164,10 @@ fn main() {
         machine = server.describe(),
         table = report::table(&rows),
         secs = started.elapsed().as_secs_f64(),
-    );
+    ) + &sections
+        .iter()
+        .map(|s| format!("\n{s}"))
+        .collect::<String>();
     print!("{text}");
     if let Some(path) = &args.out {
         if let Err(e) = std::fs::write(path, &text) {

@@ -20,6 +20,8 @@ pub struct Plan {
     pub rounds: usize,
     pub noop_sizes: Vec<u32>,
     pub apply_count: u32,
+    /// Skip the DDL-heavy apply.
+    pub light_only: bool,
     pub storm_processes: usize,
     pub storm_count: u32,
 }
@@ -144,7 +146,12 @@ pub fn noop(rt: &Runtime, work: &Path, plan: &Plan) -> Vec<Row> {
 /// Apply N migrations to an empty database; floor `psql -1 -f` of the concatenation.
 pub fn apply(rt: &Runtime, work: &Path, plan: &Plan) -> Vec<Row> {
     let mut rows = Vec::new();
-    for shape in [Shape::Light, Shape::DdlHeavy] {
+    let shapes: &[Shape] = if plan.light_only {
+        &[Shape::Light]
+    } else {
+        &[Shape::Light, Shape::DdlHeavy]
+    };
+    for &shape in shapes {
         let n = plan.apply_count;
         eprintln!("apply {n} {} migrations", shape.label());
         let set = gen::write(work, shape, n);

@@ -34,6 +34,7 @@ mod lint;
 mod sql;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+mod test_attribute;
 
 use std::fmt;
 use std::path::Path;
@@ -45,6 +46,7 @@ pub use preflight_runtime::source::{Diagnostic, Layout};
 use preflight_runtime::{Body, Kind, MigrationParts, Migrations, Span, Version};
 
 pub use expand::expand;
+pub use test_attribute::expand_test;
 
 /// The rules that decide whether a body runs inside a transaction, and how a file's own
 /// `BEGIN;` ... `COMMIT;` is treated. (This item only carries the documentation.)

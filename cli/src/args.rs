@@ -98,6 +98,18 @@ pub(crate) enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// For development: revert every migration (or, when some cannot be reverted, drop every
+    /// object in the migrated schema), then apply them all again. Prints what it will revert or
+    /// drop first; does nothing without --yes.
+    Reset {
+        /// Really do it (without it, only print what would be reverted or dropped).
+        #[arg(long)]
+        yes: bool,
+        /// Allow a database that is not on this machine (by default only localhost, loopback
+        /// addresses, Unix sockets and SQLite files are reset).
+        #[arg(long)]
+        allow_remote: bool,
+    },
     /// Clear a failed or in-progress migration, or accept changed checksums; records what it did.
     #[command(group(clap::ArgGroup::new("what").required(true).multiple(false)))]
     Repair {

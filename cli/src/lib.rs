@@ -21,6 +21,7 @@ mod db;
 mod foreign;
 mod new;
 mod progress;
+mod reset;
 mod status;
 mod table;
 mod tls;
@@ -307,6 +308,18 @@ fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError
                 ),
                 json!({ "ok": true, "baseline": v.to_string(), "marked": marked }),
             ))
+        }
+        Command::Reset { yes, allow_remote } => {
+            // Before connecting: a refusal must not depend on the server answering.
+            reset::check_local(database_url(g)?, *allow_remote)?;
+            let set = load(g, embedded)?;
+            let mut db = connect_db(g)?;
+            let r = runner(&set, g)?;
+            let (schema, _) = split_table(&g.table)?;
+            let announce = !g.json && !g.quiet;
+            let (human, json, ok) =
+                reset::reset(&set, &mut db, &r, schema.as_deref(), *yes, announce)?;
+            Ok(Outcome { human, json, ok })
         }
         Command::Adopt { from, dry_run } => adopt(g, embedded, from.as_deref(), *dry_run),
         Command::Repair {

@@ -500,3 +500,173 @@ fn adopt_refuses_a_dirty_golang_migrate_database() {
     );
     assert_eq!(count(&db, "SELECT count(*) FROM preflight_history"), 0);
 }
+
+#[test]
+fn reset_prints_its_plan_and_needs_yes() {
+    let db = TestDb::new();
+    let tmp = tempfile::tempdir().unwrap();
+    migrations(tmp.path());
+    assert_eq!(run(tmp.path(), Some(db.url()), &["up"]).code, 0);
+    db.connect()
+        .batch_execute("INSERT INTO users VALUES (2, 'b@example.com')")
+        .unwrap();
+
+    let dry = run(tmp.path(), Some(db.url()), &["reset"]);
+    assert_eq!(dry.code, 1, "{}", dry.stderr);
+    // Migration 2 has no down file: the reset would drop the schema's objects instead.
+    for expected in [
+        "migration 2 (",
+        "has no down migration",
+        "dropping every object in schema public",
+        "table public.users",
+        "table public.preflight_history",
+        "nothing was changed: run again with --yes",
+    ] {
+        assert!(dry.stdout.contains(expected), "{expected}: {}", dry.stdout);
+    }
+    assert_eq!(count(&db, "SELECT count(*) FROM users"), 2);
+}
+
+#[test]
+fn reset_refuses_other_machines_unless_allowed() {
+    let tmp = tempfile::tempdir().unwrap();
+    migrations(tmp.path());
+    let remote = "postgres://app:hunter2@db.example.invalid:5432/app";
+    let refused = run(tmp.path(), Some(remote), &["reset", "--yes"]);
+    assert_eq!(refused.code, 1);
+    assert!(
+        refused.stderr.contains("db.example.invalid") && refused.stderr.contains("--allow-remote"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!refused.stderr.contains("hunter2"), "{}", refused.stderr);
+    // Allowed, it goes on to connect (and fails here: the host does not exist).
+    let allowed = run(
+        tmp.path(),
+        Some(remote),
+        &["reset", "--yes", "--allow-remote"],
+    );
+    assert_eq!(allowed.code, 1);
+    assert!(
+        allowed.stderr.contains("cannot connect") && !allowed.stderr.contains("--allow-remote"),
+        "{}",
+        allowed.stderr
+    );
+}
+
+#[test]
+fn reset_drops_every_object_of_the_schema_then_reapplies() {
+    let db = TestDb::new();
+    let tmp = tempfile::tempdir().unwrap();
+    migrations(tmp.path());
+    assert_eq!(run(tmp.path(), Some(db.url()), &["up"]).code, 0);
+    db.connect()
+        .batch_execute(
+            "INSERT INTO users VALUES (2, 'b@example.com');
+             CREATE EXTENSION citext;
+             CREATE TYPE mood AS ENUM ('ok', 'sad');
+             CREATE DOMAIN email AS text CHECK (VALUE LIKE '%@%');
+             CREATE TYPE pair AS (a int, b int);
+             CREATE TABLE notes (
+                 id int GENERATED ALWAYS AS IDENTITY, m mood, e email, s serial, c citext
+             );
+             CREATE TABLE events (at date) PARTITION BY RANGE (at);
+             CREATE TABLE events_2026 PARTITION OF events
+                 FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+             CREATE VIEW user_emails AS SELECT email FROM users;
+             CREATE MATERIALIZED VIEW user_count AS SELECT count(*) FROM users;
+             CREATE SEQUENCE tickets;
+             CREATE FUNCTION add(a int, b int) RETURNS int LANGUAGE sql AS 'SELECT a + b';
+             CREATE SCHEMA elsewhere;
+             CREATE TABLE elsewhere.kept (id int);",
+        )
+        .unwrap();
+
+    let reset = run(tmp.path(), Some(db.url()), &["reset", "--yes"]);
+    assert_eq!(reset.code, 0, "{}{}", reset.stdout, reset.stderr);
+    for expected in [
+        "type public.mood",
+        "domain public.email",
+        "type public.pair",
+        "table public.notes",
+        "table public.events",
+        "view public.user_emails",
+        "materialized view public.user_count",
+        "sequence public.tickets",
+        "function public.add(a integer, b integer)",
+        "extension citext",
+        "reset: 3 migration(s) applied",
+    ] {
+        assert!(
+            reset.stdout.contains(expected),
+            "{expected}: {}",
+            reset.stdout
+        );
+    }
+    // Dropped with their table, not listed: partitions and owned sequences.
+    assert!(!reset.stdout.contains("events_2026"), "{}", reset.stdout);
+    assert!(!reset.stdout.contains("notes_s_seq"), "{}", reset.stdout);
+    // An extension's own functions and types go with it.
+    assert!(!reset.stdout.contains("public.citext"), "{}", reset.stdout);
+    // The schema holds what the migrations made, and nothing else; other schemas are untouched.
+    assert_eq!(count(&db, "SELECT count(*) FROM users"), 1);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'S')"
+        ),
+        // users, preflight_history, preflight_history_log
+        count(
+            &db,
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' \
+             AND tablename IN ('users', 'preflight_history', 'preflight_history_log')"
+        )
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM pg_type WHERE typname IN ('mood', 'email', 'pair', 'citext')"
+        ),
+        0
+    );
+    assert_eq!(count(&db, "SELECT count(*) FROM elsewhere.kept"), 0);
+    let status = run(tmp.path(), Some(db.url()), &["up"]);
+    assert_eq!(status.stdout, "database is current: nothing to do\n");
+}
+
+#[test]
+fn reset_reverts_when_every_migration_is_reversible() {
+    let db = TestDb::new();
+    let tmp = tempfile::tempdir().unwrap();
+    migrations(tmp.path());
+    // Without the seed (the one without a down file), every migration is reversible.
+    fs::remove_file(tmp.path().join("2_seed.up.sql")).unwrap();
+    assert_eq!(run(tmp.path(), Some(db.url()), &["up"]).code, 0);
+    db.connect()
+        .batch_execute(
+            "INSERT INTO users VALUES (1, 'a@example.com'); CREATE TABLE not_migrated (id int)",
+        )
+        .unwrap();
+
+    let reset = run(tmp.path(), Some(db.url()), &["reset", "--yes"]);
+    assert_eq!(reset.code, 0, "{}{}", reset.stdout, reset.stderr);
+    assert!(
+        reset
+            .stdout
+            .starts_with("every applied migration is reversible: reverting 2 migration(s)"),
+        "{}",
+        reset.stdout
+    );
+    assert!(reset.stdout.contains("reset: 2 migration(s) applied"));
+    // The migrations ran down and up again; what they do not own is kept.
+    assert_eq!(count(&db, "SELECT count(*) FROM users"), 0);
+    assert_eq!(count(&db, "SELECT count(*) FROM not_migrated"), 0);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM preflight_history_log WHERE action = 'revert'"
+        ),
+        2
+    );
+}

@@ -243,3 +243,53 @@ fn in_memory_database_and_bad_paths() {
         missing_dir.stderr
     );
 }
+
+#[test]
+fn reset_drops_the_files_objects_and_reapplies() {
+    let tmp = tempfile::tempdir().unwrap();
+    migrations(&tmp.path().join("migrations"));
+    let url = "sqlite://data.db";
+    let db = tmp.path().join("data.db");
+    assert_eq!(run(tmp.path(), url, &["up"]).code, 0);
+    Connection::open(&db)
+        .unwrap()
+        .execute_batch(
+            "INSERT INTO users VALUES (2, 'b@example.com', 'B');
+             CREATE TABLE \"odd \"\"name\" (id INTEGER REFERENCES users (id));
+             CREATE VIEW emails AS SELECT email FROM users;
+             CREATE INDEX users_email ON users (email);",
+        )
+        .unwrap();
+
+    let dry = run(tmp.path(), url, &["reset"]);
+    assert_eq!(dry.code, 1);
+    assert!(dry.stdout.contains("nothing was changed"), "{}", dry.stdout);
+    assert_eq!(count(&db, "SELECT count(*) FROM users"), 2);
+
+    let reset = run(tmp.path(), url, &["reset", "--yes"]);
+    assert_eq!(reset.code, 0, "{}{}", reset.stdout, reset.stderr);
+    for expected in [
+        "has no down migration",
+        "view emails",
+        "table odd \"name",
+        "table users",
+        "table preflight_history",
+        "reset: 3 migration(s) applied",
+    ] {
+        assert!(
+            reset.stdout.contains(expected),
+            "{expected}: {}",
+            reset.stdout
+        );
+    }
+    assert_eq!(count(&db, "SELECT count(*) FROM users"), 1);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM sqlite_schema WHERE name IN ('emails', 'odd \"name', 'users_email')"
+        ),
+        0
+    );
+    // A file is on this machine: no --allow-remote needed.
+    assert!(!reset.stderr.contains("allow-remote"));
+}

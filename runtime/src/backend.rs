@@ -94,6 +94,26 @@ pub(crate) enum TxFailure {
     Other(Error),
 }
 
+/// One migration transaction of a pipelined window (see [`Backend::transaction_window`]).
+#[derive(Debug, Clone)]
+pub(crate) struct WindowTx<'a> {
+    pub item: TxItem<'a>,
+    /// Commit without waiting for the WAL flush (see [`Backend::transaction_async_commit`]).
+    pub async_commit: bool,
+    /// The migration whose `applied` history row must exist when this transaction starts: the
+    /// one sent before it in the window. `None` for the window's first, whose predecessor's
+    /// outcome was read before the window was sent.
+    pub after: Option<Version>,
+}
+
+/// Why a window did not commit entirely: transaction `index` of the window failed (the first
+/// that did). Transactions before it committed; none after it did.
+#[derive(Debug)]
+pub(crate) struct WindowFailure {
+    pub index: usize,
+    pub failure: TxFailure,
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(crate) trait Backend {
     /// The single fast-path query: the goal row and the table's counts, one round trip.
@@ -130,6 +150,30 @@ pub(crate) trait Backend {
     /// `runner::migrate`). A backend without the notion commits as usual.
     async fn transaction_async_commit(&mut self, items: &[TxItem<'_>]) -> Result<(), TxFailure> {
         self.transaction(items).await
+    }
+    /// How many migration transactions [`Backend::transaction_window`] sends together at most;
+    /// 1 when the driver cannot pipeline (each then costs its own round trips anyway).
+    fn window_limit(&self) -> usize {
+        1
+    }
+    /// Runs several migration transactions in order, each committing on its own, sent together
+    /// when the driver pipelines (one round trip for the whole window). Every transaction with
+    /// `after` must first check that that migration's `applied` row exists and abort when it
+    /// does not: sent together, a failed transaction's `COMMIT` acts as `ROLLBACK` and ends it,
+    /// so the next one's `BEGIN` would open a fresh transaction and commit after its
+    /// predecessor failed. With the check, nothing after the first failure commits. The
+    /// default runs them one by one and stops at the first failure.
+    async fn transaction_window(&mut self, txs: &[WindowTx<'_>]) -> Result<(), WindowFailure> {
+        for (index, tx) in txs.iter().enumerate() {
+            let items = std::slice::from_ref(&tx.item);
+            let outcome = if tx.async_commit {
+                self.transaction_async_commit(items).await
+            } else {
+                self.transaction(items).await
+            };
+            outcome.map_err(|failure| WindowFailure { index, failure })?;
+        }
+        Ok(())
     }
     /// Runs one statement outside a transaction (no-transaction migrations).
     async fn execute(&mut self, sql: &str) -> Result<(), DbError>;

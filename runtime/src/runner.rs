@@ -6,7 +6,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tracing::Instrument;
 
 use crate::adopt::{self, Adopt, AdoptError, Adopted};
-use crate::backend::{Backend, Fast, LogEntry, Product, Record, Session, TxFailure, TxItem};
+use crate::backend::{
+    Backend, Fast, LogEntry, Product, Record, Session, TxFailure, TxItem, WindowTx,
+};
 use crate::error::{DbError, Error, MigrationError};
 use crate::history::{HistoryRow, NewRow, State};
 use crate::lock::{advisory_key, Backoff, LockStrategy};
@@ -33,6 +35,18 @@ pub const DEFAULT_TABLE: &str = "preflight_history";
 /// the next boot applies them again. Grouped mode (one transaction), no-transaction migrations
 /// and their progress rows, repairs and reverts commit synchronously; on CockroachDB nothing
 /// changes.
+///
+/// # Pipelining (`run_async`)
+///
+/// Under the advisory lock, the async driver sends consecutive transactional migrations in
+/// windows of up to 64 (and 256 KiB of scripts), one round trip per window instead of one per
+/// migration. Each keeps its own transaction and history row. Since a failed transaction's
+/// `COMMIT` ends it as a `ROLLBACK` and lets the next `BEGIN` start afresh, every transaction
+/// after the first of a window begins by checking that its predecessor's history row is
+/// `applied` (a division by zero otherwise), so nothing after a failed migration commits and
+/// the error reported is the failed migration's own. A window stops before a no-transaction
+/// migration. The sync driver, the lease lock, `LockStrategy::None` and CockroachDB apply one
+/// migration at a time.
 ///
 /// ```no_run
 /// # #[cfg(feature = "postgres")] {
@@ -748,16 +762,31 @@ async fn migrate<B: Backend>(
         // same way. No-transaction migrations, their progress rows and the history bookkeeping
         // keep synchronous commits (a lost progress row would make a resume re-run a statement
         // that took effect), and each of them flushes the asynchronous commits before it.
+        //
+        // Consecutive transactional migrations are sent in windows (one round trip each, on a
+        // driver that pipelines; see `window`), each transaction still committing on its own.
         let last = plan.steps.len().saturating_sub(1);
-        for (i, step) in plan.steps.iter().enumerate() {
+        let limit = window_limit(b, ctx);
+        let mut i = 0;
+        while let Some(step) = plan.steps.get(i) {
             ctx.token.renew_if_due(b).await?;
             match *step {
-                Step::Apply(m) if m.up().kind() == Kind::Transactional && !ctx.cockroach => {
-                    apply_transactional(b, m, i < last, ctx).await?;
+                Step::Apply(m) if atomic(m, ctx) => {
+                    let window = window(&plan.steps[i..], limit, ctx);
+                    if let [one] = window.as_slice() {
+                        apply_transactional(b, one, i < last, ctx).await?;
+                    } else {
+                        apply_window(b, &window, i + window.len() - 1 == last, ctx).await?;
+                    }
+                    i += window.len();
                 }
-                Step::Apply(m) => apply_recorded(b, m, None, ctx).await?,
+                Step::Apply(m) => {
+                    apply_recorded(b, m, None, ctx).await?;
+                    i += 1;
+                }
                 Step::Resume { migration, from } => {
                     apply_recorded(b, migration, Some(from), ctx).await?;
+                    i += 1;
                 }
             }
         }
@@ -785,6 +814,91 @@ async fn migrate<B: Backend>(
         }
     }
     Ok(())
+}
+
+/// The most bytes of migration scripts sent in one window: pipelining saves a round trip per
+/// migration, which matters for small ones; a large script costs more than a round trip to
+/// send and run, and a window of them would only hold more in memory.
+const WINDOW_BYTES: usize = 256 * 1024;
+
+/// Whether a migration is applied in a transaction with its history row.
+fn atomic(m: &Migration, ctx: &Ctx<'_>) -> bool {
+    m.up().kind() == Kind::Transactional && !ctx.cockroach
+}
+
+/// How many migration transactions one window may hold: the backend's limit, and 1 unless the
+/// run holds the advisory lock. The lease must be renewed between migrations, and a window of
+/// slow migrations could outlast it; without a lock (`LockStrategy::None`) another run may
+/// record a migration this run failed, which would satisfy the next one's guard.
+fn window_limit<B: Backend>(b: &B, ctx: &Ctx<'_>) -> usize {
+    if matches!(ctx.token.kind, TokenKind::Advisory(_)) {
+        b.window_limit().max(1)
+    } else {
+        1
+    }
+}
+
+/// The migrations of the next window: the transactional `Apply` steps at the start of `steps`,
+/// at most `limit` of them and [`WINDOW_BYTES`] of scripts (but at least one). It stops before
+/// anything else (a no-transaction migration, a resumption), which runs on its own.
+fn window<'m>(steps: &[Step<'m>], limit: usize, ctx: &Ctx<'_>) -> Vec<&'m Migration> {
+    let mut window = Vec::new();
+    let mut bytes = 0;
+    for step in steps.iter().take(limit) {
+        let Step::Apply(m) = *step else { break };
+        let size = m.up().script().map_or(0, str::len);
+        if !atomic(m, ctx) || (!window.is_empty() && bytes + size > WINDOW_BYTES) {
+            break;
+        }
+        bytes += size;
+        window.push(m);
+    }
+    window
+}
+
+/// Several transactional migrations sent together (see [`Backend::transaction_window`]): each
+/// in its own transaction with its history row, each after the first guarded by its
+/// predecessor's row, so that nothing after a failed one commits. `ends_run`: the window's last
+/// migration is the run's, and commits synchronously (see [`migrate`]).
+async fn apply_window<B: Backend>(
+    b: &mut B,
+    migrations: &[&Migration],
+    ends_run: bool,
+    ctx: &mut Ctx<'_>,
+) -> Result<(), Error> {
+    let started = Instant::now();
+    let last = migrations.len().saturating_sub(1);
+    let txs: Vec<WindowTx<'_>> = migrations
+        .iter()
+        .enumerate()
+        .map(|(j, m)| WindowTx {
+            item: TxItem {
+                body: m.up().script(),
+                record: Record::Insert(NewRow::of(m, &ctx.applied_by)),
+                log: None,
+            },
+            async_commit: !(ends_run && j == last),
+            after: j
+                .checked_sub(1)
+                .and_then(|p| migrations.get(p))
+                .map(|p| p.version()),
+        })
+        .collect();
+    let outcome = b.transaction_window(&txs).await;
+    // Sent together, the migrations are not timed one by one: each is reported with an equal
+    // share of the window's time (the history's `execution_ms` is measured by the server).
+    let share = started.elapsed() / u32::try_from(migrations.len()).unwrap_or(u32::MAX).max(1);
+    let committed = match &outcome {
+        Ok(()) => migrations.len(),
+        Err(f) => f.index,
+    };
+    for m in migrations.iter().take(committed) {
+        applied(ctx, m, share);
+    }
+    outcome.map_err(|f| match migrations.get(f.index) {
+        Some(m) => tx_error(f.failure, &[m], false),
+        None => tx_error(f.failure, &[], false),
+    })
 }
 
 /// One transactional migration with its history row; `async_commit` for all but the run's

@@ -1078,3 +1078,131 @@ fn lock_waiters_return_through_the_fast_path_once_the_holder_has_migrated() {
     assert_ne!(name, "preflight: storm-waiter");
     assert_eq!(locks, 0);
 }
+
+/// `count` light migrations (`w{n}`: a table and a row), migration `broken` (if any) failing
+/// with 42P01 after creating its table: a SQLSTATE no pipelining guard produces (22012), so
+/// the error reported is the body's.
+fn window_set(count: u64, broken: Option<u64>) -> Migrations {
+    set((1..=count)
+        .map(|n| {
+            let body = if Some(n) == broken {
+                format!("CREATE TABLE w{n} (id int);\nSELECT * FROM nope;")
+            } else {
+                format!("CREATE TABLE w{n} (id int);\nINSERT INTO w{n} VALUES ({n});")
+            };
+            MigrationSpec::new(n, &format!("w{n}"), &body)
+        })
+        .collect())
+}
+
+/// Runs `m` through the async driver (which pipelines migration transactions in windows).
+fn run_async(db: &TestDb, m: &Migrations) -> Result<preflight_runtime::Report, Error> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (mut client, conn) = tokio_postgres::connect(db.url(), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        m.runner()
+            .sql_statement_timeout(Duration::from_secs(60))
+            .run_async(&mut client)
+            .await
+    })
+}
+
+/// The `w{n}` tables that exist, in order.
+fn window_tables(client: &mut postgres::Client, count: u64) -> Vec<u64> {
+    (1..=count)
+        .filter(|n| table_exists(client, &format!("w{n}")))
+        .collect()
+}
+
+#[test]
+fn pipelined_window_commits_nothing_after_a_failed_migration() {
+    // (migrations, the broken one): in the middle of the first window; the first of the
+    // second window (64 per window), unguarded itself, whose successors' guards must hold.
+    for (count, broken) in [(12, 7), (70, 65)] {
+        let db = TestDb::new();
+        let err = run_async(&db, &window_set(count, Some(broken))).unwrap_err();
+        match &err {
+            Error::Migration(e) => {
+                assert_eq!(e.version, v(broken), "{err}");
+                assert_eq!(e.source.code.as_deref(), Some("42P01"), "{err}");
+            }
+            other => panic!("expected migration {broken}'s body error, got: {other}"),
+        }
+        assert!(
+            err.to_string()
+                .contains(&format!("migration {broken} `w{broken}`")),
+            "{err}"
+        );
+        let mut client = db.connect();
+        let before: Vec<u64> = (1..broken).collect();
+        let recorded = history(&mut client, "preflight_history");
+        assert_eq!(
+            recorded.iter().map(|r| r.0).collect::<Vec<_>>(),
+            before.iter().map(|&n| v(n)).collect::<Vec<_>>(),
+            "exactly the migrations before {broken} are recorded"
+        );
+        assert!(recorded.iter().all(|r| r.1 == "applied"));
+        assert_eq!(
+            window_tables(&mut client, count),
+            before,
+            "nothing from migration {broken} on took effect"
+        );
+        // Fixed: the rest applies in order, and the next boot is current.
+        let fixed = window_set(count, None);
+        let report = run_async(&db, &fixed).unwrap();
+        let rest: Vec<Version> = (broken..=count).map(v).collect();
+        assert_eq!(report.applied_versions(), rest);
+        assert_eq!(
+            window_tables(&mut client, count),
+            (1..=count).collect::<Vec<_>>()
+        );
+        assert!(run_async(&db, &fixed).unwrap().fast_path);
+    }
+}
+
+#[test]
+fn pipelined_run_records_every_migration_in_order_and_only_the_last_synchronously() {
+    let db = TestDb::new();
+    let mut client = db.connect();
+    let session_setting: String = client
+        .query_one("SHOW synchronous_commit", &[])
+        .unwrap()
+        .get(0);
+    // 130 migrations: three windows (64, 64, 2), every one recording its commit setting.
+    let count = 130;
+    let all: Vec<u64> = (1..=count).collect();
+    let m = set(commit_probe(&all));
+    let report = run_async(&db, &m).unwrap();
+    assert_eq!(
+        report.applied_versions(),
+        all.iter().map(|&n| v(n)).collect::<Vec<_>>()
+    );
+    // Each migration committed in its own transaction, one after the other in version order:
+    // their transaction ids (the rows' xmin) strictly increase with the version.
+    let rows = client
+        .query(
+            "SELECT version, state, xmin::text::int8 FROM preflight_history",
+            &[],
+        )
+        .unwrap();
+    let mut recorded: Vec<(Version, String, i64)> = rows
+        .iter()
+        .map(|r| (r.get::<_, String>(0).parse().unwrap(), r.get(1), r.get(2)))
+        .collect();
+    recorded.sort_by_key(|r| r.0);
+    assert_eq!(recorded.len(), all.len());
+    assert!(recorded.iter().all(|r| r.1 == "applied"));
+    assert!(
+        recorded.windows(2).all(|w| w[0].2 < w[1].2),
+        "one transaction per migration, in order: {recorded:?}"
+    );
+    // Asynchronous commits within and across windows; the run's last one synchronous.
+    for n in [1, 63, 64, 65, 128, 129] {
+        assert_eq!(probe(&mut client, n), "off", "migration {n}");
+    }
+    assert_eq!(probe(&mut client, count), session_setting);
+    assert!(run_async(&db, &m).unwrap().fast_path);
+}

@@ -5,9 +5,18 @@
 //!
 //! * **async** (`tokio-postgres`): the requests of a migration (`BEGIN`, the script as one
 //!   simple query, the parameterised history `INSERT` as an unnamed statement, `COMMIT`) are
-//!   polled together, so tokio-postgres pipelines them: **one round trip per migration**. If the
+//!   polled together, so tokio-postgres pipelines them: one round trip per migration. If the
 //!   body fails, the transaction is aborted, the `INSERT` fails with 25P02 and `COMMIT` becomes
-//!   `ROLLBACK`; the body's error is reported.
+//!   `ROLLBACK`; the body's error is reported. Consecutive transactional migrations go further:
+//!   up to 64 of them (and 256 KiB of scripts) are sent as **one round trip per window**, each
+//!   still its own transaction with its own `COMMIT`. Every transaction after the first of a
+//!   window starts with a guard, `SELECT 1 / count(*)::int FROM <history> WHERE version = $1
+//!   AND state = 'applied'` naming its predecessor, because a failed transaction's `COMMIT`
+//!   *ends* it as a `ROLLBACK`: without the guard the next `BEGIN` would open a fresh
+//!   transaction and commit after its predecessor failed. With it, the failure of migration k
+//!   makes k+1's guard divide by zero, k+1 records nothing, k+2's guard fails in turn, and
+//!   nothing after k commits; the runner reports k's own error. Windows are used only under the
+//!   advisory lock (see `runner::window_limit`) and never on CockroachDB.
 //! * **sync** (`postgres`): the same requests one after the other, adjacent simple queries
 //!   merged (`BEGIN` travels with the script): **three round trips per migration**.
 //!
@@ -37,7 +46,9 @@ use tokio_postgres::error::ErrorPosition;
 use tokio_postgres::Row;
 
 use crate::adopt::{AdoptError, ForeignHistory, ForeignTable, Tool};
-use crate::backend::{Backend, Fast, LogEntry, Product, Record, Session, TxFailure, TxItem};
+use crate::backend::{
+    Backend, Fast, LogEntry, Product, Record, Session, TxFailure, TxItem, WindowFailure, WindowTx,
+};
 use crate::error::{DbError, Error};
 use crate::history::{HistoryRow, NewRow, State};
 use crate::lock::{pg_locks_ids, Holder};
@@ -93,7 +104,16 @@ pub(crate) trait PgConn {
     /// everything (the server turns the final `COMMIT` into `ROLLBACK`), the sync driver stops
     /// and sends `ROLLBACK`. Requests not run report an error.
     async fn pipeline(&mut self, ops: &[Op<'_>]) -> Vec<Result<Vec<Row>, DbError>>;
+    /// Prepares, where the driver can, the parameterised requests `ops` repeats, for the
+    /// following pipelines of this run. Only for pipelines sent under the session's advisory
+    /// lock: a transaction-mode pooler would lose a named statement between transactions.
+    async fn prepare_repeated(&mut self, _ops: &[Op<'_>]) {}
     async fn sleep(&mut self, duration: Duration);
+    /// Whether [`PgConn::pipeline`] sends every request before reading the first reply (so
+    /// that several transactions cost one round trip) and runs them all whatever fails.
+    fn pipelines(&self) -> bool {
+        false
+    }
 }
 
 /// Copies what the server said out of the driver's error.
@@ -136,6 +156,11 @@ pub(crate) fn is_retryable(e: &DbError) -> bool {
 
 /// How often a bookkeeping statement is retried on 40001.
 const RETRIES: usize = 5;
+
+/// The most migration transactions sent in one round trip: enough that the round trip is
+/// spread over many migrations, few enough that the requests and replies of a window stay
+/// small in memory.
+const WINDOW_LIMIT: usize = 64;
 
 /// The PostgreSQL backend over any driver.
 pub(crate) struct PgBackend<C> {
@@ -232,23 +257,38 @@ impl<C: PgConn> PgBackend<C> {
         )
     }
 
-    /// One transaction. `async_commit`: its commit does not wait for the WAL flush
-    /// (`SET LOCAL synchronous_commit = off`, sent with `BEGIN`/the body, no extra round trip);
-    /// the runner asks for it on every migration but the last of a run (see `runner::migrate`).
-    /// Ignored on CockroachDB.
-    async fn transaction_once(
-        &mut self,
-        items: &[TxItem<'_>],
+    /// The requests of one transaction, appended to `ops` with their roles. `async_commit`:
+    /// its commit does not wait for the WAL flush (`SET LOCAL synchronous_commit = off`, sent
+    /// with `BEGIN`/the body, no extra round trip); the runner asks for it on every migration
+    /// but the last of a run (see `runner::migrate`). Ignored on CockroachDB. `after`: the
+    /// transaction first checks that this migration's `applied` row exists (see
+    /// [`Backend::transaction_window`]).
+    fn push_transaction<'s>(
+        &self,
+        sql: &'s Sql,
+        ops: &mut Vec<Op<'s>>,
+        roles: &mut Vec<Role>,
+        items: &[TxItem<'s>],
         async_commit: bool,
-    ) -> Result<(), TxFailure> {
-        enum Role {
-            Setup,
-            Body(usize),
-            Record,
-            Commit,
+        after: Option<Version>,
+    ) {
+        // Asynchronous commit rides with `BEGIN`: one request fewer per migration.
+        let asynchronous = async_commit && !self.cockroach;
+        ops.push(Op::Simple(if asynchronous {
+            sql::BEGIN_ASYNC_COMMIT
+        } else {
+            "BEGIN"
+        }));
+        roles.push(Role::Setup);
+        if let Some(previous) = after {
+            // First in the transaction, so that nothing of it runs when the predecessor did
+            // not commit: the division by zero aborts it and its `COMMIT` becomes `ROLLBACK`.
+            ops.push(Op::Query(
+                &sql.guard,
+                vec![Param::Text(previous.to_string())],
+            ));
+            roles.push(Role::Guard(previous));
         }
-        let mut ops = vec![Op::Simple("BEGIN")];
-        let mut roles = vec![Role::Setup];
         for (name, value) in [
             ("lock_timeout", self.sql_lock_timeout),
             ("statement_timeout", self.sql_statement_timeout),
@@ -265,44 +305,111 @@ impl<C: PgConn> PgBackend<C> {
                 roles.push(Role::Setup);
             }
         }
-        if async_commit && !self.cockroach {
-            // A simple query next to the body's: the sync driver merges it into the same
-            // round trip (`BEGIN; SET LOCAL ...; <script>`), the async one pipelines it.
-            ops.push(Op::Simple(sql::ASYNC_COMMIT));
-            roles.push(Role::Setup);
-        }
         for (i, item) in items.iter().enumerate() {
             if let Some(body) = item.body {
                 ops.push(Op::Simple(body));
                 roles.push(Role::Body(i));
             }
-            ops.push(Self::record_op(&self.sql, &item.record));
+            ops.push(Self::record_op(sql, &item.record));
             roles.push(Role::Record);
             if let Some(log) = &item.log {
-                ops.push(Self::log_op(&self.sql, log));
+                ops.push(Self::log_op(sql, log));
                 roles.push(Role::Record);
             }
         }
         ops.push(Op::Simple("COMMIT"));
         roles.push(Role::Commit);
+    }
+
+    /// One transaction (see [`PgBackend::push_transaction`]).
+    async fn transaction_once(
+        &mut self,
+        items: &[TxItem<'_>],
+        async_commit: bool,
+    ) -> Result<(), TxFailure> {
+        let mut ops = Vec::new();
+        let mut roles = Vec::new();
+        self.push_transaction(&self.sql, &mut ops, &mut roles, items, async_commit, None);
         let results = self.conn.pipeline(&ops).await;
         drop(ops);
-        // The first failure is the cause; the ones after it are its consequences (25P02).
-        for (role, result) in roles.iter().zip(results) {
-            if let Err(error) = result {
-                return Err(match role {
-                    Role::Body(index) => TxFailure::Body {
-                        index: *index,
-                        error,
-                    },
-                    Role::Setup => TxFailure::Other(Error::db("starting the transaction", error)),
-                    Role::Record => TxFailure::Other(Error::db("recording in the history", error)),
-                    Role::Commit => TxFailure::Other(Error::db("committing", error)),
-                });
+        match first_failure(&roles, results) {
+            Some(failure) => Err(failure),
+            None => Ok(()),
+        }
+    }
+
+    /// Several transactions in one pipeline (see [`Backend::transaction_window`]).
+    async fn window_once(&mut self, txs: &[WindowTx<'_>]) -> Result<(), WindowFailure> {
+        let mut ops = Vec::new();
+        let mut roles = Vec::new();
+        // Where each transaction's requests start in `ops`.
+        let mut starts = Vec::with_capacity(txs.len());
+        for tx in txs {
+            starts.push(ops.len());
+            self.push_transaction(
+                &self.sql,
+                &mut ops,
+                &mut roles,
+                std::slice::from_ref(&tx.item),
+                tx.async_commit,
+                tx.after,
+            );
+        }
+        // Every transaction of a window sends the same guard and history INSERT.
+        self.conn.prepare_repeated(&ops).await;
+        let results = self.conn.pipeline(&ops).await;
+        drop(ops);
+        // The first transaction that failed is the cause: every one after it failed its guard
+        // (and then 25P02 within it) as a consequence, and none of them committed.
+        let mut results = results.into_iter();
+        for (index, &start) in starts.iter().enumerate() {
+            let end = starts.get(index + 1).copied().unwrap_or(roles.len());
+            let tx_roles = roles.get(start..end).unwrap_or_default();
+            let tx_results: Vec<_> = results.by_ref().take(end - start).collect();
+            if let Some(failure) = first_failure(tx_roles, tx_results) {
+                return Err(WindowFailure { index, failure });
             }
         }
         Ok(())
     }
+}
+
+/// What a request of a transaction is for, to name a failure.
+#[derive(Debug, Clone, Copy)]
+enum Role {
+    Setup,
+    /// The check that this migration committed before the transaction's own.
+    Guard(Version),
+    Body(usize),
+    Record,
+    Commit,
+}
+
+/// The first failed request of a transaction, as the transaction's failure: the ones after it
+/// are its consequences (25P02, or not run). A missing result counts as a failure.
+fn first_failure(roles: &[Role], results: Vec<Result<Vec<Row>, DbError>>) -> Option<TxFailure> {
+    let mut results = results.into_iter();
+    for role in roles {
+        let error = match results.next() {
+            Some(Ok(_)) => continue,
+            Some(Err(error)) => error,
+            None => DbError::other("no result from the driver"),
+        };
+        return Some(match *role {
+            Role::Body(index) => TxFailure::Body { index, error },
+            Role::Setup => TxFailure::Other(Error::db("starting the transaction", error)),
+            Role::Guard(previous) => TxFailure::Other(Error::db(
+                format!(
+                    "checking that migration {previous}, sent before in the same round trip, \
+                     committed (its history row is missing although it reported no error)"
+                ),
+                error,
+            )),
+            Role::Record => TxFailure::Other(Error::db("recording in the history", error)),
+            Role::Commit => TxFailure::Other(Error::db("committing", error)),
+        });
+    }
+    None
 }
 
 fn applied_params(row: &NewRow) -> Vec<Param> {
@@ -644,6 +751,30 @@ impl<C: PgConn> Backend for PgBackend<C> {
         self.transaction_retried(items, true).await
     }
 
+    fn window_limit(&self) -> usize {
+        // Only a driver that sends requests before reading replies gains anything; CockroachDB
+        // never gets here (its migrations run statement by statement), but stays out anyway.
+        if self.conn.pipelines() && !self.cockroach {
+            WINDOW_LIMIT
+        } else {
+            1
+        }
+    }
+
+    async fn transaction_window(&mut self, txs: &[WindowTx<'_>]) -> Result<(), WindowFailure> {
+        if txs.len() > 1 && self.window_limit() > 1 {
+            return self.window_once(txs).await;
+        }
+        // One by one, as `Backend::transaction_window`'s default does.
+        for (index, tx) in txs.iter().enumerate() {
+            let items = std::slice::from_ref(&tx.item);
+            self.transaction_retried(items, tx.async_commit)
+                .await
+                .map_err(|failure| WindowFailure { index, failure })?;
+        }
+        Ok(())
+    }
+
     async fn execute(&mut self, sql: &str) -> Result<(), DbError> {
         let mut attempt = 0;
         loop {
@@ -895,6 +1026,148 @@ mod tests {
         assert!(!is_creation_race(&e("42501")));
     }
 
+    /// A connection that plays the server's part in a pipeline: a failed request aborts its
+    /// transaction (later requests fail with 25P02 until `COMMIT`, which then rolls back), and
+    /// the pipelining guard fails unless its version was committed.
+    #[derive(Default)]
+    struct Scripted {
+        pipelines: usize,
+        guards: Vec<String>,
+        committed: Vec<String>,
+    }
+
+    impl PgConn for Scripted {
+        async fn pipeline(&mut self, ops: &[Op<'_>]) -> Vec<Result<Vec<Row>, DbError>> {
+            self.pipelines += 1;
+            let code = |c: &str| DbError {
+                code: Some(c.into()),
+                ..DbError::default()
+            };
+            let (mut aborted, mut pending) = (false, Vec::new());
+            let mut results = Vec::new();
+            for op in ops {
+                let (text, first) = match op {
+                    Op::Simple(t) => (*t, None),
+                    Op::Query(t, params) => match params.first() {
+                        Some(Param::Text(v)) => (*t, Some(v.clone())),
+                        _ => (*t, None),
+                    },
+                };
+                if text == "COMMIT" {
+                    if !aborted {
+                        self.committed.append(&mut pending);
+                    }
+                    pending.clear();
+                    aborted = false;
+                    results.push(Ok(Vec::new()));
+                    continue;
+                }
+                if aborted {
+                    results.push(Err(code("25P02")));
+                    continue;
+                }
+                let failure = if text.starts_with("SELECT 1 / count(*)") {
+                    let previous = first.unwrap_or_default();
+                    let missing = !self.committed.contains(&previous);
+                    self.guards.push(previous);
+                    missing.then(|| code("22012"))
+                } else if text.contains("nope") {
+                    Some(code("42P01"))
+                } else {
+                    if text.starts_with("INSERT INTO") {
+                        pending.extend(first);
+                    }
+                    None
+                };
+                aborted = failure.is_some();
+                results.push(failure.map_or(Ok(Vec::new()), Err));
+            }
+            results
+        }
+
+        async fn sleep(&mut self, _duration: Duration) {}
+
+        fn pipelines(&self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn a_window_is_one_pipeline_and_stops_committing_at_the_first_failure() {
+        let specs = (1..=5u64)
+            .map(|n| {
+                let body = if n == 3 {
+                    "SELECT * FROM nope;".to_owned()
+                } else {
+                    format!("CREATE TABLE t{n} (id int);")
+                };
+                crate::MigrationSpec::new(n, &format!("t{n}"), &body)
+            })
+            .collect();
+        let set = crate::Migrations::from_specs(specs).unwrap();
+        let migrations: Vec<_> = set.iter().collect();
+        let txs: Vec<WindowTx<'_>> = migrations
+            .iter()
+            .enumerate()
+            .map(|(j, m)| WindowTx {
+                item: TxItem {
+                    body: m.up().script(),
+                    record: Record::Insert(NewRow::of(m, "test")),
+                    log: None,
+                },
+                async_commit: j + 1 < migrations.len(),
+                after: j.checked_sub(1).map(|p| migrations[p].version()),
+            })
+            .collect();
+        let mut backend = PgBackend::new(Scripted::default(), &Config::default());
+        assert_eq!(backend.window_limit(), WINDOW_LIMIT);
+        let failure = futures_executor::block_on(backend.transaction_window(&txs)).unwrap_err();
+        // Migration 3 (index 2) is the cause, with its body's error, not a guard's.
+        assert_eq!(failure.index, 2);
+        match failure.failure {
+            TxFailure::Body { index: 0, error } => assert_eq!(error.code.as_deref(), Some("42P01")),
+            other => panic!("expected the body's failure, got {other:?}"),
+        }
+        let conn = &backend.conn;
+        assert_eq!(conn.pipelines, 1, "the whole window in one round trip");
+        assert_eq!(
+            conn.guards,
+            ["1", "2", "3", "4"],
+            "each guarded by its predecessor"
+        );
+        assert_eq!(
+            conn.committed,
+            ["1", "2"],
+            "nothing after the failure committed"
+        );
+
+        // CockroachDB never gets windows, whatever the driver.
+        let mut one_by_one = PgBackend::new(Scripted::default(), &Config::default());
+        one_by_one.cockroach = true;
+        assert_eq!(one_by_one.window_limit(), 1);
+    }
+
+    #[test]
+    fn a_guard_failing_first_names_the_predecessor() {
+        let roles = [Role::Setup, Role::Guard(Version::new(41)), Role::Body(0)];
+        let results = vec![
+            Ok(Vec::new()),
+            Err(DbError {
+                code: Some("22012".into()),
+                ..DbError::default()
+            }),
+            Err(DbError::other("25P02")),
+        ];
+        match first_failure(&roles, results) {
+            Some(TxFailure::Other(e)) => {
+                assert!(e.to_string().contains("migration 41"), "{e}");
+                assert_eq!(e.sqlstate(), Some("22012"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(first_failure(&roles, (0..3).map(|_| Ok(Vec::new())).collect()).is_none());
+    }
+
     #[test]
     fn classifies_missing_tables() {
         let e = |c: &str| DbError {
@@ -1008,8 +1281,10 @@ mod api {
     #[cfg(feature = "tokio-postgres")]
     impl Runner<'_> {
         /// Migrates through a `tokio-postgres` client: the fast path (one query) when the
-        /// database is current, otherwise lock, plan, apply, record, unlock. One round trip per
-        /// migration applied.
+        /// database is current, otherwise lock, plan, apply, record, unlock. Consecutive
+        /// transactional migrations are sent in windows of up to 64, one round trip each, every
+        /// migration still in its own transaction (see "Pipelining" on [`Runner`]);
+        /// no-transaction migrations run statement by statement.
         ///
         /// ```no_run
         /// # use preflight_runtime::{MigrationSpec, Migrations};
@@ -1052,7 +1327,9 @@ mod api {
             client: &mut tokio_postgres::Client,
         ) -> Result<Vec<HistoryRow>, Error> {
             self.cfg.validate()?;
-            PgBackend::new(AsyncConn(client), &self.cfg).history().await
+            PgBackend::new(AsyncConn::new(client), &self.cfg)
+                .history()
+                .await
         }
 
         /// Async [`Runner::adopt_history`].
@@ -1068,7 +1345,7 @@ mod api {
             &self,
             client: &mut tokio_postgres::Client,
         ) -> Result<Adopted, Error> {
-            let mut backend = PgBackend::new(AsyncConn(client), &self.cfg);
+            let mut backend = PgBackend::new(AsyncConn::new(client), &self.cfg);
             runner::preview_adoption(&mut backend, self.set, &self.cfg, self.cfg.adopt).await
         }
 
@@ -1077,7 +1354,7 @@ mod api {
             &self,
             client: &mut tokio_postgres::Client,
         ) -> Result<Vec<ForeignTable>, Error> {
-            PgBackend::new(AsyncConn(client), &self.cfg)
+            PgBackend::new(AsyncConn::new(client), &self.cfg)
                 .foreign_tables()
                 .await
         }
@@ -1087,7 +1364,7 @@ mod api {
             client: &mut tokio_postgres::Client,
             work: Work,
         ) -> Result<Report, Error> {
-            let mut backend = PgBackend::new(AsyncConn(client), &self.cfg);
+            let mut backend = PgBackend::new(AsyncConn::new(client), &self.cfg);
             runner::run(&mut backend, self.set, &self.cfg, work).await
         }
     }

@@ -19,6 +19,9 @@ pub(crate) struct Sql {
     pub layout: String,
     pub create: String,
     pub read: String,
+    /// Fails (division by zero) unless migration `$1` is recorded `applied`: the first request
+    /// of a pipelined migration transaction (see `Backend::transaction_window`).
+    pub guard: String,
     pub insert_applied: String,
     pub upsert_applied: String,
     pub delete: String,
@@ -41,10 +44,10 @@ pub(crate) const SESSION: &str = "SELECT current_database()::text, \
      pg_backend_pid()::int8";
 /// Sets a setting for the session (`false`) or the transaction (`true`, third parameter).
 pub(crate) const SET_CONFIG: &str = "SELECT set_config($1, $2, $3)";
-/// Inside a migration transaction that is not the run's last: its commit returns without
+/// Starts a migration transaction that is not the run's last: its commit returns without
 /// waiting for the WAL flush (see `runner::migrate` for why that is safe). A constant: no value
 /// is interpolated.
-pub(crate) const ASYNC_COMMIT: &str = "SET LOCAL synchronous_commit = off";
+pub(crate) const BEGIN_ASYNC_COMMIT: &str = "BEGIN; SET LOCAL synchronous_commit = off";
 /// Takes the advisory lock `$1` (`pg_locks` ids `$2`, `$3`) only on the server session the run
 /// started on (`$4`, the backend pid read by the session query; negative: unknown) and only if
 /// that session does not hold it already; returns (acquired, backend pid, already held). Behind
@@ -152,6 +155,9 @@ impl Sql {
             read: format!(
                 "SELECT version, name, checksum, chain, state, statements_done, statements_total, \
                  applied_at::text, execution_ms, applied_by, error FROM {t}"
+            ),
+            guard: format!(
+                "SELECT 1 / count(*)::int FROM {t} WHERE version = $1 AND state = 'applied'"
             ),
             insert_applied: format!(
                 "INSERT INTO {t} ({columns}) VALUES ($1, $2, $3, $4, 'applied', $5, $5, now(), \
