@@ -105,6 +105,6 @@ fn concurrent_processes_build_one_template() {
         .map(|r| r.get(0))
         .collect();
     // The template, and no builder's scratch database left behind.
-    assert_eq!(names, [template.clone()]);
+    assert_eq!(names, std::slice::from_ref(&template));
     drop_template(&template);
 }
