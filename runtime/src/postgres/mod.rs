@@ -32,6 +32,10 @@
 
 mod sql;
 
+// The test helpers quote the database names they create the same way.
+#[cfg(feature = "testing")]
+pub(crate) use sql::quote_ident;
+
 #[cfg(feature = "tokio-postgres")]
 mod async_client;
 #[cfg(any(feature = "deadpool", feature = "bb8", feature = "r2d2"))]

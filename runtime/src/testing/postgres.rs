@@ -7,6 +7,8 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 
 use super::{is_leftover, on_own_runtime, server_url, unique_name, with_database};
+use crate::error::with_causes as causes;
+use crate::postgres::quote_ident as identifier;
 use crate::{Checksum, Migrations};
 
 /// The name prefix of every test database; with the creation time in the name it lets a later
@@ -413,15 +415,6 @@ async fn connect_to(url: &str) -> Result<Client, tokio_postgres::Error> {
         let _ = connection.await;
     });
     Ok(client)
-}
-
-/// `"name"`, with embedded quotes doubled.
-fn identifier(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-fn causes(e: &(dyn std::error::Error + 'static)) -> String {
-    crate::error::with_causes(e)
 }
 
 #[cfg(test)]
