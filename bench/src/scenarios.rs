@@ -26,6 +26,10 @@ pub struct Plan {
     pub storm_count: u32,
 }
 
+/// No-op boots last a few milliseconds, and the shared machine's noise is of the same order:
+/// their rows take this many times the plan's rounds (the same for the SQLite no-op rows).
+pub const NOOP_ROUNDS_FACTOR: usize = 5;
+
 /// `tools` rotated by `round`: ABC, BCA, CAB, ...
 fn rotation(tools: &[Tool], round: usize) -> Vec<Tool> {
     let mut v = tools.to_vec();
@@ -113,7 +117,7 @@ pub fn noop(rt: &Runtime, work: &Path, plan: &Plan) -> Vec<Row> {
         for &tool in &tools {
             let _ = boot(rt, tool, db_of(tool).url(), &prepared);
         }
-        for round in 0..plan.rounds {
+        for round in 0..plan.rounds * NOOP_ROUNDS_FACTOR {
             for tool in rotation(&tools, round) {
                 let r = boot(rt, tool, db_of(tool).url(), &prepared);
                 c.record(tool, r, Some(true));

@@ -207,7 +207,7 @@ pub fn sqlite(rt: &Runtime, work: &Path, plan: &Plan) -> Vec<Row> {
         for tool in TOOLS {
             let _ = boot(rt, tool, &db_of(tool), &prepared, None);
         }
-        for round in 0..plan.rounds {
+        for round in 0..plan.rounds * crate::scenarios::NOOP_ROUNDS_FACTOR {
             for tool in rotation(round) {
                 let r = boot(rt, tool, &db_of(tool), &prepared, None);
                 c.record(tool, r, true);
@@ -223,11 +223,15 @@ pub fn sqlite(rt: &Runtime, work: &Path, plan: &Plan) -> Vec<Row> {
     eprintln!("SQLite: apply {n} light migrations");
     let set = gen::write(work, Shape::Light, n);
     let prepared = Prepared::new(rt, &set);
-    rows.push(apply(rt, &root, &set, &prepared, plan));
+    rows.push(apply(rt, &root, &set, &prepared, plan, false));
+    eprintln!("SQLite: apply {n} light migrations, WAL mode");
+    rows.push(apply(rt, &root, &set, &prepared, plan, true));
     rows
 }
 
-fn apply(rt: &Runtime, root: &Path, set: &Set, prepared: &Prepared, plan: &Plan) -> Row {
+/// Applies the set to a fresh file per run. `wal`: the file is switched to WAL mode first (not
+/// timed; the mode is kept in the file, so every tool then runs in it).
+fn apply(rt: &Runtime, root: &Path, set: &Set, prepared: &Prepared, plan: &Plan, wal: bool) -> Row {
     let n = plan.apply_count;
     let mut c = Collected::default();
     let all_sql = match std::fs::read_to_string(&set.all_sql) {
@@ -247,15 +251,30 @@ fn apply(rt: &Runtime, root: &Path, set: &Set, prepared: &Prepared, plan: &Plan)
             let path: PathBuf = dir.join("bench.db");
             let result = std::fs::create_dir_all(&dir)
                 .map_err(|e| format!("cannot create {}: {e}", dir.display()))
+                .and_then(|()| if wal { to_wal(&path) } else { Ok(()) })
                 .and_then(|()| boot(rt, tool, &path, prepared, Some(&all_sql)))
                 .and_then(|o| check_applied(&path, n).map(|()| o));
             c.record(tool, result, false);
             let _ = std::fs::remove_dir_all(&dir);
         }
     }
+    let mode = if wal { "WAL mode" } else { "rollback journal" };
     c.row(
-        format!("SQLite: apply {n} migrations, one cheap statement each"),
+        format!("SQLite: apply {n} migrations, one cheap statement each ({mode})"),
         "rusqlite: the concatenated files in one transaction",
         false,
     )
+}
+
+/// Creates the database file in WAL mode.
+fn to_wal(path: &Path) -> Result<(), String> {
+    let conn = rusqlite::Connection::open(path).map_err(|e| format!("open: {e}"))?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .map_err(|e| format!("PRAGMA journal_mode: {e}"))?;
+    if mode.eq_ignore_ascii_case("wal") {
+        Ok(())
+    } else {
+        Err(format!("journal_mode is {mode}, not wal"))
+    }
 }

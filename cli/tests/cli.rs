@@ -616,11 +616,11 @@ fn reset_drops_every_object_of_the_schema_then_reapplies() {
             "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'S')"
         ),
-        // users, preflight_history, preflight_history_log
+        // users and the history's tables
         count(
             &db,
-            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' \
-             AND tablename IN ('users', 'preflight_history', 'preflight_history_log')"
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename IN \
+             ('users', 'preflight_history', 'preflight_history_log', 'preflight_history_count')"
         )
     );
     assert_eq!(

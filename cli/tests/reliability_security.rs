@@ -122,11 +122,23 @@ fn hostile_table_and_schema_names_are_quoted_never_interpolated() {
         tables,
         [
             TABLE.to_owned(),
+            format!("{TABLE}_count"),
             format!("{TABLE}_lease"),
             format!("{TABLE}_log")
         ],
         "exactly the quoted names, in the quoted schema"
     );
+    // The row count's trigger function, named and naming its table through quoting too.
+    let counted: (i64, i64) = c
+        .query_one(
+            "SELECT (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+             WHERE n.nspname = $1 AND p.proname = $2), \
+             (SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass(format('%I.%I', $1::text, $3::text)))",
+            &[&SCHEMA, &format!("{TABLE}_counter"), &TABLE],
+        )
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap();
+    assert_eq!(counted, (1, 3));
     // The CLI, with the same names given as a quoted `schema.table`.
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("m");

@@ -22,6 +22,10 @@ pub(crate) enum Fast {
         state: Option<String>,
         total: i64,
         unfinished: i64,
+        /// Whether the counts came from `<table>_count` (kept by a trigger, or counted by the
+        /// same query where no trigger keeps them). `false`: the table has not been installed
+        /// yet, and the slow path installs it.
+        counted: bool,
     },
 }
 

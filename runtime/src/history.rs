@@ -23,6 +23,28 @@
 //! `CREATE TABLE` text kept in `sqlite_schema` (SQLite has no table comments). Next to it, `<table>_log` records repairs,
 //! reverts and resumes (`at`, `action`, `version`, `detail`, `by`), and `<table>_lease` holds
 //! the lease when the lease lock strategy is used.
+//!
+//! # The row count
+//!
+//! `<table>_count` holds one row (`id` 1): `total` rows in the history and how many of them are
+//! `unfinished` (not `applied`), kept by triggers on the history table (PostgreSQL: a PL/pgSQL
+//! function `<table>_counter` fired after each insert and delete, each update that changes
+//! `state`, and `TRUNCATE`; SQLite: three `<table>_count_*` triggers). The fast path reads it
+//! with the goal row in one query, by primary key, so a no-op boot costs the same with 10 or
+//! 10,000 migrations; without it, the query would count the whole table on every boot.
+//!
+//! It is an addition to layout v1, not a new layout: a binary that does not know it still reads
+//! and writes the history, and its writes fire the triggers too, so old and new binaries can run
+//! side by side in a rolling deploy. The slow path installs it (under the lock, with the
+//! history table locked against writers while the rows are first counted) when it is missing,
+//! and recounts it when it has drifted (rows written with triggers disabled,
+//! `session_replication_role = replica`); until it exists, a boot counts the rows and then
+//! takes the slow path once to install it. Where no trigger can keep it (CockroachDB; a role
+//! without the privilege to create one, which is warned about) it holds `-1`, and the fast
+//! path's single query counts the rows itself.
+//!
+//! One row kept by every writer means that transactions writing the history serialise on it;
+//! the runner writes the history only under its lock, where they are serialised anyway.
 
 use std::fmt;
 

@@ -34,7 +34,9 @@ pub const DEFAULT_TABLE: &str = "preflight_history";
 /// the most recent migrations *whole* (body and history row together), never part of one, and
 /// the next boot applies them again. Grouped mode (one transaction), no-transaction migrations
 /// and their progress rows, repairs and reverts commit synchronously; on CockroachDB nothing
-/// changes.
+/// changes. SQLite does the same in WAL mode (`synchronous = NORMAL` for all but the last
+/// migration, whose synced commit syncs the WAL before it) when no other database is attached;
+/// in rollback-journal mode every commit stays synced.
 ///
 /// # Pipelining (`run_async`)
 ///
@@ -350,7 +352,9 @@ async fn fast_path<B: Backend>(b: &mut B, set: &Migrations, cfg: &Config) -> Res
             state,
             total,
             unfinished,
-        } => Ok(state.as_deref() == Some(State::Applied.as_str())
+            counted,
+        } => Ok(counted
+            && state.as_deref() == Some(State::Applied.as_str())
             && chain.is_some_and(|c| c == goal.chain().to_string())
             && usize::try_from(total).is_ok_and(|t| t == count)
             && unfinished == 0),

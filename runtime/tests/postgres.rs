@@ -1206,3 +1206,181 @@ fn pipelined_run_records_every_migration_in_order_and_only_the_last_synchronousl
     assert_eq!(probe(&mut client, count), session_setting);
     assert!(run_async(&db, &m).unwrap().fast_path);
 }
+
+/// (total, unfinished) as `count` (the `<table>_count` of `table`) holds them, and as counting
+/// the rows says.
+fn counts(client: &mut postgres::Client, table: &str, count: &str) -> ((i64, i64), (i64, i64)) {
+    let kept = client
+        .query_one(&format!("SELECT total, unfinished FROM {count}"), &[])
+        .unwrap();
+    let real = client
+        .query_one(
+            &format!("SELECT count(*), count(*) FILTER (WHERE state <> 'applied') FROM {table}"),
+            &[],
+        )
+        .unwrap();
+    ((kept.get(0), kept.get(1)), (real.get(0), real.get(1)))
+}
+
+#[test]
+fn the_trigger_kept_row_count_follows_every_write_and_feeds_the_fast_path() {
+    let db = TestDb::new();
+    let mut client = db.connect();
+    // Names that need quoting in the trigger function's body, including its dollar quote.
+    let schema = "count \"schema\"";
+    let table = "h$preflight$ \"x\"";
+    let m = three();
+    let runner = m.runner().schema(schema).table(table);
+    runner.run(&mut client).unwrap();
+    let t = "\"count \"\"schema\"\"\".\"h$preflight$ \"\"x\"\"\"";
+    let count = "\"count \"\"schema\"\"\".\"h$preflight$ \"\"x\"\"_count\"";
+    let c = |client: &mut postgres::Client| counts(client, t, count);
+    assert_eq!(c(&mut client), ((3, 0), (3, 0)));
+    assert!(runner.run(&mut client).unwrap().fast_path);
+    // A writer with another search_path: the function names its table itself.
+    client
+        .batch_execute(&format!(
+            "SET search_path = pg_catalog; \
+             INSERT INTO {t} (version, name, checksum, chain, state) \
+             VALUES ('4', 'by hand', 'x', 'x', 'in_progress'); RESET search_path"
+        ))
+        .unwrap();
+    assert_eq!(c(&mut client), ((4, 1), (4, 1)));
+    client
+        .batch_execute(&format!(
+            "UPDATE {t} SET state = 'applied' WHERE version = '4'"
+        ))
+        .unwrap();
+    assert_eq!(c(&mut client), ((4, 0), (4, 0)));
+    // One row more than the binary knows: the fast path sees it through the count alone
+    // (the goal row 3 is unchanged), and the slow path reports it.
+    let report = runner.run(&mut client).unwrap();
+    assert!(!report.fast_path);
+    assert_eq!(
+        report.warnings,
+        [Warning::AheadOfBinary {
+            versions: vec![v(4)]
+        }]
+    );
+    client
+        .batch_execute(&format!(
+            "UPDATE {t} SET state = 'failed' WHERE version = '4'"
+        ))
+        .unwrap();
+    assert_eq!(c(&mut client), ((4, 1), (4, 1)));
+    client
+        .batch_execute(&format!("DELETE FROM {t} WHERE version = '4'"))
+        .unwrap();
+    assert_eq!(c(&mut client), ((3, 0), (3, 0)));
+    assert!(runner.run(&mut client).unwrap().fast_path);
+    // A row deleted behind the triggers' back: the stale count sends the boot to the slow
+    // path (goal row missing), which recounts before re-applying.
+    client
+        .batch_execute(&format!(
+            "BEGIN; SET LOCAL session_replication_role = replica; \
+             DELETE FROM {t} WHERE version = '3'; COMMIT"
+        ))
+        .unwrap();
+    assert_eq!(c(&mut client), ((3, 0), (2, 0)));
+    client.batch_execute("DROP TABLE posts").unwrap();
+    let report = runner.run(&mut client).unwrap();
+    assert_eq!(report.applied_versions(), [v(3)]);
+    assert_eq!(c(&mut client), ((3, 0), (3, 0)));
+    assert!(runner.run(&mut client).unwrap().fast_path);
+    client.batch_execute(&format!("TRUNCATE {t}")).unwrap();
+    assert_eq!(c(&mut client), ((0, 0), (0, 0)));
+}
+
+#[test]
+fn a_history_without_the_row_count_gets_it_on_its_next_boot() {
+    let db = TestDb::new();
+    let mut client = db.connect();
+    let m = three();
+    m.run(&mut client).unwrap();
+    // As a history written before the count existed looks.
+    client
+        .batch_execute(
+            "DROP TABLE preflight_history_count; \
+             DROP FUNCTION preflight_history_counter() CASCADE",
+        )
+        .unwrap();
+    let report = m.run(&mut client).unwrap();
+    assert!(!report.fast_path && report.lock_taken, "{report:?}");
+    assert!(report.applied.is_empty());
+    assert_eq!(
+        counts(&mut client, "preflight_history", "preflight_history_count"),
+        ((3, 0), (3, 0))
+    );
+    let triggers: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'preflight_history'::regclass \
+             AND NOT tgisinternal",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(triggers, 3);
+    assert!(m.run(&mut client).unwrap().fast_path);
+}
+
+#[test]
+fn a_role_that_cannot_create_the_trigger_still_boots_and_counts_in_the_fast_query() {
+    let db = TestDb::new();
+    let mut admin = db.connect();
+    let m = three();
+    m.run(&mut admin).unwrap();
+    admin
+        .batch_execute(
+            "DROP TABLE preflight_history_count; \
+             DROP FUNCTION preflight_history_counter() CASCADE",
+        )
+        .unwrap();
+    let role = format!("pf_count_{}", std::process::id());
+    admin
+        .batch_execute(&format!(
+            "DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN; \
+             GRANT SELECT, INSERT, UPDATE, DELETE ON preflight_history, preflight_history_log \
+             TO {role}"
+        ))
+        .unwrap();
+    let cleanup = |admin: &mut postgres::Client| {
+        admin
+            .batch_execute(&format!(
+                "REVOKE ALL ON SCHEMA public FROM {role}; DROP OWNED BY {role}"
+            ))
+            .unwrap();
+        let mut server =
+            postgres::Client::connect(preflight_runtime::testing::server_url(), postgres::NoTls)
+                .unwrap();
+        server.batch_execute(&format!("DROP ROLE {role}")).unwrap();
+    };
+    let mut as_role: postgres::Config = db.url().parse().unwrap();
+    as_role.user(&role).password("");
+    let mut client = as_role.connect(postgres::NoTls).unwrap();
+    // No privilege to create anything: the run warns and goes on, every time.
+    let first = m.run(&mut client);
+    let second = m.run(&mut client);
+    // May create tables, not triggers on a table it does not own: the `-1` marker.
+    admin
+        .batch_execute(&format!("GRANT CREATE ON SCHEMA public TO {role}"))
+        .unwrap();
+    let third = m.run(&mut client);
+    let fourth = m.run(&mut client);
+    let marker: Option<(i64, i64)> = admin
+        .query_opt("SELECT total, unfinished FROM preflight_history_count", &[])
+        .unwrap()
+        .map(|r| (r.get(0), r.get(1)));
+    drop(client);
+    cleanup(&mut admin);
+    let (first, second, third, fourth) = (
+        first.unwrap(),
+        second.unwrap(),
+        third.unwrap(),
+        fourth.unwrap(),
+    );
+    assert!(first.applied.is_empty() && !first.fast_path);
+    assert!(second.applied.is_empty() && !second.fast_path);
+    assert!(third.applied.is_empty() && !third.fast_path);
+    assert_eq!(marker, Some((-1, -1)));
+    assert!(fourth.fast_path, "{fourth:?}");
+}

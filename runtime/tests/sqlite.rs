@@ -235,3 +235,132 @@ fn lock_held_by_another_process_names_its_pid_and_dies_with_it() {
     assert_eq!(report.applied.len(), 1);
     assert!(report.lock_wait < Duration::from_secs(1), "{report:?}");
 }
+
+/// (total, unfinished) as `h_count` holds them, and as counting the rows says.
+fn counts(conn: &Connection) -> ((i64, i64), (i64, i64)) {
+    let pair = |sql: &str| {
+        conn.query_row(sql, [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+    };
+    (
+        pair("SELECT total, unfinished FROM aux.h_count"),
+        pair("SELECT count(*), count(*) FILTER (WHERE state <> 'applied') FROM aux.h"),
+    )
+}
+
+#[test]
+fn the_trigger_kept_row_count_follows_every_write_and_a_history_without_it_gets_it() {
+    let (dir, _path, mut conn) = file_db();
+    conn.execute(
+        "ATTACH DATABASE ?1 AS aux",
+        [dir.path().join("aux.db").to_str().unwrap()],
+    )
+    .unwrap();
+    let m = set(vec![
+        MigrationSpec::new(1, "a", "CREATE TABLE a (id INTEGER);"),
+        MigrationSpec::new(2, "b", "CREATE TABLE b (id INTEGER);"),
+    ]);
+    let runner = m.runner().schema("aux").table("h");
+    runner.run_sqlite(&mut conn).unwrap();
+    assert_eq!(counts(&conn), ((2, 0), (2, 0)));
+    assert!(runner.run_sqlite(&mut conn).unwrap().fast_path);
+    conn.execute_batch(
+        "INSERT INTO aux.h (version, name, checksum, chain, state) \
+         VALUES ('3', 'by hand', 'x', 'x', 'in_progress')",
+    )
+    .unwrap();
+    assert_eq!(counts(&conn), ((3, 1), (3, 1)));
+    conn.execute_batch("UPDATE aux.h SET state = 'applied' WHERE version = '3'")
+        .unwrap();
+    assert_eq!(counts(&conn), ((3, 0), (3, 0)));
+    // One row more than the binary knows, seen through the count alone.
+    let report = runner.run_sqlite(&mut conn).unwrap();
+    assert!(!report.fast_path && report.applied.is_empty());
+    conn.execute_batch("DELETE FROM aux.h WHERE version = '3'")
+        .unwrap();
+    assert_eq!(counts(&conn), ((2, 0), (2, 0)));
+    assert!(runner.run_sqlite(&mut conn).unwrap().fast_path);
+    // A history from before the count: the next boot installs it, the one after is fast.
+    conn.execute_batch(
+        "DROP TRIGGER aux.h_count_insert; DROP TRIGGER aux.h_count_delete; \
+         DROP TRIGGER aux.h_count_state; DROP TABLE aux.h_count",
+    )
+    .unwrap();
+    let report = runner.run_sqlite(&mut conn).unwrap();
+    assert!(!report.fast_path && report.applied.is_empty());
+    assert_eq!(counts(&conn), ((2, 0), (2, 0)));
+    assert!(runner.run_sqlite(&mut conn).unwrap().fast_path);
+    // A count that drifted (a trigger dropped meanwhile) is recounted by the next slow path,
+    // and the trigger restored.
+    conn.execute_batch(
+        "DROP TRIGGER aux.h_count_delete; DELETE FROM aux.h WHERE version = '2'; DROP TABLE b",
+    )
+    .unwrap();
+    assert_eq!(counts(&conn), ((2, 0), (1, 0)));
+    let report = runner.run_sqlite(&mut conn).unwrap();
+    assert_eq!(report.applied_versions(), [Version::new(2)]);
+    assert_eq!(counts(&conn), ((2, 0), (2, 0)));
+    conn.execute_batch("DELETE FROM aux.h WHERE version = '2'")
+        .unwrap();
+    assert_eq!(counts(&conn), ((1, 0), (1, 0)));
+}
+
+/// Migrations that each record the connection's `synchronous` level while they run.
+fn synchronous_probes() -> Migrations {
+    set((1..=3)
+        .map(|n| {
+            MigrationSpec::new(
+                n,
+                &format!("probe{n}"),
+                &format!(
+                    "CREATE TABLE p{n} AS SELECT synchronous AS level FROM pragma_synchronous;"
+                ),
+            )
+        })
+        .collect())
+}
+
+fn probed_levels(conn: &Connection) -> Vec<i64> {
+    (1..=3)
+        .map(|n| {
+            conn.query_row(&format!("SELECT level FROM p{n}"), [], |r| r.get(0))
+                .unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn in_wal_mode_every_migration_but_the_last_commits_unsynced() {
+    // WAL, FULL: NORMAL (1) for the first two, FULL (2) for the last, FULL restored after.
+    let (_dir, _path, mut conn) = file_db();
+    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL")
+        .unwrap();
+    synchronous_probes().run_sqlite(&mut conn).unwrap();
+    assert_eq!(probed_levels(&conn), [1, 1, 2]);
+    let level: i64 = conn
+        .query_row("PRAGMA synchronous", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(level, 2);
+    // WAL, EXTRA: restored to EXTRA.
+    let (_dir, _path, mut conn) = file_db();
+    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = EXTRA")
+        .unwrap();
+    synchronous_probes().run_sqlite(&mut conn).unwrap();
+    assert_eq!(probed_levels(&conn), [1, 1, 3]);
+    // Rollback journal: every commit synced.
+    let (_dir, _path, mut conn) = file_db();
+    conn.execute_batch("PRAGMA synchronous = FULL").unwrap();
+    synchronous_probes().run_sqlite(&mut conn).unwrap();
+    assert_eq!(probed_levels(&conn), [2, 2, 2]);
+    // WAL with another database attached: its commits would not be synced by the last one.
+    let (dir, _path, mut conn) = file_db();
+    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL")
+        .unwrap();
+    conn.execute(
+        "ATTACH DATABASE ?1 AS other",
+        [dir.path().join("other.db").to_str().unwrap()],
+    )
+    .unwrap();
+    synchronous_probes().run_sqlite(&mut conn).unwrap();
+    assert_eq!(probed_levels(&conn), [2, 2, 2]);
+}

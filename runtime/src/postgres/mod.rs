@@ -171,6 +171,10 @@ pub(crate) struct PgBackend<C> {
     conn: C,
     sql: Sql,
     cfg_schema: Option<String>,
+    table: String,
+    /// The history table's schema as the session resolved it (`cfg_schema` or the current
+    /// schema); empty before the session query.
+    schema: String,
     sql_lock_timeout: Option<Duration>,
     sql_statement_timeout: Option<Duration>,
     cockroach: bool,
@@ -185,6 +189,8 @@ impl<C: PgConn> PgBackend<C> {
             conn,
             sql: Sql::new(cfg.schema.as_deref(), &cfg.table),
             cfg_schema: cfg.schema.clone(),
+            table: cfg.table.clone(),
+            schema: String::new(),
             sql_lock_timeout: cfg.sql_lock_timeout,
             sql_statement_timeout: cfg.sql_statement_timeout,
             cockroach: false,
@@ -454,6 +460,16 @@ fn parse_row(row: &Row) -> Result<HistoryRow, Error> {
     })
 }
 
+fn fast_found(row: &Row, counted: bool) -> Result<Fast, Error> {
+    Ok(Fast::Found {
+        chain: get(row, 0)?,
+        state: get(row, 1)?,
+        total: get(row, 2)?,
+        unfinished: get(row, 3)?,
+        counted,
+    })
+}
+
 /// A table or schema that does not exist yet.
 fn is_missing_table(e: &DbError) -> bool {
     e.is("42P01") || e.is("3F000")
@@ -469,21 +485,23 @@ fn is_creation_race(e: &DbError) -> bool {
 
 impl<C: PgConn> Backend for PgBackend<C> {
     async fn fast_check(&mut self, goal: Version) -> Result<Fast, Error> {
+        let goal = || vec![Param::Text(goal.to_string())];
         let sql = self.sql.fast_check.clone();
-        match self.query(&sql, vec![Param::Text(goal.to_string())]).await {
+        match self.query(&sql, goal()).await {
+            Ok(rows) if !rows.is_empty() => return fast_found(&rows[0], true),
+            // No `<table>_count` (a history from before it, or none at all): count the rows.
+            Ok(_) => {}
+            Err(e) if is_missing_table(&e) => {}
+            Err(e) => return Err(Error::db("fast-path history check", e)),
+        }
+        let sql = self.sql.fast_check_uncounted.clone();
+        match self.query(&sql, goal()).await {
             Err(e) if is_missing_table(&e) => Ok(Fast::NoTable),
             Err(e) => Err(Error::db("fast-path history check", e)),
-            Ok(rows) => {
-                let Some(row) = rows.first() else {
-                    return Ok(Fast::NoTable);
-                };
-                Ok(Fast::Found {
-                    chain: get(row, 0)?,
-                    state: get(row, 1)?,
-                    total: get(row, 2)?,
-                    unfinished: get(row, 3)?,
-                })
-            }
+            Ok(rows) => match rows.first() {
+                Some(row) => fast_found(row, false),
+                None => Ok(Fast::NoTable),
+            },
         }
     }
 
@@ -521,9 +539,10 @@ impl<C: PgConn> Backend for PgBackend<C> {
         self.cockroach = product == Product::CockroachDb;
         self.session_pid = get(row, 4)?;
         let current_schema: String = get(row, 1)?;
+        self.schema = self.cfg_schema.clone().unwrap_or(current_schema);
         Ok(Session {
             database: get(row, 0)?,
-            schema: self.cfg_schema.clone().unwrap_or(current_schema),
+            schema: self.schema.clone(),
             product,
             previous_application_name: get(row, 3)?,
             backend_pid: get(row, 4)?,
@@ -697,45 +716,50 @@ impl<C: PgConn> Backend for PgBackend<C> {
 
     async fn ensure_history(&mut self) -> Result<(), Error> {
         self.ensure_schema().await?;
-        let layout = self.sql.layout.clone();
+        let layout = if self.cockroach {
+            self.sql.layout_cockroach.clone()
+        } else {
+            self.sql.layout.clone()
+        };
         let table = self.sql.table.clone();
+        let count_table = self.sql.count_table.clone();
         let rows = self
-            .query(&layout, vec![Param::Text(table.clone())])
+            .query(
+                &layout,
+                vec![Param::Text(table.clone()), Param::Text(count_table)],
+            )
             .await
             .map_err(|e| Error::db("checking the history table", e))?;
-        match rows.first() {
+        let (counted, kept) = match rows.first() {
             None => {
                 let create = self.sql.create.clone();
                 match self.one(Op::Simple(&create)).await {
-                    Ok(_) => {
-                        tracing::info!(table = %table, "history table created");
-                        Ok(())
-                    }
+                    Ok(_) => tracing::info!(table = %table, "history table created"),
                     // Created meanwhile by a run that holds no lock (lock strategy None).
                     Err(e) if is_creation_race(&e) => {
                         let _ = self.one(Op::Simple("ROLLBACK")).await;
-                        Ok(())
                     }
                     Err(e) => {
                         let _ = self.one(Op::Simple("ROLLBACK")).await;
-                        Err(Error::db("creating the history table", e))
+                        return Err(Error::db("creating the history table", e));
                     }
                 }
+                (false, false)
             }
             Some(row) => {
                 let comment: String = get(row, 0)?;
-                if comment == crate::history::LAYOUT {
-                    Ok(())
-                } else {
-                    Err(Error::History(format!(
+                if comment != crate::history::LAYOUT {
+                    return Err(Error::History(format!(
                         "{table} exists but is not a Preflight history table of a layout this \
                          version knows (its comment is `{comment}`, expected `{}`); use another \
                          table name, or upgrade Preflight",
                         crate::history::LAYOUT
-                    )))
+                    )));
                 }
+                (get(row, 1)?, get(row, 2)?)
             }
-        }
+        };
+        self.ensure_counter(counted, kept).await
     }
 
     async fn read_history(&mut self) -> Result<Vec<HistoryRow>, Error> {
@@ -966,6 +990,51 @@ impl<C: PgConn> PgBackend<C> {
 }
 
 impl<C: PgConn> PgBackend<C> {
+    /// Makes `<table>_count` exist and, where triggers can keep it, kept (see
+    /// `sql::counter_install`); recounts a kept one that drifted (rows written with triggers
+    /// disabled). The count only speeds the fast path up: when it cannot be installed the run
+    /// goes on, with a warning, and the fast path counts the rows itself.
+    async fn ensure_counter(&mut self, counted: bool, kept: bool) -> Result<(), Error> {
+        if kept {
+            let recount = self.sql.recount.clone();
+            if let Err(e) = self.one(Op::Simple(&recount)).await {
+                let _ = self.one(Op::Simple("ROLLBACK")).await;
+                tracing::warn!(error = %e, "could not recount {}", self.sql.count_table);
+            }
+            return Ok(());
+        }
+        if !self.cockroach {
+            let install = sql::counter_install(&self.schema, &self.table);
+            match self.one(Op::Simple(&install)).await {
+                Ok(_) => {
+                    tracing::debug!(table = %self.sql.count_table, "history row count installed");
+                    return Ok(());
+                }
+                Err(e) => {
+                    let _ = self.one(Op::Simple("ROLLBACK")).await;
+                    tracing::warn!(
+                        error = %e,
+                        "could not install the trigger that keeps {} (the fast path counts the \
+                         rows instead, which costs more with many migrations); run Preflight \
+                         once as the history table's owner to install it",
+                        self.sql.count_table
+                    );
+                }
+            }
+        }
+        // CockroachDB (no triggers here) or no privilege: the marker row `-1` tells the fast
+        // path to count, in its single query.
+        if !counted {
+            let marker = self.sql.counter_marker.clone();
+            if let Err(e) = self.one(Op::Simple(&marker)).await {
+                if !is_creation_race(&e) {
+                    tracing::warn!(error = %e, "could not create {}", self.sql.count_table);
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn ensure_schema(&mut self) -> Result<(), Error> {
         if let Some(create) = self.sql.create_schema.clone() {
             if let Err(e) = self.one(Op::Simple(&create)).await {

@@ -15,8 +15,24 @@ pub(crate) struct Sql {
     /// The qualified, quoted table name, also passed as a *value* to `to_regclass`.
     pub table: String,
     pub create_schema: Option<String>,
+    /// The fast-path query: the goal row and the counts kept in `<table>_count` (see
+    /// [`counter_install`]); a count of `-1` there means "not kept: count the rows".
     pub fast_check: String,
+    /// The fast-path query of a history that has no `<table>_count` yet: counts the rows.
+    pub fast_check_uncounted: String,
+    /// The layout comment, whether `<table>_count` exists and whether its three triggers do
+    /// (and are enabled).
     pub layout: String,
+    /// `layout` for CockroachDB, which keeps no triggers (the third column is `false`).
+    pub layout_cockroach: String,
+    /// The qualified, quoted name of `<table>_count`, also passed as a value to `to_regclass`.
+    pub count_table: String,
+    /// Recounts the rows into `<table>_count` when they differ (rows written with triggers
+    /// disabled); a no-op otherwise.
+    pub recount: String,
+    /// Creates `<table>_count` holding `-1`: counts not kept (CockroachDB, or no privilege to
+    /// create the trigger), so the fast path counts the rows itself, in the same query.
+    pub counter_marker: String,
     pub create: String,
     pub read: String,
     /// Fails (division by zero) unless migration `$1` is recorded `applied`: the first request
@@ -106,6 +122,86 @@ pub(crate) fn read_foreign(tool: crate::adopt::Tool, schema: &str, table: &str) 
     }
 }
 
+/// The triggers that keep `<table>_count` (their `pg_trigger.tgname`).
+const COUNT_TRIGGER: &str = "preflight_count_rows";
+const COUNT_TRIGGER_STATE: &str = "preflight_count_state";
+const COUNT_TRIGGER_TRUNCATE: &str = "preflight_count_truncate";
+
+/// The columns of `<table>_count`: one row, `id` 1.
+const COUNT_COLUMNS: &str = "  id integer PRIMARY KEY CHECK (id = 1),\n  \
+     total bigint NOT NULL,\n  unfinished bigint NOT NULL";
+
+/// Installs `<table>_count` and the triggers that keep it, in `schema` (the history table's,
+/// resolved: the trigger function names it explicitly, whatever a writer's `search_path`).
+/// One transaction that first locks the history table against writers, so the initial count
+/// and the trigger see the same rows, and concurrent installers (lock strategy `None`) queue.
+///
+/// The count lets the fast path answer "how many rows, how many unfinished" in one index
+/// lookup instead of a scan, so a no-op boot costs the same with 10 or 10,000 migrations.
+pub(crate) fn counter_install(schema: &str, table: &str) -> String {
+    let q = |name: &str| format!("{}.{}", quote_ident(schema), quote_ident(name));
+    let t = q(table);
+    let count = q(&format!("{table}_count"));
+    let function = q(&format!("{table}_counter"));
+    let body = format!(
+        "\nBEGIN\n\
+         IF TG_OP = 'INSERT' THEN\n\
+           UPDATE {count} SET total = total + 1, \
+           unfinished = unfinished + (NEW.state <> 'applied')::int WHERE id = 1;\n\
+         ELSIF TG_OP = 'DELETE' THEN\n\
+           UPDATE {count} SET total = total - 1, \
+           unfinished = unfinished - (OLD.state <> 'applied')::int WHERE id = 1;\n\
+         ELSIF TG_OP = 'UPDATE' THEN\n\
+           UPDATE {count} SET unfinished = unfinished \
+           + (NEW.state <> 'applied')::int - (OLD.state <> 'applied')::int WHERE id = 1;\n\
+         ELSE\n\
+           UPDATE {count} SET total = 0, unfinished = 0 WHERE id = 1;\n\
+         END IF;\n\
+         RETURN NULL;\n\
+         END\n"
+    );
+    let body = dollar_quote(&body);
+    format!(
+        "BEGIN;\n\
+         LOCK TABLE {t} IN SHARE ROW EXCLUSIVE MODE;\n\
+         CREATE TABLE IF NOT EXISTS {count} (\n{COUNT_COLUMNS}\n);\n\
+         CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS {body};\n\
+         DROP TRIGGER IF EXISTS {COUNT_TRIGGER} ON {t};\n\
+         DROP TRIGGER IF EXISTS {COUNT_TRIGGER_STATE} ON {t};\n\
+         DROP TRIGGER IF EXISTS {COUNT_TRIGGER_TRUNCATE} ON {t};\n\
+         CREATE TRIGGER {COUNT_TRIGGER} AFTER INSERT OR DELETE ON {t} \
+         FOR EACH ROW EXECUTE FUNCTION {function}();\n\
+         CREATE TRIGGER {COUNT_TRIGGER_STATE} AFTER UPDATE ON {t} \
+         FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state) EXECUTE FUNCTION {function}();\n\
+         CREATE TRIGGER {COUNT_TRIGGER_TRUNCATE} AFTER TRUNCATE ON {t} \
+         FOR EACH STATEMENT EXECUTE FUNCTION {function}();\n\
+         INSERT INTO {count} (id, total, unfinished) \
+         SELECT 1, count(*), count(*) FILTER (WHERE state <> 'applied') FROM {t} \
+         ON CONFLICT (id) DO UPDATE SET total = excluded.total, unfinished = excluded.unfinished;\n\
+         COMMIT"
+    )
+}
+
+/// The layout query with `triggers_kept` as its third column.
+fn layout(triggers_kept: &str) -> String {
+    format!(
+        "SELECT coalesce(obj_description(c.oid, 'pg_class'), ''), to_regclass($2) IS NOT NULL, \
+         {triggers_kept} FROM pg_class c WHERE c.oid = to_regclass($1)"
+    )
+}
+
+/// Wraps a function body in a dollar quote whose tag the body does not contain (a quoted
+/// identifier in it may hold any text).
+fn dollar_quote(body: &str) -> String {
+    let mut tag = "$preflight$".to_owned();
+    let mut n = 0;
+    while body.contains(&tag) {
+        n += 1;
+        tag = format!("$preflight{n}$");
+    }
+    format!("{tag}{body}{tag}")
+}
+
 impl Sql {
     pub fn new(schema: Option<&str>, table: &str) -> Sql {
         let qualify = |name: &str| match schema {
@@ -115,18 +211,44 @@ impl Sql {
         let t = qualify(table);
         let log = qualify(&format!("{table}_log"));
         let lease = qualify(&format!("{table}_lease"));
+        let count = qualify(&format!("{table}_count"));
         let columns = "version, name, checksum, chain, state, statements_done, \
                        statements_total, applied_at, execution_ms, applied_by";
         Sql {
             create_schema: schema.map(|s| format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(s))),
+            // The subqueries are init plans, evaluated only when their CASE branch is taken:
+            // never while the trigger keeps the counts.
             fast_check: format!(
+                "SELECT h.chain, h.state, \
+                 CASE WHEN c.total >= 0 THEN c.total ELSE (SELECT count(*) FROM {t}) END, \
+                 CASE WHEN c.total >= 0 THEN c.unfinished \
+                 ELSE (SELECT count(*) FROM {t} WHERE state <> 'applied') END \
+                 FROM {count} AS c LEFT JOIN {t} AS h ON h.version = $1 WHERE c.id = 1"
+            ),
+            fast_check_uncounted: format!(
                 "SELECT h.chain, h.state, c.total, c.unfinished FROM \
                  (SELECT count(*) AS total, count(*) FILTER (WHERE state <> 'applied') AS unfinished \
                  FROM {t}) AS c LEFT JOIN {t} AS h ON h.version = $1"
             ),
-            layout: "SELECT coalesce(obj_description(c.oid, 'pg_class'), '') FROM pg_class c \
-                     WHERE c.oid = to_regclass($1)"
-                .to_owned(),
+            layout: layout(&format!(
+                "(SELECT count(*) FROM pg_trigger g WHERE g.tgrelid = c.oid AND g.tgenabled <> 'D' \
+                 AND g.tgname IN ('{COUNT_TRIGGER}', '{COUNT_TRIGGER_STATE}', '{COUNT_TRIGGER_TRUNCATE}')) = 3"
+            )),
+            layout_cockroach: layout("false"),
+            recount: format!(
+                "BEGIN; LOCK TABLE {t} IN SHARE MODE; \
+                 UPDATE {count} AS c SET total = s.total, unfinished = s.unfinished FROM \
+                 (SELECT count(*) AS total, count(*) FILTER (WHERE state <> 'applied') AS unfinished \
+                 FROM {t}) AS s \
+                 WHERE c.id = 1 AND c.total >= 0 AND (c.total, c.unfinished) <> (s.total, s.unfinished); \
+                 COMMIT"
+            ),
+            counter_marker: format!(
+                "CREATE TABLE IF NOT EXISTS {count} (\n{COUNT_COLUMNS}\n);\n\
+                 INSERT INTO {count} (id, total, unfinished) VALUES (1, -1, -1) \
+                 ON CONFLICT (id) DO NOTHING"
+            ),
+            count_table: count,
             create: format!(
                 "BEGIN;\n\
                  CREATE TABLE {t} (\n\
@@ -238,5 +360,16 @@ mod tests {
         assert!(sql
             .read
             .ends_with("FROM \"s\"\"x\".\"t\"\"; DROP TABLE x; --\""));
+    }
+
+    #[test]
+    fn dollar_quotes_avoid_the_body_text() {
+        assert_eq!(dollar_quote("x"), "$preflight$x$preflight$");
+        assert_eq!(
+            dollar_quote("a $preflight$ b"),
+            "$preflight1$a $preflight$ b$preflight1$"
+        );
+        let install = counter_install("s", "t$preflight$");
+        assert!(install.contains("AS $preflight1$"), "{install}");
     }
 }

@@ -290,6 +290,57 @@ impl<'c> SqliteBackend<'c> {
         }
     }
 
+    /// Lowers `main`'s `synchronous` to `NORMAL` when that is safe (see
+    /// `transaction_async_commit`); returns the statement that restores it.
+    fn relax_synchronous(&self) -> rusqlite::Result<Option<&'static str>> {
+        let mode: String = self
+            .conn
+            .query_row("PRAGMA main.journal_mode", [], |r| r.get(0))?;
+        let attached: i64 = self.conn.query_row(
+            "SELECT count(*) FROM pragma_database_list WHERE name NOT IN ('main', 'temp')",
+            [],
+            |r| r.get(0),
+        )?;
+        if !mode.eq_ignore_ascii_case("wal") || attached > 0 {
+            return Ok(None);
+        }
+        let level: i64 = self
+            .conn
+            .query_row("PRAGMA main.synchronous", [], |r| r.get(0))?;
+        let restore = match level {
+            2 => "PRAGMA main.synchronous = FULL",
+            3 => "PRAGMA main.synchronous = EXTRA",
+            _ => return Ok(None),
+        };
+        self.conn
+            .execute_batch("PRAGMA main.synchronous = NORMAL")?;
+        Ok(Some(restore))
+    }
+
+    /// Makes `<table>_count` exist and kept by triggers, or recounts it if it drifted: the
+    /// fast path then reads two rows instead of counting the history.
+    fn ensure_counter(&self) -> Result<(), Error> {
+        let kept: i64 = self
+            .conn
+            .query_row(
+                &self.sql.counter_kept,
+                self.sql.counter_triggers.clone(),
+                |r| r.get(0),
+            )
+            .map_err(|e| Error::db("checking the history's row count", db_error(&e)))?;
+        if kept == 3 {
+            return self.exec("recounting the history", &self.sql.recount);
+        }
+        let result = self.exec(
+            "installing the history's row count",
+            &self.sql.counter_install,
+        );
+        if result.is_err() && !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        result
+    }
+
     fn exec(&self, context: &'static str, sql: &str) -> Result<(), Error> {
         self.conn
             .execute_batch(sql)
@@ -470,20 +521,27 @@ fn lock_holder_pid(_path: &Path) -> Option<i32> {
 
 impl Backend for SqliteBackend<'_> {
     async fn fast_check(&mut self, goal: Version) -> Result<Fast, Error> {
-        let result = self
-            .conn
-            .prepare_cached(&self.sql.fast_check)
-            .and_then(|mut stmt| {
+        let query = |sql: &str, counted: bool| {
+            self.conn.prepare_cached(sql).and_then(|mut stmt| {
                 stmt.query_row([goal.to_string()], |r| {
                     Ok(Fast::Found {
                         chain: r.get(0)?,
                         state: r.get(1)?,
                         total: r.get(2)?,
                         unfinished: r.get(3)?,
+                        counted,
                     })
                 })
-            });
-        match result {
+            })
+        };
+        match query(&self.sql.fast_check, true) {
+            Ok(found) => return Ok(found),
+            // No `<table>_count` yet (or no history at all): count the rows.
+            Err(rusqlite::Error::QueryReturnedNoRows) => {}
+            Err(e) if is_missing_table(&e) => {}
+            Err(e) => return Err(Error::db("fast-path history check", db_error(&e))),
+        }
+        match query(&self.sql.fast_check_uncounted, false) {
             Err(e) if is_missing_table(&e) => Ok(Fast::NoTable),
             // A table of that name but not ours: the slow path's layout check explains.
             Err(e) if e.to_string().contains("no such column") => Ok(Fast::NoTable),
@@ -622,22 +680,20 @@ impl Backend for SqliteBackend<'_> {
                     return Err(e);
                 }
                 tracing::info!(table = %table, "history table created");
-                Ok(())
             }
             Some(text) => {
                 let text = text.unwrap_or_default();
-                if text.contains(crate::history::LAYOUT) {
-                    Ok(())
-                } else {
-                    Err(Error::History(format!(
+                if !text.contains(crate::history::LAYOUT) {
+                    return Err(Error::History(format!(
                         "{table} exists but is not a Preflight history table of a layout this \
                          version knows (its definition has no `{}` comment); use another table \
                          name, or upgrade Preflight",
                         crate::history::LAYOUT
-                    )))
+                    )));
                 }
             }
         }
+        self.ensure_counter()
     }
 
     async fn read_history(&mut self) -> Result<Vec<HistoryRow>, Error> {
@@ -659,6 +715,30 @@ impl Backend for SqliteBackend<'_> {
         if result.is_err() && !self.conn.is_autocommit() {
             if let Err(e) = self.conn.execute_batch("ROLLBACK") {
                 tracing::warn!(error = %e, "rolling back a failed migration transaction");
+            }
+        }
+        result
+    }
+
+    /// In WAL mode, every migration of a run but the last commits with `synchronous = NORMAL`
+    /// (not synced): the WAL is appended in order and recovered as a prefix, so the last
+    /// migration's synced commit makes every earlier one durable, and a crash before it loses
+    /// the newest migrations whole, each with its history row — PostgreSQL's asynchronous
+    /// commit, same argument. Not in rollback-journal mode, where an unsynced commit can corrupt
+    /// the file on power loss; not with other databases attached, whose commits the last one
+    /// would not sync; not when the application already chose a weaker level.
+    async fn transaction_async_commit(&mut self, items: &[TxItem<'_>]) -> Result<(), TxFailure> {
+        let restore = self
+            .relax_synchronous()
+            .map_err(|e| TxFailure::Other(Error::db("reading the journal mode", db_error(&e))))?;
+        let result = self.transaction(items).await;
+        if let Some(level) = restore {
+            if let Err(e) = self.conn.execute_batch(level) {
+                // Left at NORMAL, the run's last commit would not be synced either.
+                return Err(TxFailure::Other(Error::db(
+                    "restoring PRAGMA synchronous",
+                    db_error(&e),
+                )));
             }
         }
         result

@@ -22,7 +22,19 @@ pub(crate) struct Sql {
     pub table_name: String,
     pub layout: String,
     pub create: String,
+    /// The fast-path query: the goal row and the counts kept in `<table>_count`.
     pub fast_check: String,
+    /// The fast-path query of a history without `<table>_count` yet: counts the rows.
+    pub fast_check_uncounted: String,
+    /// How many of the three triggers that keep `<table>_count` exist (their names are
+    /// `counter_triggers`, bound as values).
+    pub counter_kept: String,
+    pub counter_triggers: [String; 3],
+    /// Installs `<table>_count` and its triggers (see `PgBackend`'s twin for why).
+    pub counter_install: String,
+    /// Recounts into `<table>_count` when the count drifted (rows written while the triggers
+    /// were dropped); writes nothing otherwise.
+    pub recount: String,
     pub read: String,
     pub insert_applied: String,
     pub upsert_applied: String,
@@ -40,6 +52,20 @@ impl Sql {
         let schema_q = quote_ident(schema.unwrap_or("main"));
         let t = format!("{schema_q}.{}", quote_ident(table));
         let log = format!("{schema_q}.{}", quote_ident(&format!("{table}_log")));
+        // Inside a trigger, SQLite names tables of the trigger's own schema unqualified.
+        let count_name = quote_ident(&format!("{table}_count"));
+        let count = format!("{schema_q}.{count_name}");
+        let trigger = |what: &str| {
+            format!(
+                "{schema_q}.{}",
+                quote_ident(&format!("{table}_count_{what}"))
+            )
+        };
+        let on = quote_ident(table);
+        let counts = format!(
+            "SELECT count(*) AS total, count(*) FILTER (WHERE state <> 'applied') AS unfinished \
+             FROM {schema_q}.{on}"
+        );
         let columns = "version, name, checksum, chain, state, statements_done, \
                        statements_total, execution_ms, applied_by";
         Sql {
@@ -71,9 +97,45 @@ impl Sql {
                  COMMIT"
             ),
             fast_check: format!(
-                "SELECT h.chain, h.state, c.total, c.unfinished FROM \
-                 (SELECT count(*) AS total, count(*) FILTER (WHERE state <> 'applied') AS unfinished \
-                 FROM {t}) AS c LEFT JOIN {t} AS h ON h.version = ?1"
+                "SELECT h.chain, h.state, c.total, c.unfinished FROM {count} AS c \
+                 LEFT JOIN {t} AS h ON h.version = ?1 WHERE c.id = 1"
+            ),
+            fast_check_uncounted: format!(
+                "SELECT h.chain, h.state, c.total, c.unfinished FROM ({counts}) AS c \
+                 LEFT JOIN {t} AS h ON h.version = ?1"
+            ),
+            counter_kept: format!(
+                "SELECT count(*) FROM {schema_q}.sqlite_schema \
+                 WHERE type = 'trigger' AND name IN (?1, ?2, ?3)"
+            ),
+            counter_triggers: ["insert", "delete", "state"].map(|what| format!("{table}_count_{what}")),
+            counter_install: format!(
+                "BEGIN IMMEDIATE;\n\
+                 CREATE TABLE IF NOT EXISTS {count} (\n\
+                   id integer PRIMARY KEY CHECK (id = 1),\n\
+                   total integer NOT NULL,\n\
+                   unfinished integer NOT NULL\n\
+                 );\n\
+                 CREATE TRIGGER IF NOT EXISTS {insert} AFTER INSERT ON {on} BEGIN \
+                 UPDATE {count_name} SET total = total + 1, \
+                 unfinished = unfinished + (NEW.state <> 'applied') WHERE id = 1; END;\n\
+                 CREATE TRIGGER IF NOT EXISTS {delete} AFTER DELETE ON {on} BEGIN \
+                 UPDATE {count_name} SET total = total - 1, \
+                 unfinished = unfinished - (OLD.state <> 'applied') WHERE id = 1; END;\n\
+                 CREATE TRIGGER IF NOT EXISTS {state} AFTER UPDATE OF state ON {on} \
+                 WHEN OLD.state IS NOT NEW.state BEGIN \
+                 UPDATE {count_name} SET unfinished = unfinished \
+                 + (NEW.state <> 'applied') - (OLD.state <> 'applied') WHERE id = 1; END;\n\
+                 INSERT OR REPLACE INTO {count} (id, total, unfinished) \
+                 SELECT 1, total, unfinished FROM ({counts});\n\
+                 COMMIT",
+                insert = trigger("insert"),
+                delete = trigger("delete"),
+                state = trigger("state"),
+            ),
+            recount: format!(
+                "UPDATE {count} SET (total, unfinished) = (SELECT total, unfinished FROM ({counts})) \
+                 WHERE id = 1 AND (total, unfinished) <> (SELECT total, unfinished FROM ({counts}))"
             ),
             read: format!(
                 "SELECT version, name, checksum, chain, state, statements_done, statements_total, \
