@@ -6,8 +6,8 @@
 //!
 //! # How a run goes
 //!
-//! * **Fast path**: one `SELECT` on the history table (the same query as on PostgreSQL); no
-//!   lock, nothing else.
+//! * **Fast path**: one `SELECT` of the goal row and the trigger-kept row count (the same query
+//!   as on PostgreSQL; see [`crate::history`]); no lock, nothing else.
 //! * **Lock** ([`LockStrategy::Advisory`](crate::LockStrategy::Advisory), the default): SQLite
 //!   has no session advisory lock, so the runner opens a second connection on a sidecar file
 //!   next to the database, `<database>-preflight-lock` (an empty SQLite database, like SQLite's
@@ -23,6 +23,9 @@
 //!   lock up front, so a migration never fails half-way on a read-to-write lock upgrade; the
 //!   connection's busy timeout is set to the runner's lock timeout while migrating (and restored
 //!   afterwards), so an application writer holding the write lock briefly is waited for.
+//!   In WAL mode every migration of a run but the last commits with `synchronous = NORMAL`
+//!   (not synced) and the last one syncs the WAL, and with it every earlier commit — the same
+//!   durability argument as PostgreSQL's asynchronous commits (see `transaction_async_commit`).
 //!
 //! Why exactly once: every history write happens while holding the sidecar lock, after a
 //! history read made under that lock; two runs cannot hold it at once; and each migration's body
