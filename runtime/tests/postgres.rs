@@ -1291,19 +1291,25 @@ fn the_trigger_kept_row_count_follows_every_write_and_feeds_the_fast_path() {
     assert_eq!(c(&mut client), ((0, 0), (0, 0)));
 }
 
-#[test]
-fn a_history_without_the_row_count_gets_it_on_its_next_boot() {
+/// A database migrated by `three()` whose history looks as one written before the row count
+/// existed.
+fn migrated_without_row_count() -> (TestDb, postgres::Client, Migrations) {
     let db = TestDb::new();
     let mut client = db.connect();
     let m = three();
     m.run(&mut client).unwrap();
-    // As a history written before the count existed looks.
     client
         .batch_execute(
             "DROP TABLE preflight_history_count; \
              DROP FUNCTION preflight_history_counter() CASCADE",
         )
         .unwrap();
+    (db, client, m)
+}
+
+#[test]
+fn a_history_without_the_row_count_gets_it_on_its_next_boot() {
+    let (_db, mut client, m) = migrated_without_row_count();
     let report = m.run(&mut client).unwrap();
     assert!(!report.fast_path && report.lock_taken, "{report:?}");
     assert!(report.applied.is_empty());
@@ -1325,16 +1331,7 @@ fn a_history_without_the_row_count_gets_it_on_its_next_boot() {
 
 #[test]
 fn a_role_that_cannot_create_the_trigger_still_boots_and_counts_in_the_fast_query() {
-    let db = TestDb::new();
-    let mut admin = db.connect();
-    let m = three();
-    m.run(&mut admin).unwrap();
-    admin
-        .batch_execute(
-            "DROP TABLE preflight_history_count; \
-             DROP FUNCTION preflight_history_counter() CASCADE",
-        )
-        .unwrap();
+    let (db, mut admin, m) = migrated_without_row_count();
     let role = format!("pf_count_{}", std::process::id());
     admin
         .batch_execute(&format!(
