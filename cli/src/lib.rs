@@ -315,10 +315,16 @@ fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError
             let set = load(g, embedded)?;
             let mut db = connect_db(g)?;
             let r = runner(&set, g)?;
-            let (schema, _) = split_table(&g.table)?;
+            let (schema, table) = split_table(&g.table)?;
             let announce = !g.json && !g.quiet;
-            let (human, json, ok) =
-                reset::reset(&set, &mut db, &r, schema.as_deref(), *yes, announce)?;
+            let (human, json, ok) = reset::reset(
+                &set,
+                &mut db,
+                &r,
+                (schema.as_deref(), &table),
+                *yes,
+                announce,
+            )?;
             Ok(Outcome { human, json, ok })
         }
         Command::Adopt { from, dry_run } => adopt(g, embedded, from.as_deref(), *dry_run),

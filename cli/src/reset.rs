@@ -2,13 +2,15 @@
 //!
 //! When every applied migration can be reverted (each has a down body, unchanged since it was
 //! applied, and none is unfinished), the reset reverts them all, newest first, through the
-//! runner; otherwise it drops every object in the migrated schema in one transaction. Either
+//! runner; otherwise it drops every object in the migrated schema in one transaction that holds
+//! the runner's migration lock (PostgreSQL; refused while a run holds it). Either
 //! way it then applies every migration through the runner. It prints what it will revert or
 //! drop before doing anything, does nothing without `--yes`, and refuses a database on another
 //! machine unless `--allow-remote` is given.
 
 use std::net::IpAddr;
 
+use preflight_runtime::lock::advisory_key;
 use preflight_runtime::{plan, redact_url, Error, HistoryRow, Migrations, Revert, Runner, Version};
 use serde_json::{json, Value};
 
@@ -97,7 +99,7 @@ pub(crate) fn reset(
     set: &Migrations,
     db: &mut Db,
     r: &Runner<'_>,
-    schema: Option<&str>,
+    (schema, table): (Option<&str>, &str),
     yes: bool,
     announce: bool,
 ) -> Result<(String, Value, bool), CliError> {
@@ -134,7 +136,9 @@ pub(crate) fn reset(
             db.revert(r, Revert::To(Version::new(0)))?;
         }
         Plan::Revert(_) => {}
-        Plan::Drop { objects, .. } => drop_objects(db, objects)?,
+        Plan::Drop {
+            objects, schema, ..
+        } => drop_objects(db, objects, schema, table)?,
     }
     let report = db.run(r)?;
     human.push_str(&format!(
@@ -327,8 +331,17 @@ fn objects(db: &mut Db, schema: Option<&str>) -> Result<(String, Vec<Object>), C
     }
 }
 
-/// Drops the objects in one transaction: a failure leaves the database as it was.
-fn drop_objects(db: &mut Db, objects: &[Object]) -> Result<(), CliError> {
+/// Drops the objects in one transaction: a failure leaves the database as it was. On
+/// PostgreSQL the transaction first takes the runner's migration lock of `schema.table` (as a
+/// transaction lock: the server releases it at the end, whatever happens), so that a run
+/// migrating the same database, an application booting say, is not pulled out from under; when
+/// a run holds it, nothing is dropped.
+fn drop_objects(
+    db: &mut Db,
+    objects: &[Object],
+    schema: &str,
+    table: &str,
+) -> Result<(), CliError> {
     let failed = |o: &Object, e: &dyn std::fmt::Display| {
         CliError::Refused(format!(
             "cannot drop {} {}: {e}; nothing was dropped",
@@ -340,6 +353,22 @@ fn drop_objects(db: &mut Db, objects: &[Object]) -> Result<(), CliError> {
             let mut tx = client
                 .transaction()
                 .map_err(|e| CliError::Refused(format!("cannot start the reset: {e}")))?;
+            let take =
+                |tx: &mut postgres::Transaction<'_>| -> Result<(i64, bool), postgres::Error> {
+                    let database: String =
+                        tx.query_one("SELECT current_database()::text", &[])?.get(0);
+                    let key = advisory_key(&database, schema, table);
+                    let row = tx.query_one("SELECT pg_try_advisory_xact_lock($1)", &[&key])?;
+                    Ok((key, row.get(0)))
+                };
+            let (key, locked) = take(&mut tx)
+                .map_err(|e| CliError::Refused(format!("cannot take the migration lock: {e}")))?;
+            if !locked {
+                return Err(CliError::Refused(format!(
+                    "a migration run holds the migration lock of {schema}.{table} (advisory \
+                     lock {key} in pg_locks): nothing was dropped; retry once it has finished"
+                )));
+            }
             for o in objects {
                 tx.batch_execute(&o.drop).map_err(|e| failed(o, &e))?;
             }

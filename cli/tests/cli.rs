@@ -528,6 +528,34 @@ fn reset_prints_its_plan_and_needs_yes() {
 }
 
 #[test]
+fn reset_drops_nothing_while_a_migration_run_holds_the_lock() {
+    let db = TestDb::new();
+    let tmp = tempfile::tempdir().unwrap();
+    migrations(tmp.path());
+    assert_eq!(run(tmp.path(), Some(db.url()), &["up"]).code, 0);
+    // What a booting application's run holds while it migrates.
+    let key = preflight_runtime::lock::advisory_key(db.name(), "public", "preflight_history");
+    let mut holder = db.connect();
+    holder
+        .query_one("SELECT pg_advisory_lock($1)::text", &[&key])
+        .unwrap();
+    let refused = run(tmp.path(), Some(db.url()), &["reset", "--yes"]);
+    assert_eq!(refused.code, 1, "{}{}", refused.stdout, refused.stderr);
+    assert!(
+        refused.stderr.contains("holds the migration lock")
+            && refused.stderr.contains("nothing was dropped"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(count(&db, "SELECT count(*) FROM users"), 1);
+    holder
+        .query_one("SELECT pg_advisory_unlock($1)", &[&key])
+        .unwrap();
+    let reset = run(tmp.path(), Some(db.url()), &["reset", "--yes"]);
+    assert_eq!(reset.code, 0, "{}{}", reset.stdout, reset.stderr);
+}
+
+#[test]
 fn reset_refuses_other_machines_unless_allowed() {
     let tmp = tempfile::tempdir().unwrap();
     migrations(tmp.path());
