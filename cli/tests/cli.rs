@@ -2,11 +2,12 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use preflight_runtime::testing::TestDb;
 
-const BIN: &str = env!("CARGO_BIN_EXE_preflight");
+mod common;
+use common::{Run, BIN};
 
 /// A migration directory of three reversible migrations, the second without a down file.
 fn migrations(dir: &Path) {
@@ -32,12 +33,6 @@ fn migrations(dir: &Path) {
     }
 }
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
 fn run(dir: &Path, url: Option<&str>, args: &[&str]) -> Run {
     let mut c = Command::new(BIN);
     c.arg("--dir")
@@ -47,16 +42,7 @@ fn run(dir: &Path, url: Option<&str>, args: &[&str]) -> Run {
     if let Some(url) = url {
         c.env("DATABASE_URL", url);
     }
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = c.output().unwrap();
-    Run {
-        code: status.code().unwrap(),
-        stdout: String::from_utf8(stdout).unwrap(),
-        stderr: String::from_utf8(stderr).unwrap(),
-    }
+    Run::of(&mut c)
 }
 
 fn count(db: &TestDb, sql: &str) -> i64 {

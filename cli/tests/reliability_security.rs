@@ -12,38 +12,23 @@ use std::time::{Duration, Instant};
 use preflight_runtime::testing::{with_database, PrivateCluster, TestDb};
 use preflight_runtime::{LockStrategy, MigrationSpec, Migrations, Revert, State};
 
-const BIN: &str = env!("CARGO_BIN_EXE_preflight");
+mod common;
+use common::{Run, BIN};
+
 const PASSWORD: &str = "Sekr1t-pw-4711";
 const WRONG: &str = "Wr0ng-pw-0815";
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn all(&self) -> String {
-        format!("{}\n{}", self.stdout, self.stderr)
-    }
-}
-
 fn cli(dir: &Path, url: &str, args: &[&str]) -> Run {
-    let out = Command::new(BIN)
-        .arg("--dir")
-        .arg(dir)
-        .arg("--database-url")
-        .arg(url)
-        .args(args)
-        .env_remove("DATABASE_URL")
-        .env("RUST_BACKTRACE", "1")
-        .output()
-        .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Run::of(
+        Command::new(BIN)
+            .arg("--dir")
+            .arg(dir)
+            .arg("--database-url")
+            .arg(url)
+            .args(args)
+            .env_remove("DATABASE_URL")
+            .env("RUST_BACKTRACE", "1"),
+    )
 }
 
 fn migrations_dir(dir: &Path) {

@@ -3,11 +3,12 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use rusqlite::Connection;
 
-const BIN: &str = env!("CARGO_BIN_EXE_preflight");
+mod common;
+use common::{Run, BIN};
 
 /// Three reversible migrations in SQLite's SQL, the second without a down file.
 fn migrations(dir: &Path) {
@@ -34,30 +35,15 @@ fn migrations(dir: &Path) {
     }
 }
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
 /// Runs the binary in `cwd` with `--dir migrations`.
 fn run(cwd: &Path, url: &str, args: &[&str]) -> Run {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = Command::new(BIN)
-        .current_dir(cwd)
-        .args(["--dir", "migrations", "--database-url", url])
-        .args(args)
-        .env_remove("DATABASE_URL")
-        .output()
-        .unwrap();
-    Run {
-        code: status.code().unwrap(),
-        stdout: String::from_utf8(stdout).unwrap(),
-        stderr: String::from_utf8(stderr).unwrap(),
-    }
+    Run::of(
+        Command::new(BIN)
+            .current_dir(cwd)
+            .args(["--dir", "migrations", "--database-url", url])
+            .args(args)
+            .env_remove("DATABASE_URL"),
+    )
 }
 
 fn count(db: &Path, sql: &str) -> i64 {
