@@ -1287,6 +1287,13 @@ fn the_trigger_kept_row_count_follows_every_write_and_feeds_the_fast_path() {
     assert_eq!(report.applied_versions(), [v(3)]);
     assert_eq!(c(&mut client), ((3, 0), (3, 0)));
     assert!(runner.run(&mut client).unwrap().fast_path);
+    // The count's row deleted: the fast path cannot answer, the slow path puts it back.
+    client
+        .batch_execute(&format!("DELETE FROM {count}"))
+        .unwrap();
+    assert!(!runner.run(&mut client).unwrap().fast_path);
+    assert_eq!(c(&mut client), ((3, 0), (3, 0)));
+    assert!(runner.run(&mut client).unwrap().fast_path);
     client.batch_execute(&format!("TRUNCATE {t}")).unwrap();
     assert_eq!(c(&mut client), ((0, 0), (0, 0)));
 }

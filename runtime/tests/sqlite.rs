@@ -300,6 +300,12 @@ fn the_trigger_kept_row_count_follows_every_write_and_a_history_without_it_gets_
     let report = runner.run_sqlite(&mut conn).unwrap();
     assert_eq!(report.applied_versions(), [Version::new(2)]);
     assert_eq!(counts(&conn), ((2, 0), (2, 0)));
+    // The count's row deleted: the slow path puts it back.
+    conn.execute_batch("DELETE FROM aux.h_count").unwrap();
+    let report = runner.run_sqlite(&mut conn).unwrap();
+    assert!(!report.fast_path && report.applied.is_empty());
+    assert_eq!(counts(&conn), ((2, 0), (2, 0)));
+    assert!(runner.run_sqlite(&mut conn).unwrap().fast_path);
     conn.execute_batch("DELETE FROM aux.h WHERE version = '2'")
         .unwrap();
     assert_eq!(counts(&conn), ((1, 0), (1, 0)));

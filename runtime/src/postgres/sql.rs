@@ -28,7 +28,8 @@ pub(crate) struct Sql {
     /// The qualified, quoted name of `<table>_count`, also passed as a value to `to_regclass`.
     pub count_table: String,
     /// Recounts the rows into `<table>_count` when they differ (rows written with triggers
-    /// disabled); a no-op otherwise.
+    /// disabled), or puts its row back if it was deleted; writes nothing otherwise (so the
+    /// transaction gets no id and its commit no flush).
     pub recount: String,
     /// Creates `<table>_count` holding `-1`: counts not kept (CockroachDB, or no privilege to
     /// create the trigger), so the fast path counts the rows itself, in the same query.
@@ -241,6 +242,9 @@ impl Sql {
                  (SELECT count(*) AS total, count(*) FILTER (WHERE state <> 'applied') AS unfinished \
                  FROM {t}) AS s \
                  WHERE c.id = 1 AND c.total >= 0 AND (c.total, c.unfinished) <> (s.total, s.unfinished); \
+                 INSERT INTO {count} (id, total, unfinished) SELECT 1, s.total, s.unfinished FROM \
+                 (SELECT count(*) AS total, count(*) FILTER (WHERE state <> 'applied') AS unfinished \
+                 FROM {t}) AS s WHERE NOT EXISTS (SELECT 1 FROM {count} WHERE id = 1); \
                  COMMIT"
             ),
             counter_marker: format!(

@@ -33,7 +33,7 @@ pub(crate) struct Sql {
     /// Installs `<table>_count` and its triggers (see `PgBackend`'s twin for why).
     pub counter_install: String,
     /// Recounts into `<table>_count` when the count drifted (rows written while the triggers
-    /// were dropped); writes nothing otherwise.
+    /// were dropped), or puts its row back if it was deleted; writes nothing otherwise.
     pub recount: String,
     pub read: String,
     pub insert_applied: String,
@@ -135,7 +135,9 @@ impl Sql {
             ),
             recount: format!(
                 "UPDATE {count} SET (total, unfinished) = (SELECT total, unfinished FROM ({counts})) \
-                 WHERE id = 1 AND (total, unfinished) <> (SELECT total, unfinished FROM ({counts}))"
+                 WHERE id = 1 AND (total, unfinished) <> (SELECT total, unfinished FROM ({counts}));\n\
+                 INSERT INTO {count} (id, total, unfinished) SELECT 1, total, unfinished \
+                 FROM ({counts}) WHERE NOT EXISTS (SELECT 1 FROM {count} WHERE id = 1)"
             ),
             read: format!(
                 "SELECT version, name, checksum, chain, state, statements_done, statements_total, \
