@@ -370,3 +370,33 @@ fn in_wal_mode_every_migration_but_the_last_commits_unsynced() {
     synchronous_probes().run_sqlite(&mut conn).unwrap();
     assert_eq!(probed_levels(&conn), [2, 2, 2]);
 }
+
+#[test]
+fn a_read_only_file_with_a_history_from_before_the_row_count_still_boots() {
+    let (_dir, path, mut conn) = file_db();
+    let m = set(vec![MigrationSpec::new(
+        1,
+        "a",
+        "CREATE TABLE a (id INTEGER);",
+    )]);
+    m.run_sqlite(&mut conn).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER preflight_history_count_insert; DROP TRIGGER preflight_history_count_delete; \
+         DROP TRIGGER preflight_history_count_state; DROP TABLE preflight_history_count",
+    )
+    .unwrap();
+    drop(conn);
+    let mut read_only =
+        Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    // The count cannot be installed here: a warning, not a failed boot.
+    let report = m.run_sqlite(&mut read_only).unwrap();
+    assert!(!report.fast_path && report.applied.is_empty(), "{report:?}");
+    let tables: i64 = read_only
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name = 'preflight_history_count'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 0);
+}

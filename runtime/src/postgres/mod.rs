@@ -759,7 +759,8 @@ impl<C: PgConn> Backend for PgBackend<C> {
                 (get(row, 1)?, get(row, 2)?)
             }
         };
-        self.ensure_counter(counted, kept).await
+        self.ensure_counter(counted, kept).await;
+        Ok(())
     }
 
     async fn read_history(&mut self) -> Result<Vec<HistoryRow>, Error> {
@@ -994,21 +995,21 @@ impl<C: PgConn> PgBackend<C> {
     /// `sql::counter_install`); recounts a kept one that drifted (rows written with triggers
     /// disabled). The count only speeds the fast path up: when it cannot be installed the run
     /// goes on, with a warning, and the fast path counts the rows itself.
-    async fn ensure_counter(&mut self, counted: bool, kept: bool) -> Result<(), Error> {
+    async fn ensure_counter(&mut self, counted: bool, kept: bool) {
         if kept {
             let recount = self.sql.recount.clone();
             if let Err(e) = self.one(Op::Simple(&recount)).await {
                 let _ = self.one(Op::Simple("ROLLBACK")).await;
                 tracing::warn!(error = %e, "could not recount {}", self.sql.count_table);
             }
-            return Ok(());
+            return;
         }
         if !self.cockroach {
             let install = sql::counter_install(&self.schema, &self.table);
             match self.one(Op::Simple(&install)).await {
                 Ok(_) => {
                     tracing::debug!(table = %self.sql.count_table, "history row count installed");
-                    return Ok(());
+                    return;
                 }
                 Err(e) => {
                     let _ = self.one(Op::Simple("ROLLBACK")).await;
@@ -1032,7 +1033,6 @@ impl<C: PgConn> PgBackend<C> {
                 }
             }
         }
-        Ok(())
     }
 
     async fn ensure_schema(&mut self) -> Result<(), Error> {

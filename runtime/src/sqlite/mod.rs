@@ -321,27 +321,29 @@ impl<'c> SqliteBackend<'c> {
     }
 
     /// Makes `<table>_count` exist and kept by triggers, or recounts it if it drifted: the
-    /// fast path then reads two rows instead of counting the history.
-    fn ensure_counter(&self) -> Result<(), Error> {
-        let kept: i64 = self
-            .conn
-            .query_row(
-                &self.sql.counter_kept,
-                self.sql.counter_triggers.clone(),
-                |r| r.get(0),
-            )
-            .map_err(|e| Error::db("checking the history's row count", db_error(&e)))?;
-        if kept == 3 {
-            return self.exec("recounting the history", &self.sql.recount);
-        }
-        let result = self.exec(
-            "installing the history's row count",
-            &self.sql.counter_install,
+    /// fast path then reads two rows instead of counting the history. Only a speed-up: when it
+    /// cannot be done (a read-only file), the run goes on with a warning, and boots count the
+    /// rows and take the slow path until it can.
+    fn ensure_counter(&self) {
+        let kept = self.conn.query_row(
+            &self.sql.counter_kept,
+            self.sql.counter_triggers.clone(),
+            |r| r.get::<_, i64>(0),
         );
-        if result.is_err() && !self.conn.is_autocommit() {
-            let _ = self.conn.execute_batch("ROLLBACK");
+        let (what, sql) = match kept {
+            Ok(3) => ("recount", &self.sql.recount),
+            Ok(_) => ("install", &self.sql.counter_install),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not check the history's row count");
+                return;
+            }
+        };
+        if let Err(e) = self.conn.execute_batch(sql) {
+            if !self.conn.is_autocommit() {
+                let _ = self.conn.execute_batch("ROLLBACK");
+            }
+            tracing::warn!(error = %e, "could not {what} the history's row count");
         }
-        result
     }
 
     fn exec(&self, context: &'static str, sql: &str) -> Result<(), Error> {
@@ -696,7 +698,8 @@ impl Backend for SqliteBackend<'_> {
                 }
             }
         }
-        self.ensure_counter()
+        self.ensure_counter();
+        Ok(())
     }
 
     async fn read_history(&mut self) -> Result<Vec<HistoryRow>, Error> {
