@@ -254,20 +254,14 @@ fn reset_drops_the_files_objects_and_reapplies() {
 
     let reset = run(tmp.path(), url, &["reset", "--yes"]);
     assert_eq!(reset.code, 0, "{}{}", reset.stdout, reset.stderr);
-    for expected in [
+    reset.assert_stdout_has(&[
         "has no down migration",
         "view emails",
         "table odd \"name",
         "table users",
         "table preflight_history",
         "reset: 3 migration(s) applied",
-    ] {
-        assert!(
-            reset.stdout.contains(expected),
-            "{expected}: {}",
-            reset.stdout
-        );
-    }
+    ]);
     assert_eq!(count(&db, "SELECT count(*) FROM users"), 1);
     assert_eq!(
         count(

@@ -23,6 +23,14 @@ impl Run {
         }
     }
 
+    /// Asserts that standard output holds every one of `texts`, naming the one missing.
+    #[allow(dead_code)] // not every test file uses it
+    pub fn assert_stdout_has(&self, texts: &[&str]) {
+        for text in texts {
+            assert!(self.stdout.contains(text), "{text}: {}", self.stdout);
+        }
+    }
+
     /// Both streams, for assertions that a text appears (or not) anywhere.
     #[allow(dead_code)] // each test file compiles this module; not all of them use this
     pub fn all(&self) -> String {

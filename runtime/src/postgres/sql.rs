@@ -176,10 +176,19 @@ pub(crate) fn counter_install(schema: &str, table: &str) -> String {
          FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state) EXECUTE FUNCTION {function}();\n\
          CREATE TRIGGER {COUNT_TRIGGER_TRUNCATE} AFTER TRUNCATE ON {t} \
          FOR EACH STATEMENT EXECUTE FUNCTION {function}();\n\
-         INSERT INTO {count} (id, total, unfinished) \
-         SELECT 1, count(*), count(*) FILTER (WHERE state <> 'applied') FROM {t} \
+         INSERT INTO {count} (id, total, unfinished) SELECT 1, s.total, s.unfinished FROM {counts} \
          ON CONFLICT (id) DO UPDATE SET total = excluded.total, unfinished = excluded.unfinished;\n\
-         COMMIT"
+         COMMIT",
+        counts = row_counts(&t),
+    )
+}
+
+/// The history's counts as one row (`total`, `unfinished`), as a subquery aliased `s`: what
+/// `<table>_count` holds, counted the slow way.
+fn row_counts(t: &str) -> String {
+    format!(
+        "(SELECT count(*) AS total, count(*) FILTER (WHERE state <> 'applied') AS unfinished \
+         FROM {t}) AS s"
     )
 }
 
@@ -213,6 +222,7 @@ impl Sql {
         let log = qualify(&format!("{table}_log"));
         let lease = qualify(&format!("{table}_lease"));
         let count = qualify(&format!("{table}_count"));
+        let counts = row_counts(&t);
         let columns = "version, name, checksum, chain, state, statements_done, \
                        statements_total, applied_at, execution_ms, applied_by";
         Sql {
@@ -227,9 +237,8 @@ impl Sql {
                  FROM {count} AS c LEFT JOIN {t} AS h ON h.version = $1 WHERE c.id = 1"
             ),
             fast_check_uncounted: format!(
-                "SELECT h.chain, h.state, c.total, c.unfinished FROM \
-                 (SELECT count(*) AS total, count(*) FILTER (WHERE state <> 'applied') AS unfinished \
-                 FROM {t}) AS c LEFT JOIN {t} AS h ON h.version = $1"
+                "SELECT h.chain, h.state, s.total, s.unfinished FROM {counts} \
+                 LEFT JOIN {t} AS h ON h.version = $1"
             ),
             layout: layout(&format!(
                 "(SELECT count(*) FROM pg_trigger g WHERE g.tgrelid = c.oid AND g.tgenabled <> 'D' \
@@ -238,13 +247,10 @@ impl Sql {
             layout_cockroach: layout("false"),
             recount: format!(
                 "BEGIN; LOCK TABLE {t} IN SHARE MODE; \
-                 UPDATE {count} AS c SET total = s.total, unfinished = s.unfinished FROM \
-                 (SELECT count(*) AS total, count(*) FILTER (WHERE state <> 'applied') AS unfinished \
-                 FROM {t}) AS s \
+                 UPDATE {count} AS c SET total = s.total, unfinished = s.unfinished FROM {counts} \
                  WHERE c.id = 1 AND c.total >= 0 AND (c.total, c.unfinished) <> (s.total, s.unfinished); \
-                 INSERT INTO {count} (id, total, unfinished) SELECT 1, s.total, s.unfinished FROM \
-                 (SELECT count(*) AS total, count(*) FILTER (WHERE state <> 'applied') AS unfinished \
-                 FROM {t}) AS s WHERE NOT EXISTS (SELECT 1 FROM {count} WHERE id = 1); \
+                 INSERT INTO {count} (id, total, unfinished) SELECT 1, s.total, s.unfinished \
+                 FROM {counts} WHERE NOT EXISTS (SELECT 1 FROM {count} WHERE id = 1); \
                  COMMIT"
             ),
             counter_marker: format!(
