@@ -38,7 +38,7 @@ fn main() -> Result<(), Box<dyn Error>> {
 fn sqlite(url: &str) -> Result<(), Box<dyn Error>> {
     let mut conn = preflight::sqlite::connect(url)?;
     // Boot: when this returns, the database is exactly at the embedded version.
-    let report = SQLITE_MIGRATIONS.run_sqlite(&mut conn)?;
+    let report = SQLITE_MIGRATIONS.run(&mut conn)?;
     print_report(&SQLITE_MIGRATIONS, &report);
 
     // Serve a tiny query on the migrated schema.
@@ -50,7 +50,7 @@ fn sqlite(url: &str) -> Result<(), Box<dyn Error>> {
     let users: i64 = conn.query_row("SELECT count(*) FROM users", [], |r| r.get(0))?;
     println!("users: {users} (SQLite, {url})");
 
-    let history = SQLITE_MIGRATIONS.runner().history_sqlite(&mut conn)?;
+    let history = SQLITE_MIGRATIONS.history(&mut conn)?;
     print_status(&SQLITE_MIGRATIONS, &history);
     Ok(())
 }
@@ -74,7 +74,7 @@ fn postgres(url: &str) -> Result<(), Box<dyn Error>> {
     let users: i64 = client.query_one("SELECT count(*) FROM users", &[])?.get(0);
     println!("users: {users} (PostgreSQL)");
 
-    let history = MIGRATIONS.runner().history(&mut client)?;
+    let history = MIGRATIONS.history(&mut client)?;
     print_status(&MIGRATIONS, &history);
     Ok(())
 }

@@ -3,13 +3,13 @@
 
 use std::process::ExitCode;
 
-use preflight_runtime::testing::TestDb;
+use preflight_runtime::testing::TestDatabase;
 
 static MIGRATIONS: preflight::Migrations = preflight::embed!("migrations");
 
 #[test]
 fn embedded_commands_use_the_compiled_set() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let url = db.url();
     let run = |args: &[&str]| {
         let mut all = vec!["migrate", "--database-url", url];

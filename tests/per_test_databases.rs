@@ -46,7 +46,7 @@ macro_rules! sqlite_tests {
         #[preflight::test(migrations = SQLITE)]
         fn $name(db: SqliteTestDatabase) {
             let mut conn = db.connect();
-            assert!(SQLITE.run_sqlite(&mut conn).unwrap().fast_path);
+            assert!(SQLITE.run(&mut conn).unwrap().fast_path);
             conn.execute("INSERT INTO users (email) VALUES (?1)", [stringify!($name)])
                 .unwrap();
             let rows: i64 = conn.query_row("SELECT count(*) FROM users", [], |r| r.get(0)).unwrap();

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use preflight_runtime::testing::TestDb;
+use preflight_runtime::testing::TestDatabase;
 use tokio::runtime::Runtime;
 
 use crate::gen::{self, Shape};
@@ -253,7 +253,7 @@ pub fn run(rt: &Runtime, work: &Path) -> String {
         Tool::Refinery,
         Tool::Sqlx,
     ] {
-        let db = TestDb::new();
+        let db = TestDatabase::empty();
         let setup = if tool == Tool::PreflightSync {
             Tool::Preflight
         } else {
@@ -287,7 +287,7 @@ pub fn run(rt: &Runtime, work: &Path) -> String {
             Tool::Refinery,
             Tool::Sqlx,
         ] {
-            let db = TestDb::new();
+            let db = TestDatabase::empty();
             proxy.take();
             let r = boot(rt, tool, &proxied(db.url()), &prepared);
             std::thread::sleep(Duration::from_millis(50));
@@ -343,7 +343,7 @@ fn probe(rt: &Runtime, work: &Path) -> String {
     for round in 0..rounds {
         for k in 0..=variants.len() {
             let i = (k + round) % (variants.len() + 1);
-            let db = TestDb::new();
+            let db = TestDatabase::empty();
             let r = if i == variants.len() {
                 boot(rt, Tool::Psql, db.url(), &prepared).map(|o| o.elapsed)
             } else {

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use preflight_runtime::testing::TestDb;
+use preflight_runtime::testing::TestDatabase;
 use tokio::runtime::Runtime;
 
 use crate::gen::{self, Shape};
@@ -84,9 +84,9 @@ pub fn noop(rt: &Runtime, work: &Path, plan: &Plan) -> Vec<Row> {
         eprintln!("no-op boot, {n} applied");
         let set = gen::write(work, Shape::Light, n);
         let prepared = Prepared::new(rt, &set);
-        let dbs: HashMap<&str, TestDb> = ["preflight", "refinery", "sqlx"]
+        let dbs: HashMap<&str, TestDatabase> = ["preflight", "refinery", "sqlx"]
             .into_iter()
-            .map(|k| (k, TestDb::new()))
+            .map(|k| (k, TestDatabase::empty()))
             .collect();
         let db_of = |tool: Tool| match tool {
             Tool::Refinery => &dbs["refinery"],
@@ -167,7 +167,7 @@ pub fn apply(rt: &Runtime, work: &Path, plan: &Plan) -> Vec<Row> {
         let mut c = Collected::default();
         for round in 0..plan.rounds {
             for tool in rotation(&tools, round) {
-                let db = TestDb::new();
+                let db = TestDatabase::empty();
                 let r = boot(rt, tool, db.url(), &prepared);
                 let r = r.and_then(|o| check_applied(&db, shape, n).map(|()| o));
                 c.record(tool, r, Some(false));
@@ -190,7 +190,7 @@ pub fn apply(rt: &Runtime, work: &Path, plan: &Plan) -> Vec<Row> {
 
 /// Checks that a run left the expected schema, so that a silently skipped migration cannot
 /// pass for a fast one.
-fn check_applied(db: &TestDb, shape: Shape, n: u32) -> Result<(), String> {
+fn check_applied(db: &TestDatabase, shape: Shape, n: u32) -> Result<(), String> {
     let mut client = db.connect();
     let (sql, expected) = match shape {
         Shape::Light => ("SELECT count(*) FROM bench_light", i64::from(n) - 1),
@@ -334,7 +334,7 @@ pub fn storm(work: &Path, plan: &Plan) -> Vec<Row> {
             // Alternate which of the two goes first, too.
             let order = if round % 2 == 0 { [1, k] } else { [k, 1] };
             for processes in order {
-                let db = TestDb::new();
+                let db = TestDatabase::empty();
                 let target = if processes == 1 {
                     single.entry(tool.name()).or_default()
                 } else {

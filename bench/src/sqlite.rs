@@ -1,5 +1,5 @@
 //! The SQLite rows: no-op boot and apply on a database file, Preflight's SQLite backend
-//! (`run_sqlite` on `rusqlite`) beside refinery's `rusqlite` driver, sqlx's `SqliteConnection`
+//! (`run` on `rusqlite`) beside refinery's `rusqlite` driver, sqlx's `SqliteConnection`
 //! and the floor, the same SQL through `rusqlite` directly. Every timing is "open, then do the
 //! thing"; closing is not timed. The files live in the bench's temporary directory.
 
@@ -90,7 +90,7 @@ fn boot(
             let mut conn = open()?;
             let report = p
                 .preflight
-                .run_sqlite(&mut conn)
+                .run(&mut conn)
                 .map_err(|e| format!("preflight: {e}"))?;
             Ok(Outcome {
                 elapsed: start.elapsed(),

@@ -26,6 +26,10 @@ pub(crate) struct Global {
     /// The history table, optionally schema-qualified (`schema.table`).
     #[arg(long, default_value = "preflight_history", global = true)]
     pub table: String,
+    /// How long to wait for the migration lock while another process migrates (e.g. `30s`,
+    /// `2m`); the error then names the holder.
+    #[arg(long, default_value = "60s", global = true, value_name = "DURATION")]
+    pub lock_timeout: humantime::Duration,
     /// Machine-readable output (one JSON document on stdout).
     #[arg(long, global = true)]
     pub json: bool,

@@ -1,12 +1,9 @@
-//! Recognising a database another tool migrated, so that `status` can say so and `up` does not
-//! apply every migration on top of it.
+//! A database another tool migrated (the runner's dry run lists the tables it finds), so that
+//! `status` can say so and `up` does not apply every migration on top of it.
 
 use std::fmt;
 
 use preflight_runtime::adopt::ForeignTable;
-use preflight_runtime::Runner;
-
-use crate::CliError;
 
 /// A history table of another tool found in the database, as the runtime recognised it.
 pub(crate) struct Foreign(pub ForeignTable);
@@ -37,17 +34,4 @@ impl Foreign {
             None => "mark what it already has with `preflight baseline VERSION`, then `up`",
         }
     }
-}
-
-/// The other tools' history tables in the database, recognised by the runtime (by name and
-/// columns).
-pub(crate) fn detect(
-    runner: &Runner<'_>,
-    client: &mut postgres::Client,
-) -> Result<Vec<Foreign>, CliError> {
-    Ok(runner
-        .foreign_tables(client)?
-        .into_iter()
-        .map(Foreign)
-        .collect())
 }

@@ -33,12 +33,15 @@ use std::time::SystemTime;
 
 use clap::Parser;
 use preflight_check::{check_dir, Checked, Diagnostic, Dialect, LintLevel, Options};
-use preflight_runtime::plan::{self, Policy, Step};
-use preflight_runtime::{Adopt, Error, Migrations, Repair, Report, Revert, Runner, Tool, Version};
+use preflight_runtime::adopt::AdoptError;
+use preflight_runtime::{
+    Adopt, Connection, Error, Migrations, Repair, Report, Revert, Runner, Step, Tool, Version,
+};
 use serde_json::{json, Value};
 use tracing_subscriber::layer::SubscriberExt;
 
 use args::{Cli, Command, Global};
+use foreign::Foreign;
 
 /// Runs the `preflight` binary: the migrations come from `--dir`.
 pub fn main() -> ExitCode {
@@ -188,13 +191,17 @@ fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError
             let set = load(g, embedded)?;
             let mut db = connect_db(g)?;
             let r = runner(&set, g)?;
-            let history = db.history(&r)?;
-            let foreign = if history.is_empty() {
-                db.foreign(&r)?
-            } else {
-                Vec::new()
+            let history = r.history(&mut *db)?;
+            // The verdict is the runner's dry run: what a booting application would do.
+            let planned = match r.plan(&mut *db) {
+                Err(e) if !e.is_refusal() => return Err(e.into()),
+                planned => planned,
             };
-            let status = status::compute(&set, &history);
+            let foreign: Vec<Foreign> = match &planned {
+                Ok(p) => p.foreign.iter().cloned().map(Foreign).collect(),
+                Err(_) => Vec::new(),
+            };
+            let status = status::compute(&set, &history, planned.as_ref());
             let mut human = status.render();
             for f in &foreign {
                 human.push_str(&format!("note: {f}: {}\n", f.advice()));
@@ -218,43 +225,34 @@ fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError
             let mut r = runner(&set, g)?
                 .grouped(*grouped)
                 .out_of_order(*allow_out_of_order);
-            let target = to.as_deref().map(parse_version).transpose()?;
-            if let Some(t) = target {
+            if let Some(t) = to.as_deref().map(parse_version).transpose()? {
                 r = r.target(t);
             }
-            let history = db.history(&r)?;
-            if history.is_empty() {
-                if let Some(f) = db.foreign(&r)?.first() {
-                    // Unless the other tool applied nothing (goose's marker row alone, an empty
-                    // golang-migrate table): then applying everything is what it would do.
-                    let applied_nothing = match &mut db {
-                        db::Db::Postgres(c) => r
-                            .clone()
-                            .adopt(Adopt::Auto)
-                            .preview_adoption(c)
-                            .is_ok_and(|a| a.versions.is_empty()),
-                        _ => false,
-                    };
-                    if !applied_nothing {
-                        return Err(CliError::Refused(format!(
-                            "{f}; applying every migration on top of it would fail or do harm: {}",
-                            f.advice()
-                        )));
-                    }
+            // The run's own decisions, read first: what `--dry-run` prints, and how many
+            // migrations the progress bar counts.
+            let planned = r.plan(&mut *db)?;
+            if let Some(f) = planned.foreign.first() {
+                // Unless the other tool applied nothing (goose's marker row alone, an empty
+                // golang-migrate table): then applying everything is what it would do.
+                let applied_nothing = r
+                    .clone()
+                    .adoption(Adopt::Auto)
+                    .plan(&mut *db)
+                    .is_ok_and(|p| p.adopted.is_some_and(|a| a.versions.is_empty()));
+                if !applied_nothing {
+                    let f = Foreign(f.clone());
+                    return Err(CliError::Refused(format!(
+                        "{f}; applying every migration on top of it would fail or do harm: {}",
+                        f.advice()
+                    )));
                 }
             }
-            let policy = Policy {
-                out_of_order: *allow_out_of_order,
-                target,
-                ..Policy::default()
-            };
-            let planned = plan::plan_up(&set, &history, &policy)?;
             if *dry_run {
-                return Ok(dry_run_up(&planned.steps));
+                return Ok(dry_run_up(&planned.apply));
             }
-            let progress = progress::Progress::new(planned.steps.len());
+            let progress = progress::Progress::new(planned.apply.len());
             let bar = progress.bar();
-            let report = with_progress(progress, || db.run(&r));
+            let report = with_progress(progress, || r.run(&mut *db));
             if let Some(bar) = bar {
                 bar.finish_and_clear();
             }
@@ -269,14 +267,13 @@ fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError
                 (None, None) => return Err(CliError::Usage("give --to V or --steps N".into())),
             };
             let r = runner(&set, g)?;
-            let history = db.history(&r)?;
-            let planned = plan::plan_down(&set, &history, revert)?;
+            let planned = r.plan_revert(&mut *db, revert)?;
             if *dry_run {
-                return Ok(dry_run_down(&planned));
+                return Ok(dry_run_down(&planned.revert));
             }
-            let progress = progress::Progress::new(planned.len());
+            let progress = progress::Progress::new(planned.revert.len());
             let bar = progress.bar();
-            let report = with_progress(progress, || db.revert(&r, revert));
+            let report = with_progress(progress, || r.revert(&mut *db, revert));
             if let Some(bar) = bar {
                 bar.finish_and_clear();
             }
@@ -291,16 +288,9 @@ fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError
                 )));
             }
             let mut db = connect_db(g)?;
-            let r = runner(&set, g)?;
-            let history = db.history(&r)?;
-            let mut marked = Vec::new();
-            for m in set.iter().take_while(|m| m.version() <= v) {
-                if history.iter().any(|h| h.version == m.version()) {
-                    continue;
-                }
-                db.repair(&r, Repair::MarkApplied(m.version()))?;
-                marked.push(m.version().to_string());
-            }
+            // One step under the lock: every row is recorded, or none.
+            let report = runner(&set, g)?.repair(&mut *db, Repair::Baseline(v))?;
+            let marked: Vec<String> = report.marked.iter().map(ToString::to_string).collect();
             Ok(Outcome::ok(
                 format!(
                     "baseline {v}: {} migration(s) recorded as applied without running them\n",
@@ -315,16 +305,8 @@ fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError
             let set = load(g, embedded)?;
             let mut db = connect_db(g)?;
             let r = runner(&set, g)?;
-            let (schema, table) = split_table(&g.table)?;
             let announce = !g.json && !g.quiet;
-            let (human, json, ok) = reset::reset(
-                &set,
-                &mut db,
-                &r,
-                (schema.as_deref(), &table),
-                *yes,
-                announce,
-            )?;
+            let (human, json, ok) = reset::reset(&mut *db, &r, *yes, announce)?;
             Ok(Outcome { human, json, ok })
         }
         Command::Adopt { from, dry_run } => adopt(g, embedded, from.as_deref(), *dry_run),
@@ -337,26 +319,26 @@ fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError
             let set = load(g, embedded)?;
             let mut db = connect_db(g)?;
             let r = runner(&set, g)?;
-            let (what, report) = if let Some(v) = resume {
-                let v = parse_version(v)?;
-                let report = db.run(&r.target(v).resume_unfinished(true))?;
-                (format!("resumed {v}"), report)
-            } else {
-                let (what, repair) = match (forget, mark_applied, accept_checksum) {
-                    (Some(v), _, _) => ("forgot", Repair::Forget(parse_version(v)?)),
-                    (_, Some(v), _) => ("marked applied", Repair::MarkApplied(parse_version(v)?)),
-                    (_, _, Some(v)) => (
-                        "accepted the new checksum of",
-                        Repair::AcceptChecksum(parse_version(v)?),
-                    ),
-                    _ => return Err(CliError::Usage("say what to repair".into())),
-                };
-                let version = match repair {
-                    Repair::Forget(v) | Repair::MarkApplied(v) | Repair::AcceptChecksum(v) => v,
-                    _ => Version::new(0),
-                };
-                (format!("{what} {version}"), db.repair(&r, repair)?)
+            let (what, repair) = match (forget, mark_applied, accept_checksum, resume) {
+                (Some(v), ..) => ("forgot", Repair::Forget(parse_version(v)?)),
+                (_, Some(v), ..) => ("marked applied", Repair::MarkApplied(parse_version(v)?)),
+                (_, _, Some(v), _) => (
+                    "accepted the new checksum of",
+                    Repair::AcceptChecksum(parse_version(v)?),
+                ),
+                (.., Some(v)) => ("resumed", Repair::Resume(parse_version(v)?)),
+                _ => return Err(CliError::Usage("say what to repair".into())),
             };
+            let version = match repair {
+                Repair::Forget(v)
+                | Repair::MarkApplied(v)
+                | Repair::AcceptChecksum(v)
+                | Repair::Resume(v)
+                | Repair::Baseline(v) => v,
+                _ => Version::new(0),
+            };
+            let report = r.repair(&mut *db, repair)?;
+            let what = format!("{what} {version}");
             let mut out = report_outcome(&report, "applied");
             out.human = format!("{what} (recorded in the history log)\n{}", out.human);
             out.json["repair"] = json!(what);
@@ -374,16 +356,17 @@ fn adopt(
     dry_run: bool,
 ) -> Result<Outcome, CliError> {
     let set = load(g, embedded)?;
-    let mut client = connect(g)?;
-    let how = match from {
-        Some(name) => Adopt::From(
+    let mut db = connect_db(g)?;
+    let tool = match from {
+        Some(name) => Some(
             Tool::from_cli_name(name)
                 .ok_or_else(|| CliError::Usage(format!("--from {name}: not a supported tool")))?,
         ),
-        None => Adopt::Auto,
+        None => None,
     };
-    let r = runner(&set, g)?.adopt(how);
-    let history = r.history(&mut client)?;
+    let how = tool.map_or(Adopt::Auto, Adopt::From);
+    let r = runner(&set, g)?.adoption(how);
+    let history = r.history(&mut *db)?;
     if !history.is_empty() {
         let adopted = history
             .iter()
@@ -403,9 +386,15 @@ fn adopt(
         ));
     }
     let adopted = if dry_run {
-        r.preview_adoption(&mut client)?
+        // The adoption's own dry run: the same reads and checks, nothing written.
+        r.plan_adopt(&mut *db)?.adopted.ok_or_else(|| {
+            Error::from(AdoptError::NotFound {
+                tool,
+                found: Vec::new(),
+            })
+        })?
     } else {
-        match r.adopt_history(&mut client)?.adopted {
+        match r.adopt(&mut *db)?.adopted {
             Some(a) => a,
             // Another process filled the history between our read and the lock.
             None => {
@@ -440,7 +429,7 @@ fn adopt(
         human.push_str(&format!(
             "recorded in {} as `{}`; {} was left untouched\n",
             g.table,
-            preflight_runtime::adopt::applied_by(adopted.tool, &adopted.table),
+            adopted.applied_by(),
             adopted.qualified()
         ));
     }
@@ -519,19 +508,18 @@ fn database_url(g: &Global) -> Result<&str, CliError> {
     })
 }
 
-/// A PostgreSQL connection, for the commands that only work there.
-fn connect(g: &Global) -> Result<postgres::Client, CliError> {
-    db::connect_postgres(database_url(g)?)
-}
-
 /// The database of `--database-url`: PostgreSQL, or SQLite for a `sqlite:` URL.
-fn connect_db(g: &Global) -> Result<db::Db, CliError> {
-    db::Db::connect(database_url(g)?)
+fn connect_db(g: &Global) -> Result<Box<dyn Connection>, CliError> {
+    db::connect(database_url(g)?)
 }
 
 fn runner<'m>(set: &'m Migrations, g: &Global) -> Result<Runner<'m>, CliError> {
     let (schema, table) = split_table(&g.table)?;
-    let mut r = set.runner().table(table).application("preflight-cli");
+    let mut r = set
+        .runner()
+        .table(table)
+        .application("preflight-cli")
+        .lock_timeout(g.lock_timeout.into());
     if let Some(schema) = schema {
         r = r.schema(schema);
     }

@@ -3,8 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use preflight_runtime::plan::{self, Policy};
-use preflight_runtime::{HistoryRow, Migrations, State, Version};
+use preflight_runtime::{Error, HistoryRow, Migrations, Plan, State, Version};
 use serde_json::{json, Value};
 
 use crate::table::Table;
@@ -51,7 +50,13 @@ pub(crate) struct Status<'a> {
     verdict: Result<String, String>,
 }
 
-pub(crate) fn compute<'a>(set: &Migrations, history: &'a [HistoryRow]) -> Status<'a> {
+/// The table of `set` and `history`, with the verdict of the runner's dry run (`plan`):
+/// what a booting application would do, or the refusal it would meet.
+pub(crate) fn compute<'a>(
+    set: &Migrations,
+    history: &'a [HistoryRow],
+    planned: Result<&Plan<'_>, &Error>,
+) -> Status<'a> {
     let by_version: BTreeMap<Version, &HistoryRow> =
         history.iter().map(|r| (r.version, r)).collect();
     let newest_applied = history.iter().map(|r| r.version).max();
@@ -75,14 +80,14 @@ pub(crate) fn compute<'a>(set: &Migrations, history: &'a [HistoryRow]) -> Status
         rows.push((r.version, r.name.clone(), line, Some(r)));
     }
     rows.sort_by_key(|r| r.0);
-    let verdict = match plan::plan_up(set, history, &Policy::default()) {
-        Ok(p) if p.steps.is_empty() => Ok(match p.warnings.first() {
+    let verdict = match planned {
+        Ok(p) if p.apply.is_empty() => Ok(match p.warnings.first() {
             Some(w) => format!("database is current ({w})"),
             None => "database is current".to_owned(),
         }),
         Ok(p) => Ok(format!(
             "{} migration(s) pending: `preflight up` applies them",
-            p.steps.len()
+            p.apply.len()
         )),
         Err(e) => Err(format!("a booting application would refuse: {e}")),
     };

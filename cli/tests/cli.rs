@@ -4,7 +4,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use preflight_runtime::testing::TestDb;
+use preflight_runtime::testing::TestDatabase;
 
 mod common;
 use common::{Run, BIN};
@@ -45,13 +45,13 @@ fn run(dir: &Path, url: Option<&str>, args: &[&str]) -> Run {
     Run::of(&mut c)
 }
 
-fn count(db: &TestDb, sql: &str) -> i64 {
+fn count(db: &TestDatabase, sql: &str) -> i64 {
     db.connect().query_one(sql, &[]).unwrap().get(0)
 }
 
 #[test]
 fn status_up_status_is_snapshotted() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("migrations");
     migrations(&dir);
@@ -83,7 +83,7 @@ fn status_up_status_is_snapshotted() {
 
 #[test]
 fn dry_run_touches_nothing() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let tmp = tempfile::tempdir().unwrap();
     migrations(tmp.path());
     let r = run(
@@ -110,7 +110,7 @@ fn dry_run_touches_nothing() {
 
 #[test]
 fn up_to_then_down_by_steps_and_to() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let tmp = tempfile::tempdir().unwrap();
     migrations(tmp.path());
     assert_eq!(
@@ -135,7 +135,7 @@ fn up_to_then_down_by_steps_and_to() {
 
 #[test]
 fn edited_migration_refuses_then_repair_accepts() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let tmp = tempfile::tempdir().unwrap();
     migrations(tmp.path());
     assert_eq!(run(tmp.path(), Some(db.url()), &["up"]).code, 0);
@@ -163,7 +163,7 @@ fn edited_migration_refuses_then_repair_accepts() {
 
 #[test]
 fn baseline_marks_without_running() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     db.connect()
         .batch_execute("CREATE TABLE users (id int PRIMARY KEY, email text)")
         .unwrap();
@@ -177,7 +177,7 @@ fn baseline_marks_without_running() {
 
 #[test]
 fn failed_no_transaction_migration_forget_and_mark_applied() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let tmp = tempfile::tempdir().unwrap();
     fs::write(
         tmp.path().join("1_two.sql"),
@@ -214,7 +214,7 @@ fn failed_no_transaction_migration_forget_and_mark_applied() {
 
 #[test]
 fn resume_continues_after_the_last_completed_statement() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("1_two.sql");
     fs::write(
@@ -301,7 +301,7 @@ fn usage_and_connection_errors() {
 
 #[test]
 fn database_of_another_tool_is_recognised() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     db.connect()
         .batch_execute(
             "CREATE TABLE schema_migrations (version bigint PRIMARY KEY, dirty boolean NOT NULL);
@@ -321,7 +321,7 @@ fn database_of_another_tool_is_recognised() {
     assert!(up.stderr.contains("golang-migrate"), "{}", up.stderr);
     assert!(up.stderr.contains("run `preflight adopt`"), "{}", up.stderr);
 
-    let other = TestDb::new();
+    let other = TestDatabase::empty();
     other
         .connect()
         .batch_execute("CREATE TABLE schema_migrations (version varchar PRIMARY KEY)")
@@ -335,7 +335,7 @@ fn database_of_another_tool_is_recognised() {
 
 #[test]
 fn adopt_takes_over_another_tools_history() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     // goose applied 1 and 2 of the directory's three migrations (its table as goose v3 makes it).
     db.connect()
         .batch_execute(
@@ -439,7 +439,7 @@ fn adopt_takes_over_another_tools_history() {
 #[test]
 fn a_tool_that_applied_nothing_does_not_block_up() {
     // goose created its table (and its version-0 marker row) but applied nothing.
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     db.connect()
         .batch_execute(
             "CREATE TABLE goose_db_version (id serial PRIMARY KEY, version_id bigint NOT NULL,
@@ -467,7 +467,7 @@ fn a_tool_that_applied_nothing_does_not_block_up() {
 
 #[test]
 fn adopt_refuses_a_dirty_golang_migrate_database() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     db.connect()
         .batch_execute(
             "CREATE TABLE schema_migrations (version bigint NOT NULL PRIMARY KEY, dirty boolean NOT NULL);
@@ -489,7 +489,7 @@ fn adopt_refuses_a_dirty_golang_migrate_database() {
 
 #[test]
 fn reset_prints_its_plan_and_needs_yes() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let tmp = tempfile::tempdir().unwrap();
     migrations(tmp.path());
     assert_eq!(run(tmp.path(), Some(db.url()), &["up"]).code, 0);
@@ -513,12 +513,12 @@ fn reset_prints_its_plan_and_needs_yes() {
 
 #[test]
 fn reset_drops_nothing_while_a_migration_run_holds_the_lock() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let tmp = tempfile::tempdir().unwrap();
     migrations(tmp.path());
     assert_eq!(run(tmp.path(), Some(db.url()), &["up"]).code, 0);
     // What a booting application's run holds while it migrates.
-    let key = preflight_runtime::lock::advisory_key(db.name(), "public", "preflight_history");
+    let key = preflight_runtime::testing::advisory_key(db.name(), "public", "preflight_history");
     let mut holder = db.connect();
     holder
         .query_one("SELECT pg_advisory_lock($1)::text", &[&key])
@@ -568,7 +568,7 @@ fn reset_refuses_other_machines_unless_allowed() {
 
 #[test]
 fn reset_drops_every_object_of_the_schema_then_reapplies() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let tmp = tempfile::tempdir().unwrap();
     migrations(tmp.path());
     assert_eq!(run(tmp.path(), Some(db.url()), &["up"]).code, 0);
@@ -643,7 +643,7 @@ fn reset_drops_every_object_of_the_schema_then_reapplies() {
 
 #[test]
 fn reset_reverts_when_every_migration_is_reversible() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let tmp = tempfile::tempdir().unwrap();
     migrations(tmp.path());
     // Without the seed (the one without a down file), every migration is reversible.

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use preflight_runtime::testing::{with_database, PrivateCluster, TestDb};
+use preflight_runtime::testing::{with_database, PrivateCluster, TestDatabase};
 use preflight_runtime::{LockStrategy, MigrationSpec, Migrations, Revert, State};
 
 mod common;
@@ -55,7 +55,7 @@ fn x_survives(c: &mut postgres::Client) {
 
 #[test]
 fn hostile_table_and_schema_names_are_quoted_never_interpolated() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let mut c = db.connect();
     c.batch_execute("CREATE TABLE x (id int); INSERT INTO x VALUES (1)")
         .unwrap();

@@ -13,9 +13,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::env::var("DATABASE_URL")?,
         tokio_postgres::NoTls,
     )?;
-    let pool = migrations
-        .ready(bb8::Pool::builder().build(manager).await?)
+    let (pool, report) = migrations
+        .ready_async(bb8::Pool::builder().build(manager).await?)
         .await?;
+    println!("{report}"); // migrated: now the application may use the pool
     pool.get()
         .await?
         .query_one("SELECT count(*) FROM example_users", &[])

@@ -15,7 +15,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(deadpool_postgres::Runtime::Tokio1),
         tokio_postgres::NoTls,
     )?;
-    let pool = migrations.ready(pool).await?; // migrated: now the application may use it
+    let (pool, report) = migrations.ready_async(pool).await?;
+    println!("{report}"); // migrated: now the application may use the pool
     let client = pool.get().await?;
     client
         .query_one("SELECT count(*) FROM example_users", &[])

@@ -12,7 +12,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::env::var("DATABASE_URL")?.parse()?,
         postgres::NoTls,
     );
-    let pool = migrations.ready_blocking(r2d2::Pool::new(manager)?)?;
+    let (pool, report) = migrations.ready(r2d2::Pool::new(manager)?)?;
+    println!("{report}"); // migrated: now the application may use the pool
     pool.get()?
         .query_one("SELECT count(*) FROM example_users", &[])?;
     Ok(())

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha384};
 use crate::{Migration, Migrations, Version};
 
 /// Whether, and from which tool, the runner takes another tool's history over (see
-/// [`Runner::adopt`](crate::Runner::adopt)).
+/// [`Runner::adoption`](crate::Runner::adoption) and [`Runner::adopt`](crate::Runner::adopt)).
 ///
 /// Adoption happens under the migration lock, only while Preflight's history is empty: the
 /// versions the other tool applied are recorded in one transaction (checksums and chain from
@@ -54,7 +54,8 @@ impl ForeignTable {
     /// names (golang-migrate, dbmate and Rails all call theirs `schema_migrations`), or by its
     /// columns alone (exactly one tool's set) for a table renamed with the tool's option.
     /// `None`: not another tool's history table.
-    pub fn identify(schema: &str, table: &str, columns: &[&str]) -> Option<ForeignTable> {
+    #[cfg_attr(not(feature = "pg-common"), allow(dead_code))]
+    pub(crate) fn identify(schema: &str, table: &str, columns: &[&str]) -> Option<ForeignTable> {
         let by_name = Tool::ALL
             .into_iter()
             .find(|t| t.default_table() == table && t.matches(columns));
@@ -102,7 +103,7 @@ impl fmt::Display for ForeignTable {
 
 /// Which of the tables found to adopt, as `adopt` asks. `Ok(None)`: there is no other tool's
 /// table at all. With several candidates, the one in `schema` (the history's schema) wins.
-pub fn choose<'a>(
+pub(crate) fn choose<'a>(
     found: &'a [ForeignTable],
     adopt: Adopt,
     schema: Option<&str>,
@@ -165,10 +166,15 @@ impl Adopted {
     pub fn qualified(&self) -> String {
         format!("{}.{}", self.schema, self.table)
     }
+
+    /// What the adopted rows record as `applied_by`: `adopted from goose (goose_db_version)`.
+    pub fn applied_by(&self) -> String {
+        applied_by(self.tool, &self.table)
+    }
 }
 
 /// The `applied_by` of an adopted row: `adopted from goose (goose_db_version)`.
-pub fn applied_by(tool: Tool, table: &str) -> String {
+pub(crate) fn applied_by(tool: Tool, table: &str) -> String {
     format!("adopted from {tool} ({table})")
 }
 
@@ -213,7 +219,8 @@ impl Tool {
     }
 
     /// The columns that identify the tool's table (a table may have more).
-    pub fn columns(&self) -> &'static [&'static str] {
+    #[cfg_attr(not(feature = "pg-common"), allow(dead_code))]
+    pub(crate) fn columns(&self) -> &'static [&'static str] {
         match self {
             Tool::GolangMigrate => &["version", "dirty"],
             Tool::Goose => &["id", "version_id", "is_applied", "tstamp"],
@@ -262,7 +269,8 @@ impl Tool {
     /// Whether a table with these columns is this tool's. golang-migrate, dbmate and Rails all
     /// call their table `schema_migrations`; only the columns tell them apart, so the table name
     /// is not looked at.
-    pub fn matches(&self, columns: &[&str]) -> bool {
+    #[cfg_attr(not(feature = "pg-common"), allow(dead_code))]
+    pub(crate) fn matches(&self, columns: &[&str]) -> bool {
         let has = |c: &str| columns.iter().any(|x| x.eq_ignore_ascii_case(c));
         let all = self.columns().iter().all(|c| has(c));
         match self {
@@ -283,7 +291,8 @@ impl fmt::Display for Tool {
 
 /// The other tool's history, as read from its table.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ForeignHistory {
+#[cfg_attr(not(feature = "pg-common"), allow(dead_code))]
+pub(crate) enum ForeignHistory {
     /// The single row of `schema_migrations`, if any.
     GolangMigrate(Option<(i64, bool)>),
     /// `(id, version_id, is_applied)` rows.
@@ -299,11 +308,11 @@ pub enum ForeignHistory {
 }
 
 /// A row of Flyway's history: `(installed_rank, version, description, type, checksum, success)`.
-pub type FlywayRow = (i64, Option<String>, String, String, Option<i32>, bool);
+pub(crate) type FlywayRow = (i64, Option<String>, String, String, Option<i32>, bool);
 
 impl ForeignHistory {
     /// The tool the history belongs to.
-    pub fn tool(&self) -> Tool {
+    pub(crate) fn tool(&self) -> Tool {
         match self {
             ForeignHistory::GolangMigrate(_) => Tool::GolangMigrate,
             ForeignHistory::Goose(_) => Tool::Goose,
@@ -410,7 +419,7 @@ fn not_found(tool: Option<Tool>, found: &[String]) -> String {
 /// tool did not apply that sorts below the newest applied version is left pending: the plan
 /// refuses it as out-of-order unless allowed, as goose (without allow-missing), refinery and
 /// Flyway do; sqlx and diesel would apply it silently.
-pub fn adoptable<'a>(
+pub(crate) fn adoptable<'a>(
     history: &ForeignHistory,
     migrations: &'a Migrations,
 ) -> Result<Vec<&'a Migration>, AdoptError> {

@@ -1,7 +1,9 @@
-//! The private trait every database backend implements, so that the runner loop (fast check,
-//! lock, plan, apply, record, unlock) is written once for sync and async drivers and for every
-//! database. Methods are `async`: the async PostgreSQL driver awaits; the sync one makes
-//! blocking calls inside them and is driven by `futures_executor::block_on`.
+//! What a database backend provides, so that the runner (fast check, lock, plan, apply,
+//! record, unlock) is written once for sync and async drivers and for every database: five
+//! small traits, one per concern, that [`Backend`] gathers. A backend implements each in a file
+//! of its own (`postgres/lock.rs`, `sqlite/lock.rs`, ...). Methods are `async`: the async
+//! PostgreSQL driver awaits; the blocking drivers make blocking calls inside them and are driven
+//! by `futures_executor::block_on` (see `connection`).
 
 use std::time::Duration;
 
@@ -9,6 +11,7 @@ use crate::adopt::{ForeignHistory, ForeignTable};
 use crate::error::{DbError, Error};
 use crate::history::{HistoryRow, NewRow, State};
 use crate::lock::Holder;
+use crate::plan::SchemaObject;
 use crate::{Checksum, Version};
 
 /// What the fast-path query found.
@@ -98,15 +101,16 @@ pub(crate) enum TxFailure {
     Other(Error),
 }
 
-/// One migration transaction of a pipelined window (see [`Backend::transaction_window`]).
+/// One migration transaction of a pipelined window (see [`Apply::transaction_window`]).
 #[derive(Debug, Clone)]
 pub(crate) struct WindowTx<'a> {
     pub item: TxItem<'a>,
-    /// Commit without waiting for the WAL flush (see [`Backend::transaction_async_commit`]).
+    /// Commit without waiting for the WAL flush (see [`Apply::transaction_async_commit`]).
     pub async_commit: bool,
     /// The migration whose `applied` history row must exist when this transaction starts: the
     /// one sent before it in the window. `None` for the window's first, whose predecessor's
     /// outcome was read before the window was sent.
+    #[cfg_attr(not(feature = "pg-common"), allow(dead_code))]
     pub after: Option<Version>,
 }
 
@@ -118,15 +122,50 @@ pub(crate) struct WindowFailure {
     pub failure: TxFailure,
 }
 
-#[allow(clippy::too_many_arguments)]
-pub(crate) trait Backend {
-    /// The single fast-path query: the goal row and the table's counts, one round trip.
-    async fn fast_check(&mut self, goal: Version) -> Result<Fast, Error>;
+/// A backend: the connection's session, plus the five concerns below.
+pub(crate) trait Backend:
+    HistoryTable + Locking + Apply + ForeignHistories + SchemaObjects
+{
     /// Reads what the slow path needs and sets the connection's `application_name`.
     async fn session(&mut self, application_name: &str) -> Result<Session, Error>;
     /// Restores what `session` changed.
     async fn restore_session(&mut self, session: &Session) -> Result<(), Error>;
+    /// Waits, the driver's way (a blocking driver blocks).
+    async fn sleep(&mut self, duration: Duration);
+}
 
+/// Preflight's history table: the fast-path query, creation, reads, and the rows of
+/// migrations that run outside a transaction (their progress).
+pub(crate) trait HistoryTable {
+    /// The single fast-path query: the goal row and the table's counts, one round trip.
+    async fn fast_check(&mut self, goal: Version) -> Result<Fast, Error>;
+    /// Creates the history (and log) table if missing; refuses a layout it does not know.
+    async fn ensure_history(&mut self) -> Result<(), Error>;
+    /// Reads the history; the table must exist (see [`HistoryTable::ensure_history`]).
+    async fn read_history(&mut self) -> Result<Vec<HistoryRow>, Error>;
+    /// Reads the history without creating anything: an absent table is an empty history.
+    async fn read_history_if_any(&mut self) -> Result<Vec<HistoryRow>, Error>;
+    /// Records the start (or the resumption) of a non-atomic migration: `in_progress`.
+    /// A fresh start (`row.resume` false) should fail when the row exists: another run started
+    /// the migration although this one holds the lock (no lock, an expired lease, a pooler),
+    /// and running it here too would apply its statements twice. (PostgreSQL does; SQLite's
+    /// `BEGIN IMMEDIATE` lock cannot be bypassed that way.)
+    async fn start_row(&mut self, row: &NewRow, done: u32) -> Result<(), Error>;
+    /// Records that `done` statements completed.
+    async fn progress(&mut self, version: Version, done: u32) -> Result<(), Error>;
+    /// Records the end of a non-atomic migration: `applied` or `failed`.
+    async fn finish_row(
+        &mut self,
+        version: Version,
+        state: State,
+        done: u32,
+        execution_ms: i64,
+        error: Option<&str>,
+    ) -> Result<(), Error>;
+}
+
+/// The migration lock (see [`crate::lock`]): an advisory try-lock and a lease row.
+pub(crate) trait Locking {
     async fn try_advisory_lock(&mut self, key: i64) -> Result<bool, Error>;
     async fn advisory_unlock(&mut self, key: i64) -> Result<(), Error>;
     async fn advisory_holder(&mut self, key: i64) -> Result<Option<Holder>, Error>;
@@ -140,22 +179,22 @@ pub(crate) trait Backend {
     /// Extends the lease; `false` when it is no longer ours.
     async fn renew_lease(&mut self, owner: &str, ttl: Duration) -> Result<bool, Error>;
     async fn release_lease(&mut self, owner: &str) -> Result<(), Error>;
+}
 
-    /// Creates the history (and log) table if missing; refuses a layout it does not know.
-    async fn ensure_history(&mut self) -> Result<(), Error>;
-    async fn read_history(&mut self) -> Result<Vec<HistoryRow>, Error>;
-
+/// Running migration bodies: in transactions with their history records, or one statement at
+/// a time.
+pub(crate) trait Apply {
     /// Runs the items in one transaction (bodies and records), committing only if all
     /// succeeded.
     async fn transaction(&mut self, items: &[TxItem<'_>]) -> Result<(), TxFailure>;
-    /// [`Backend::transaction`] whose commit need not wait for durability (PostgreSQL:
+    /// [`Apply::transaction`] whose commit need not wait for durability (PostgreSQL:
     /// `SET LOCAL synchronous_commit = off`). The runner uses it for every migration of a run
     /// but the last, whose synchronous commit makes the earlier ones durable (see
-    /// `runner::migrate`). A backend without the notion commits as usual.
+    /// `runner::apply`). A backend without the notion commits as usual.
     async fn transaction_async_commit(&mut self, items: &[TxItem<'_>]) -> Result<(), TxFailure> {
         self.transaction(items).await
     }
-    /// How many migration transactions [`Backend::transaction_window`] sends together at most;
+    /// How many migration transactions [`Apply::transaction_window`] sends together at most;
     /// 1 when the driver cannot pipeline (each then costs its own round trips anyway).
     fn window_limit(&self) -> usize {
         1
@@ -181,36 +220,30 @@ pub(crate) trait Backend {
     }
     /// Runs one statement outside a transaction (no-transaction migrations).
     async fn execute(&mut self, sql: &str) -> Result<(), DbError>;
-    /// Records the start (or the resumption) of a non-atomic migration: `in_progress`.
-    /// A fresh start (`row.resume` false) should fail when the row exists: another run started
-    /// the migration although this one holds the lock (no lock, an expired lease, a pooler),
-    /// and running it here too would apply its statements twice. (PostgreSQL does; SQLite's
-    /// `BEGIN IMMEDIATE` lock cannot be bypassed that way.)
-    async fn start_row(&mut self, row: &NewRow, done: u32) -> Result<(), Error>;
-    /// Records that `done` statements completed.
-    async fn progress(&mut self, version: Version, done: u32) -> Result<(), Error>;
-    /// Records the end of a non-atomic migration: `applied` or `failed`.
-    async fn finish_row(
-        &mut self,
-        version: Version,
-        state: State,
-        done: u32,
-        execution_ms: i64,
-        error: Option<&str>,
-    ) -> Result<(), Error>;
+}
 
-    async fn sleep(&mut self, duration: Duration);
-
+/// Other migration tools' history tables, for adoption (see [`crate::adopt`]).
+pub(crate) trait ForeignHistories {
     /// Other migration tools' history tables in the database, recognised by name and columns
     /// ([`ForeignTable::identify`]). A backend that cannot look finds none.
     async fn foreign_tables(&mut self) -> Result<Vec<ForeignTable>, Error> {
         Ok(Vec::new())
     }
 
-    /// Reads a table found by [`Backend::foreign_tables`] (never written to).
+    /// Reads a table found by [`ForeignHistories::foreign_tables`] (never written to).
     async fn read_foreign(&mut self, table: &ForeignTable) -> Result<ForeignHistory, Error> {
         Err(Error::Config(format!(
             "this database backend cannot read {table} to adopt it"
         )))
     }
+}
+
+/// The objects of the migrated schema, for a development reset (see `runner::reset`).
+pub(crate) trait SchemaObjects {
+    /// Every object of `schema` (tables, views, sequences, functions, types, extensions), in an
+    /// order that drops owners before what depends on them; the `DROP` statements are written
+    /// by the database itself, with its own identifier quoting.
+    async fn schema_objects(&mut self, schema: &str) -> Result<Vec<SchemaObject>, Error>;
+    /// Drops the objects in one transaction: on failure nothing is dropped.
+    async fn drop_objects(&mut self, objects: &[SchemaObject]) -> Result<(), Error>;
 }

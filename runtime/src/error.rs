@@ -80,6 +80,28 @@ pub struct MigrationError {
     pub source: DbError,
 }
 
+impl MigrationError {
+    /// The error of migration `m`'s up body (or down body, when `down`), failing at statement
+    /// `statement` (0-based) when known: the line comes from the body.
+    pub(crate) fn new(
+        m: &crate::Migration,
+        down: bool,
+        statement: Option<usize>,
+        source: DbError,
+    ) -> MigrationError {
+        let body = if down { m.down() } else { Some(m.up()) };
+        MigrationError {
+            version: m.version(),
+            name: m.name().to_owned(),
+            path: m.path().to_owned(),
+            down,
+            statement,
+            line: statement.and_then(|i| body.and_then(|b| b.line_of(i))),
+            source,
+        }
+    }
+}
+
 impl fmt::Display for MigrationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let dir = if self.down {
@@ -155,7 +177,7 @@ impl fmt::Display for Unfinished {
         write!(
             f,
             ". Check the database, then either resume from statement {next} \
-             (`preflight repair --resume {v}`, or `.resume_unfinished(true)` on the runner), \
+             (`preflight repair --resume {v}`, or `Runner::repair` with `Repair::Resume`), \
              or finish it by hand and run `preflight repair --mark-applied {v}` \
              (`Runner::repair` with `Repair::MarkApplied`), or undo it by hand and run `preflight repair --forget {v}` \
              (`Repair::Forget`) so that it runs again from the start",
@@ -275,6 +297,31 @@ impl Error {
             Error::Migration(m) => m.source.code.as_deref(),
             _ => None,
         }
+    }
+
+    /// Whether a policy refused the operation before it changed anything (a changed file,
+    /// missing, out-of-order or unfinished migrations, a revert without down bodies, an unknown
+    /// version): what `preflight status` reports as the verdict, as opposed to a failure.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            Error::ChecksumMismatch { .. }
+                | Error::Missing { .. }
+                | Error::OutOfOrder { .. }
+                | Error::Unfinished(_)
+                | Error::NoDown { .. }
+                | Error::UnknownVersion(_)
+        )
+    }
+
+    /// [`Error::Migration`] for migration `m` (see [`MigrationError::new`]).
+    pub(crate) fn migration(
+        m: &crate::Migration,
+        down: bool,
+        statement: Option<usize>,
+        source: DbError,
+    ) -> Error {
+        Error::Migration(Box::new(MigrationError::new(m, down, statement, source)))
     }
 
     pub(crate) fn db(context: impl Into<Cow<'static, str>>, source: DbError) -> Error {

@@ -15,11 +15,14 @@ pub use checksum::Checksum;
 pub use migration::{Body, Kind, Migration, MigrationParts, MigrationSpec, Migrations, Span};
 pub use version::{Version, VersionError, MAX_PARTS};
 
-// The boot-time runner (issue #3): plan and policies are backend-free; the PostgreSQL backend
-// implements the private `backend::Backend` trait for the sync and async drivers.
-// Without a driver feature nothing runs the loop yet (the model is still used by the macro).
+// The boot-time runner: every operation is written once in `runner` over the backend traits
+// (`backend`); `connection` hands each driver's backend to it. Plan and policies are
+// backend-free. Without a driver feature nothing runs the loop (the model is still used by the
+// macro).
 #[cfg_attr(not(any(feature = "pg-common", feature = "sqlite")), allow(dead_code))]
 mod backend;
+#[cfg_attr(not(any(feature = "pg-common", feature = "sqlite")), allow(dead_code))]
+mod connection;
 pub mod error;
 pub mod history;
 pub mod lock;
@@ -32,12 +35,11 @@ mod runner;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
-#[cfg(any(feature = "deadpool", feature = "bb8", feature = "r2d2"))]
-pub use crate::postgres::pool::{AsyncPool, BlockingPool};
+pub use connection::{AsyncConnection, AsyncPool, Connection, Pool};
 pub use error::{redact_url, DbError, Error, MigrationError, Unfinished};
 pub use history::{HistoryRow, State};
 pub use lock::LockStrategy;
-pub use plan::{Policy, Revert};
+pub use plan::{Plan, Revert, Step};
 pub use report::{Applied, Report, Warning};
 pub use runner::{Repair, Runner, DEFAULT_TABLE};
 

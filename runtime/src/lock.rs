@@ -7,7 +7,8 @@
 //!   `pg_advisory_lock`, which deadlocks against a `CREATE INDEX CONCURRENTLY` run by the holder
 //!   (the index build waits for every transaction, including the waiter's). The key is the
 //!   first 8 bytes (big-endian, as a signed 64-bit integer) of
-//!   `SHA-256("preflight\0" ‖ database ‖ "\0" ‖ schema ‖ "\0" ‖ table)`, see [`advisory_key`]:
+//!   `SHA-256("preflight\0" ‖ database ‖ "\0" ‖ schema ‖ "\0" ‖ table)` (tests can hold it with
+//!   `testing::advisory_key`):
 //!   two migration sets in one database with different history tables never contend. In
 //!   `pg_locks` a bigint key shows as `classid` = high 32 bits, `objid` = low 32 bits,
 //!   `objsubid` = 1. It is taken only on the server session the run's first query reached, and
@@ -62,15 +63,9 @@ impl LockStrategy {
     }
 }
 
-/// The advisory-lock key for a history table (see the module docs).
-///
-/// ```
-/// use preflight_runtime::lock::advisory_key;
-/// let a = advisory_key("app", "public", "preflight_history");
-/// assert_ne!(a, advisory_key("app", "public", "other_history"));
-/// assert_ne!(a, advisory_key("app2", "public", "preflight_history"));
-/// ```
-pub fn advisory_key(database: &str, schema: &str, table: &str) -> i64 {
+/// The advisory-lock key for a history table (see the module docs): two history tables never
+/// share one.
+pub(crate) fn advisory_key(database: &str, schema: &str, table: &str) -> i64 {
     let mut h = Sha256::new();
     h.update(b"preflight\0");
     h.update(database.as_bytes());
@@ -85,7 +80,8 @@ pub fn advisory_key(database: &str, schema: &str, table: &str) -> i64 {
 }
 
 /// How a bigint advisory key appears in `pg_locks`: `(classid, objid)`; `objsubid` is 1.
-pub fn pg_locks_ids(key: i64) -> (u32, u32) {
+#[cfg_attr(not(feature = "pg-common"), allow(dead_code))]
+pub(crate) fn pg_locks_ids(key: i64) -> (u32, u32) {
     let k = key as u64;
     ((k >> 32) as u32, k as u32)
 }

@@ -1,29 +1,31 @@
 //! The plan and the policies, written once and backend-free: from the migrations in the binary,
-//! the rows of the history table and the [`Policy`], what to apply or revert, or which policy
-//! refuses. Every backend (PostgreSQL now, SQLite later) reads its history into
-//! [`HistoryRow`]s and executes the resulting steps.
+//! the rows of the history table and the policy, what to apply or revert, or which policy
+//! refuses. Every backend reads its history into [`HistoryRow`]s; the runner decides with these
+//! functions and executes the result, and a dry run ([`Runner::plan`](crate::Runner::plan) and
+//! its `plan_*` twins) returns the same decision as a [`Plan`] instead of executing it.
 //!
 //! The policies, defaults first:
 //!
 //! | condition | default | option |
 //! |---|---|---|
-//! | an applied migration's checksum differs from the file | refuse ([`Error::ChecksumMismatch`]) | repair `accept_checksum` |
+//! | an applied migration's checksum differs from the file | refuse ([`Error::ChecksumMismatch`]) | [`Repair::AcceptChecksum`](crate::Repair::AcceptChecksum) |
 //! | history has versions above the binary's newest | boot, [`Warning::AheadOfBinary`] | — |
-//! | an applied version below the binary's newest is not in the binary | refuse ([`Error::Missing`]) | [`Policy::allow_missing`] |
-//! | a pending version is below the newest applied one | refuse ([`Error::OutOfOrder`]) | [`Policy::out_of_order`] |
-//! | a row is `in_progress` or `failed` | refuse with the recovery step ([`Error::Unfinished`]) | [`Policy::resume_unfinished`], repairs |
+//! | an applied version below the binary's newest is not in the binary | refuse ([`Error::Missing`]) | [`Runner::allow_missing`](crate::Runner::allow_missing) |
+//! | a pending version is below the newest applied one | refuse ([`Error::OutOfOrder`]) | [`Runner::out_of_order`](crate::Runner::out_of_order) |
+//! | a row is `in_progress` or `failed` | refuse with the recovery step ([`Error::Unfinished`]) | [`Repair::Resume`](crate::Repair::Resume) and the other repairs |
 //! | a migration to revert has no down body (or is not in the binary) | refuse before reverting anything ([`Error::NoDown`]) | — |
 
 use std::collections::BTreeMap;
 
+use crate::adopt::{Adopted, ForeignTable};
 use crate::error::{Error, Unfinished};
 use crate::history::{HistoryRow, State};
 use crate::report::Warning;
 use crate::{Migration, Migrations, Version};
 
-/// The options that decide what a run may do.
+/// The options that decide what a run may do (set through the runner's builder).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Policy {
+pub(crate) struct Policy {
     /// Apply pending migrations older than the newest applied one instead of refusing.
     pub out_of_order: bool,
     /// Boot although applied migrations below the binary's newest are missing from it.
@@ -35,7 +37,7 @@ pub struct Policy {
     pub resume_unfinished: bool,
 }
 
-/// One thing to do.
+/// One migration to apply.
 #[derive(Debug, Clone, Copy)]
 pub enum Step<'a> {
     /// Apply a pending migration.
@@ -57,22 +59,106 @@ impl<'a> Step<'a> {
             Step::Resume { migration, .. } => migration,
         }
     }
+
+    /// The first statement the step runs (0-based): 0, or where a resumption continues.
+    pub fn from(&self) -> u32 {
+        match self {
+            Step::Apply(_) => 0,
+            Step::Resume { from, .. } => *from,
+        }
+    }
 }
 
-/// What an up run will do.
+/// What an operation would do, as its dry run returns it ([`Runner::plan`](crate::Runner::plan),
+/// [`Runner::plan_revert`](crate::Runner::plan_revert),
+/// [`Runner::plan_adopt`](crate::Runner::plan_adopt),
+/// [`Runner::plan_reset`](crate::Runner::plan_reset)): the same reads and the same decisions
+/// as the operation itself, without the lock and without writing anything. A policy that would
+/// refuse the operation makes the dry run fail with the same error.
+///
+/// ```
+/// # #[cfg(feature = "sqlite")] {
+/// # use preflight_runtime::{MigrationSpec, Migrations};
+/// let migrations = Migrations::from_specs(vec![
+///     MigrationSpec::new(1, "users", "CREATE TABLE users (id INTEGER PRIMARY KEY);"),
+/// ]).unwrap();
+/// let mut conn = rusqlite::Connection::open_in_memory()?;
+/// let plan = migrations.plan(&mut conn)?;
+/// assert_eq!(plan.apply.len(), 1); // what `run` will apply
+/// migrations.run(&mut conn)?;
+/// assert!(migrations.plan(&mut conn)?.is_empty());
+/// # }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct Plan<'a> {
-    /// The steps, in version order.
-    pub steps: Vec<Step<'a>>,
-    /// Conditions allowed by the policy.
-    pub warnings: Vec<Warning>,
-    /// Pending versions above the target.
+    /// The migrations to apply, in order (for a reset: after reverting or dropping).
+    pub apply: Vec<Step<'a>>,
+    /// The migrations to revert, newest first.
+    pub revert: Vec<&'a Migration>,
+    /// A reset that cannot revert: the objects it drops first.
+    pub teardown: Option<Teardown>,
+    /// Pending versions left alone because they are above the target version.
     pub skipped: Vec<Version>,
+    /// Conditions the policies allow, which the run reports as warnings.
+    pub warnings: Vec<Warning>,
+    /// Another tool's history that would be taken over: by [`Runner::adopt`](crate::Runner::adopt),
+    /// or by a run with [`Runner::adoption`](crate::Runner::adoption) on (then `apply` is
+    /// what comes after it).
+    pub adopted: Option<Adopted>,
+    /// Other tools' history tables found beside an empty Preflight history, which the run
+    /// leaves alone ([`crate::Adopt::Off`]); applying everything on top of what such a tool
+    /// migrated rarely works: adopt it first ([`Runner::adopt`](crate::Runner::adopt)).
+    pub foreign: Vec<ForeignTable>,
+}
+
+impl Plan<'_> {
+    /// Whether the operation would change nothing.
+    pub fn is_empty(&self) -> bool {
+        self.apply.is_empty()
+            && self.revert.is_empty()
+            && self.teardown.is_none()
+            && self.adopted.as_ref().is_none_or(|a| a.versions.is_empty())
+    }
+}
+
+/// What a reset drops when it cannot revert every migration: every object of the migrated
+/// schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Teardown {
+    /// The schema (`main` on SQLite).
+    pub schema: String,
+    /// Its objects, in the order they are dropped.
+    pub objects: Vec<SchemaObject>,
+    /// Why the migrations cannot be reverted instead (one reason per version); empty when
+    /// the history is empty but the schema is not.
+    pub not_reversible: Vec<String>,
+}
+
+/// An object of the migrated schema that a reset drops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SchemaObject {
+    /// `table`, `view`, `function`, `type`, `extension`, ...
+    pub kind: String,
+    /// Its name, schema-qualified where the database has schemas.
+    pub name: String,
+    /// The `DROP` statement, written by the database with its own identifier quoting.
+    pub(crate) drop: String,
+}
+
+impl SchemaObject {
+    #[cfg_attr(not(any(feature = "pg-common", feature = "sqlite")), allow(dead_code))]
+    pub(crate) fn new(kind: String, name: String, drop: String) -> SchemaObject {
+        SchemaObject { kind, name, drop }
+    }
 }
 
 /// The migration the database must end at (the newest at or below the target) and how many
 /// migrations of the binary are at or below it: what the fast path compares with.
-pub fn goal(set: &Migrations, target: Option<Version>) -> Option<(&Migration, usize)> {
+pub(crate) fn goal(set: &Migrations, target: Option<Version>) -> Option<(&Migration, usize)> {
     let count = match target {
         Some(t) => set.iter().take_while(|m| m.version() <= t).count(),
         None => set.len(),
@@ -81,8 +167,8 @@ pub fn goal(set: &Migrations, target: Option<Version>) -> Option<(&Migration, us
     Some((last, count))
 }
 
-/// Plans an up run, or says which policy refuses it. Nothing is touched either way.
-pub fn plan_up<'a>(
+/// Plans an up run (`apply`, `skipped`, `warnings`), or says which policy refuses it.
+pub(crate) fn plan_up<'a>(
     set: &'a Migrations,
     history: &[HistoryRow],
     policy: &Policy,
@@ -146,7 +232,7 @@ pub fn plan_up<'a>(
     for m in set.iter() {
         let v = m.version();
         if let Some(&(m, from)) = resumes.get(&v) {
-            plan.steps.push(Step::Resume { migration: m, from });
+            plan.apply.push(Step::Resume { migration: m, from });
             plan.warnings.push(Warning::Resumed {
                 version: v,
                 from_statement: from,
@@ -163,7 +249,7 @@ pub fn plan_up<'a>(
         if newest_recorded.is_some_and(|newest| v < newest) {
             out_of_order.push(v);
         }
-        plan.steps.push(Step::Apply(m));
+        plan.apply.push(Step::Apply(m));
     }
     if !out_of_order.is_empty() {
         if !policy.out_of_order {
@@ -200,7 +286,7 @@ pub enum Revert {
 /// Plans a revert: the migrations to revert, newest first. Refuses, before anything is
 /// touched, when one of them is not in the binary, has no down body, was changed since it was
 /// applied, or when any row is unfinished.
-pub fn plan_down<'a>(
+pub(crate) fn plan_down<'a>(
     set: &'a Migrations,
     history: &[HistoryRow],
     revert: Revert,
@@ -293,7 +379,7 @@ mod tests {
     }
 
     fn versions(plan: &Plan<'_>) -> Vec<u64> {
-        plan.steps
+        plan.apply
             .iter()
             .map(|s| s.migration().version().as_u64().unwrap())
             .collect()
@@ -312,7 +398,7 @@ mod tests {
         let s = set(&[1, 2]);
         let h = [applied(&s, 1), applied(&s, 2)];
         let plan = plan_up(&s, &h, &Policy::default()).unwrap();
-        assert!(plan.steps.is_empty() && plan.warnings.is_empty());
+        assert!(plan.apply.is_empty() && plan.warnings.is_empty());
     }
 
     #[test]
@@ -338,7 +424,7 @@ mod tests {
         let s = set(&[1, 2]);
         let h = [applied(&s, 1), applied(&s, 2), applied(&s, 3)];
         let plan = plan_up(&s, &h, &Policy::default()).unwrap();
-        assert!(plan.steps.is_empty());
+        assert!(plan.apply.is_empty());
         assert_eq!(
             plan.warnings,
             [Warning::AheadOfBinary {
@@ -358,7 +444,7 @@ mod tests {
             ..Policy::default()
         };
         let plan = plan_up(&s, &h, &policy).unwrap();
-        assert!(plan.steps.is_empty());
+        assert!(plan.apply.is_empty());
         assert!(matches!(plan.warnings[0], Warning::Missing { .. }));
     }
 
@@ -400,7 +486,7 @@ mod tests {
             ..Policy::default()
         };
         let plan = plan_up(&s, &h, &policy).unwrap();
-        assert!(matches!(plan.steps[0], Step::Resume { from: 0, .. }));
+        assert!(matches!(plan.apply[0], Step::Resume { from: 0, .. }));
         assert_eq!(versions(&plan), [2, 3]);
     }
 
@@ -453,8 +539,8 @@ mod tests {
             ..applied(&s, 0)
         };
         let plan = plan_up(&s, &[row], &Policy::default()).unwrap();
-        assert_eq!(plan.steps.len(), 1);
-        assert_eq!(plan.steps[0].migration().version().to_string(), "1.11");
+        assert_eq!(plan.apply.len(), 1);
+        assert_eq!(plan.apply[0].migration().version().to_string(), "1.11");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::Version;
 
-/// The outcome of a run (migrate, revert or repair).
+/// The outcome of an operation (run, revert, repair, adopt, reset).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Report {
@@ -13,6 +13,9 @@ pub struct Report {
     pub applied: Vec<Applied>,
     /// Migrations reverted by this run, in order.
     pub reverted: Vec<Applied>,
+    /// Migrations recorded as applied without running them: a baseline, or a migration
+    /// marked applied by hand ([`Repair`](crate::Repair)).
+    pub marked: Vec<Version>,
     /// Pending migrations left alone because they are above the target version.
     pub skipped: Vec<Version>,
     /// Conditions that did not stop the run (also emitted as `tracing` warnings).
@@ -65,6 +68,17 @@ impl fmt::Display for Report {
                 "reverted {} migration(s): {}",
                 self.reverted.len(),
                 list(&self.reverted)
+            ));
+        }
+        if !self.marked.is_empty() {
+            parts.push(format!(
+                "recorded {} migration(s) as applied without running them: {}",
+                self.marked.len(),
+                self.marked
+                    .iter()
+                    .map(Version::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
         if parts.is_empty() {

@@ -11,7 +11,7 @@ use std::fs;
 use std::path::Path;
 
 use preflight_runtime::adopt::{flyway_checksum, AdoptError};
-use preflight_runtime::testing::TestDb;
+use preflight_runtime::testing::TestDatabase;
 use preflight_runtime::{Adopt, Error, MigrationSpec, Migrations, Tool, Version};
 
 /// Five migrations; the other tool applied some of them first.
@@ -84,7 +84,7 @@ fn log(client: &mut postgres::Client) -> Vec<(String, Option<String>, String)> {
 /// which order), how the adopted rows are marked, the log entry, the other table untouched, and
 /// that the following boot takes the fast path (checksums and chain recorded right).
 fn boot_adopts(
-    db: &TestDb,
+    db: &TestDatabase,
     set: &Migrations,
     adopt: Adopt,
     tool: Tool,
@@ -94,7 +94,7 @@ fn boot_adopts(
 ) {
     let mut client = db.connect();
     let before = count(&mut client, &format!("\"{table}\""));
-    let report = set.runner().adopt(adopt).run(&mut client).unwrap();
+    let report = set.runner().adoption(adopt).run(&mut client).unwrap();
     let got = report.adopted.as_ref().expect("an adoption");
     assert_eq!(got.tool, tool);
     assert_eq!((got.schema.as_str(), got.table.as_str()), ("public", table));
@@ -128,15 +128,15 @@ fn boot_adopts(
     }
     assert_eq!(count(&mut client, &format!("\"{table}\"")), before);
 
-    let again = set.runner().adopt(adopt).run(&mut client).unwrap();
+    let again = set.runner().adoption(adopt).run(&mut client).unwrap();
     assert!(again.fast_path, "{again:?}");
     assert!(again.adopted.is_none());
 }
 
 /// A refusal writes nothing: no history row, no log entry.
-fn refused(db: &TestDb, set: &Migrations, adopt: Adopt) -> AdoptError {
+fn refused(db: &TestDatabase, set: &Migrations, adopt: Adopt) -> AdoptError {
     let mut client = db.connect();
-    let err = set.runner().adopt(adopt).run(&mut client).unwrap_err();
+    let err = set.runner().adoption(adopt).run(&mut client).unwrap_err();
     assert_eq!(count(&mut client, "preflight_history"), 0);
     assert_eq!(count(&mut client, "preflight_history_log"), 0);
     match err {
@@ -172,7 +172,7 @@ fn golang_migrate(client: &mut postgres::Client, version: i64, dirty: bool) {
 
 #[test]
 fn golang_migrate_counts_every_file_up_to_its_version() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let mut client = db.connect();
     apply_sql(&mut client, &[1, 2, 3]);
     golang_migrate(&mut client, 3, false);
@@ -190,7 +190,7 @@ fn golang_migrate_counts_every_file_up_to_its_version() {
 
 #[test]
 fn golang_migrate_dirty_is_refused() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let mut client = db.connect();
     apply_sql(&mut client, &[1, 2]);
     golang_migrate(&mut client, 3, true);
@@ -204,7 +204,7 @@ fn golang_migrate_dirty_is_refused() {
 
 #[test]
 fn golang_migrate_version_without_a_file_is_refused() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let mut client = db.connect();
     apply_sql(&mut client, &[1, 2, 3]);
     golang_migrate(&mut client, 7, false);
@@ -217,7 +217,7 @@ fn golang_migrate_version_without_a_file_is_refused() {
 
 #[test]
 fn dbmate_or_rails_schema_migrations_is_not_golang_migrate() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let mut client = db.connect();
     client
         .batch_execute(
@@ -225,7 +225,7 @@ fn dbmate_or_rails_schema_migrations_is_not_golang_migrate() {
              INSERT INTO schema_migrations VALUES ('20240101000000');",
         )
         .unwrap();
-    let found = five().runner().foreign_tables(&mut client).unwrap();
+    let found = five().plan(&mut client).unwrap().foreign;
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].tool, None);
     let e = refused(&db, &five(), Adopt::Auto);
@@ -257,7 +257,7 @@ fn goose(client: &mut postgres::Client, table: &str, rows: &[(i64, bool)]) {
 
 #[test]
 fn goose_applied_versions_are_adopted() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let mut client = db.connect();
     apply_sql(&mut client, &[1, 2, 3]);
     goose(
@@ -280,7 +280,7 @@ fn goose_applied_versions_are_adopted() {
 fn goose_newest_row_per_version_wins() {
     // Older goose recorded a rollback as a new row with is_applied = false: 3 was rolled back,
     // so goose's next `up` runs 3 again, then 4 and 5.
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let mut client = db.connect();
     apply_sql(&mut client, &[1, 2]);
     goose(
@@ -303,14 +303,14 @@ fn goose_newest_row_per_version_wins() {
 fn goose_missing_version_is_refused_then_allowed_like_goose() {
     // 1 and 3 applied, 2 never: goose's `up` refuses ("found 1 missing migrations"), and with
     // allow-missing applies 2 first, then 4 and 5. So does Preflight, as out-of-order.
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let mut client = db.connect();
     apply_sql(&mut client, &[1, 3]);
     goose(&mut client, "goose_db_version", &[(1, true), (3, true)]);
     let set = five();
     let err = set
         .runner()
-        .adopt(Adopt::Auto)
+        .adoption(Adopt::Auto)
         .run(&mut client)
         .unwrap_err();
     assert!(
@@ -324,7 +324,7 @@ fn goose_missing_version_is_refused_then_allowed_like_goose() {
     );
     let report = set
         .runner()
-        .adopt(Adopt::Auto)
+        .adoption(Adopt::Auto)
         .out_of_order(true)
         .run(&mut client)
         .unwrap();
@@ -334,11 +334,11 @@ fn goose_missing_version_is_refused_then_allowed_like_goose() {
 
 #[test]
 fn goose_table_under_another_name_is_recognised_by_its_columns() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let mut client = db.connect();
     apply_sql(&mut client, &[1]);
     goose(&mut client, "app_db_version", &[(1, true)]);
-    let found = five().runner().foreign_tables(&mut client).unwrap();
+    let found = five().plan(&mut client).unwrap().foreign;
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].tool, Some(Tool::Goose));
     boot_adopts(
@@ -354,7 +354,7 @@ fn goose_table_under_another_name_is_recognised_by_its_columns() {
 
 #[test]
 fn goose_version_without_a_file_is_refused() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let mut client = db.connect();
     goose(&mut client, "goose_db_version", &[(1, true), (9, true)]);
     let e = refused(&db, &five(), Adopt::Auto);
@@ -367,7 +367,7 @@ fn goose_version_without_a_file_is_refused() {
 
 #[test]
 fn goose_with_only_its_marker_applies_everything() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let mut client = db.connect();
     goose(&mut client, "goose_db_version", &[]);
     boot_adopts(
@@ -413,7 +413,7 @@ fn sqlx_migrate(url: &str, dir: &Path) {
 
 #[test]
 fn sqlx_history_is_adopted() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let tmp = tempfile::tempdir().unwrap();
     write_files(tmp.path(), &FIVE[..3]);
     sqlx_migrate(db.url(), tmp.path());
@@ -432,7 +432,7 @@ fn sqlx_history_is_adopted() {
 
 #[test]
 fn sqlx_refusals_edited_file_failed_migration_missing_file() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let tmp = tempfile::tempdir().unwrap();
     write_files(tmp.path(), &FIVE[..3]);
     sqlx_migrate(db.url(), tmp.path());
@@ -492,7 +492,7 @@ fn refinery_migrate(url: &str, list: &[(u64, &str, &str)]) {
 
 #[test]
 fn refinery_history_is_adopted() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     refinery_migrate(db.url(), &FIVE[..3]);
     boot_adopts(
         &db,
@@ -507,7 +507,7 @@ fn refinery_history_is_adopted() {
 
 #[test]
 fn refinery_edited_or_renamed_file_is_refused() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     refinery_migrate(db.url(), &FIVE[..3]);
     let mut edited = FIVE;
     edited[2].2 = "CREATE TABLE posts (id bigint);\n";
@@ -540,7 +540,7 @@ fn diesel_versions_are_directory_names_without_dashes() {
     )
     .collect();
     let set = set_of(&dated);
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let mut client = db.connect();
     client.batch_execute(dated[0].2).unwrap();
     apply_sql(&mut client, &[1, 2]);
@@ -620,7 +620,7 @@ fn crc(v: u64) -> Option<i32> {
 fn flyway_baseline_and_applied_versions_are_adopted() {
     // Baselined at 2 (1 and 2 existed before Flyway), then V3 applied; a repeatable migration
     // (no version) is not a versioned one. Flyway's next `migrate` runs V4 and V5.
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let mut client = db.connect();
     apply_sql(&mut client, &[1, 2, 3]);
     flyway_table(&mut client);
@@ -657,7 +657,7 @@ fn flyway_baseline_and_applied_versions_are_adopted() {
 
 #[test]
 fn flyway_refusals_failed_and_changed_checksum() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let mut client = db.connect();
     apply_sql(&mut client, &[1, 2]);
     flyway_table(&mut client);
@@ -702,7 +702,7 @@ fn flyway_refusals_failed_and_changed_checksum() {
 
 #[test]
 fn several_tools_need_from_and_from_picks_one() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let mut client = db.connect();
     apply_sql(&mut client, &[1, 2]);
     goose(&mut client, "goose_db_version", &[(1, true), (2, true)]);
@@ -725,7 +725,7 @@ fn several_tools_need_from_and_from_picks_one() {
 
 #[test]
 fn explicit_adoption_applies_nothing_and_preview_writes_nothing() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let mut client = db.connect();
     apply_sql(&mut client, &[1, 2, 3]);
     goose(
@@ -735,18 +735,18 @@ fn explicit_adoption_applies_nothing_and_preview_writes_nothing() {
     );
     let set = five();
 
-    let preview = set.runner().preview_adoption(&mut client).unwrap();
+    let preview = set.plan_adopt(&mut client).unwrap().adopted.unwrap();
     assert_eq!(preview.versions, vs(&[1, 2, 3]));
     assert_eq!(preview.tool, Tool::Goose);
     assert!(set.runner().history(&mut client).unwrap().is_empty());
 
-    let report = set.runner().adopt_history(&mut client).unwrap();
+    let report = set.runner().adopt(&mut client).unwrap();
     assert_eq!(report.adopted.unwrap().versions, vs(&[1, 2, 3]));
     assert!(report.applied.is_empty());
     assert_eq!(count(&mut client, "preflight_history"), 3);
 
     // Once the history has rows, adoption is not attempted again.
-    let again = set.runner().adopt_history(&mut client).unwrap();
+    let again = set.runner().adopt(&mut client).unwrap();
     assert!(again.adopted.is_none());
     assert_eq!(count(&mut client, "preflight_history_log"), 1);
 
@@ -757,9 +757,9 @@ fn explicit_adoption_applies_nothing_and_preview_writes_nothing() {
 
 #[test]
 fn explicit_adoption_without_a_foreign_table_is_refused() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let mut client = db.connect();
-    let err = five().runner().adopt_history(&mut client).unwrap_err();
+    let err = five().runner().adopt(&mut client).unwrap_err();
     assert!(
         matches!(err, Error::Adopt(AdoptError::NotFound { tool: None, .. })),
         "{err}"
@@ -769,11 +769,11 @@ fn explicit_adoption_without_a_foreign_table_is_refused() {
 
 #[test]
 fn boot_adoption_on_a_fresh_database_migrates_as_usual() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let mut client = db.connect();
     let report = five()
         .runner()
-        .adopt(Adopt::From(Tool::Goose))
+        .adoption(Adopt::From(Tool::Goose))
         .run(&mut client)
         .unwrap();
     assert!(report.adopted.is_none());
@@ -784,7 +784,7 @@ fn boot_adoption_on_a_fresh_database_migrates_as_usual() {
 fn adoption_is_off_by_default() {
     // The other table is not looked at: everything is applied (here the other tool's table
     // was created but none of its migrations ran, so this succeeds).
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let mut client = db.connect();
     goose(&mut client, "goose_db_version", &[(1, true)]);
     let report = five().runner().run(&mut client).unwrap();
@@ -794,7 +794,7 @@ fn adoption_is_off_by_default() {
 
 #[test]
 fn async_boot_adopts_too() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let mut client = db.connect();
     apply_sql(&mut client, &[1, 2]);
     golang_migrate(&mut client, 2, false);
@@ -804,21 +804,18 @@ fn async_boot_adopts_too() {
             .await
             .unwrap();
         let task = tokio::spawn(connection);
-        let found = set
-            .runner()
-            .foreign_tables_async(&mut client)
-            .await
-            .unwrap();
+        let found = set.plan_async(&mut client).await.unwrap().foreign;
         assert_eq!(found.len(), 1);
         let preview = set
-            .runner()
-            .preview_adoption_async(&mut client)
+            .plan_adopt_async(&mut client)
             .await
+            .unwrap()
+            .adopted
             .unwrap();
         assert_eq!(preview.versions, vs(&[1, 2]));
         let report = set
             .runner()
-            .adopt(Adopt::Auto)
+            .adoption(Adopt::Auto)
             .run_async(&mut client)
             .await
             .unwrap();
@@ -832,7 +829,7 @@ fn async_boot_adopts_too() {
 
 #[test]
 fn replicas_booting_together_adopt_once() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let mut client = db.connect();
     apply_sql(&mut client, &[1, 2, 3]);
     goose(
@@ -848,7 +845,7 @@ fn replicas_booting_together_adopt_once() {
                 s.spawn(|| {
                     let mut c = db.connect();
                     start.wait();
-                    set.runner().adopt(Adopt::Auto).run(&mut c).unwrap()
+                    set.runner().adoption(Adopt::Auto).run(&mut c).unwrap()
                 })
             })
             .collect();

@@ -1,5 +1,5 @@
 //! The boot-time behaviour every backend shares, written once over a small test-backend trait
-//! ([`Db`]) and run against a real PostgreSQL database (`testing::TestDb`) and a real SQLite
+//! ([`Db`]) and run against a real PostgreSQL database (`testing::TestDatabase`) and a real SQLite
 //! file in a temporary directory: `backends::postgres::*` and `backends::sqlite::*`.
 //! Multi-process tests re-execute this test binary with `PREFLIGHT_CHILD` naming the child's
 //! role and `PREFLIGHT_CHILD_URL` the database.
@@ -10,8 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use preflight_runtime::{
-    Body, Error, HistoryRow, Kind, MigrationParts, MigrationSpec, Migrations, Repair, Report,
-    Revert, Runner, Span, State, Version, Warning,
+    Body, Connection, Error, HistoryRow, Kind, MigrationParts, MigrationSpec, Migrations, Repair,
+    Report, Revert, Runner, Span, State, Version, Warning,
 };
 
 /// A database under test, on one connection.
@@ -21,10 +21,20 @@ trait Db: Sized {
     /// The database `url()` named, in a child process.
     fn open(url: &str) -> Self;
     fn url(&self) -> String;
-    fn run(&mut self, r: &Runner<'_>) -> Result<Report, Error>;
-    fn revert(&mut self, r: &Runner<'_>, revert: Revert) -> Result<Report, Error>;
-    fn repair(&mut self, r: &Runner<'_>, repair: Repair) -> Result<Report, Error>;
-    fn history(&mut self, r: &Runner<'_>) -> Result<Vec<HistoryRow>, Error>;
+    /// The connection, as every operation of the runner takes it, whatever the database.
+    fn conn(&mut self) -> &mut dyn Connection;
+    fn run(&mut self, r: &Runner<'_>) -> Result<Report, Error> {
+        r.run(self.conn())
+    }
+    fn revert(&mut self, r: &Runner<'_>, revert: Revert) -> Result<Report, Error> {
+        r.revert(self.conn(), revert)
+    }
+    fn repair(&mut self, r: &Runner<'_>, repair: Repair) -> Result<Report, Error> {
+        r.repair(self.conn(), repair)
+    }
+    fn history(&mut self, r: &Runner<'_>) -> Result<Vec<HistoryRow>, Error> {
+        r.history(self.conn())
+    }
     fn exec(&mut self, sql: &str);
     fn count(&mut self, sql: &str) -> i64;
     fn table_exists(&mut self, name: &str) -> bool;
@@ -44,11 +54,11 @@ trait Db: Sized {
 
 mod pg {
     use super::*;
-    use preflight_runtime::lock::advisory_key;
-    use preflight_runtime::testing::TestDb;
+    use preflight_runtime::testing::advisory_key;
+    use preflight_runtime::testing::TestDatabase;
 
     pub struct Pg {
-        _db: Option<TestDb>,
+        _db: Option<TestDatabase>,
         url: String,
         name: String,
         client: ::postgres::Client,
@@ -56,7 +66,7 @@ mod pg {
 
     impl Db for Pg {
         fn fresh() -> Self {
-            let db = TestDb::new();
+            let db = TestDatabase::empty();
             Pg {
                 url: db.url().to_owned(),
                 name: db.name().to_owned(),
@@ -75,17 +85,8 @@ mod pg {
         fn url(&self) -> String {
             self.url.clone()
         }
-        fn run(&mut self, r: &Runner<'_>) -> Result<Report, Error> {
-            r.run(&mut self.client)
-        }
-        fn revert(&mut self, r: &Runner<'_>, revert: Revert) -> Result<Report, Error> {
-            r.revert(&mut self.client, revert)
-        }
-        fn repair(&mut self, r: &Runner<'_>, repair: Repair) -> Result<Report, Error> {
-            r.repair(&mut self.client, repair)
-        }
-        fn history(&mut self, r: &Runner<'_>) -> Result<Vec<HistoryRow>, Error> {
-            r.history(&mut self.client)
+        fn conn(&mut self) -> &mut dyn Connection {
+            &mut self.client
         }
         fn exec(&mut self, sql: &str) {
             self.client.batch_execute(sql).unwrap();
@@ -200,17 +201,8 @@ mod lite {
         fn url(&self) -> String {
             self.path.to_str().unwrap().to_owned()
         }
-        fn run(&mut self, r: &Runner<'_>) -> Result<Report, Error> {
-            r.run_sqlite(&mut self.conn)
-        }
-        fn revert(&mut self, r: &Runner<'_>, revert: Revert) -> Result<Report, Error> {
-            r.revert_sqlite(&mut self.conn, revert)
-        }
-        fn repair(&mut self, r: &Runner<'_>, repair: Repair) -> Result<Report, Error> {
-            r.repair_sqlite(&mut self.conn, repair)
-        }
-        fn history(&mut self, r: &Runner<'_>) -> Result<Vec<HistoryRow>, Error> {
-            r.history_sqlite(&mut self.conn)
+        fn conn(&mut self) -> &mut dyn preflight_runtime::Connection {
+            &mut self.conn
         }
         fn exec(&mut self, sql: &str) {
             self.conn.execute_batch(sql).unwrap();
@@ -532,7 +524,7 @@ fn killed_inside_a_no_transaction_migration_refuses_then_resumes<D: Db>(test: &s
     }
     assert!(err.to_string().contains("preflight repair --forget 2"));
     assert!(!db.table_exists("nt3"));
-    let report = db.run(&m.runner().resume_unfinished(true)).unwrap();
+    let report = db.repair(&m.runner(), Repair::Resume(v(2))).unwrap();
     assert_eq!(report.applied_versions(), [v(2)]);
     assert!(report.warnings.contains(&Warning::Resumed {
         version: v(2),

@@ -1,7 +1,7 @@
 //! Pool hand-out: migrate on a pool connection, then hand the pool out; a failed run's
 //! connection never returns to the pool holding the lock.
 
-use preflight_runtime::testing::TestDb;
+use preflight_runtime::testing::TestDatabase;
 use preflight_runtime::{MigrationSpec, Migrations};
 
 fn good() -> Migrations {
@@ -21,7 +21,7 @@ fn bad() -> Migrations {
     .unwrap()
 }
 
-fn applied(db: &TestDb) -> i64 {
+fn applied(db: &TestDatabase) -> i64 {
     db.connect()
         .query_one("SELECT count(*) FROM preflight_history", &[])
         .unwrap()
@@ -29,7 +29,7 @@ fn applied(db: &TestDb) -> i64 {
 }
 
 /// Advisory locks held by any session on the test database.
-fn advisory_locks(db: &TestDb) -> i64 {
+fn advisory_locks(db: &TestDatabase) -> i64 {
     db.connect()
         .query_one(
             "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database \
@@ -42,7 +42,7 @@ fn advisory_locks(db: &TestDb) -> i64 {
 
 #[test]
 fn deadpool_migrates_then_hands_out_the_pool() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let mut cfg = deadpool_postgres::Config::new();
@@ -53,8 +53,12 @@ fn deadpool_migrates_then_hands_out_the_pool() {
                 tokio_postgres::NoTls,
             )
             .unwrap();
-        let pool = good().ready(pool).await.unwrap();
-        let client = pool.get().await.unwrap();
+        let (pool, report) = good().ready_async(pool).await.unwrap();
+        // The report comes back with the pool, for the application to log.
+        assert_eq!(report.applied.len(), 2, "{report}");
+        let mut client = pool.get().await.unwrap();
+        // A pooled connection is a connection like any other.
+        assert!(good().run_async(&mut client).await.unwrap().fast_path);
         let n: i64 = client
             .query_one("SELECT count(*) FROM preflight_history", &[])
             .await
@@ -62,7 +66,7 @@ fn deadpool_migrates_then_hands_out_the_pool() {
             .get(0);
         assert_eq!(n, 2);
         drop(client);
-        let err = bad().ready(pool.clone()).await.unwrap_err();
+        let err = bad().ready_async(pool.clone()).await.unwrap_err();
         assert_eq!(err.sqlstate(), Some("42P01"), "{err}");
         // The pool's one connection served the failed run and was detached, not returned.
         assert_eq!(pool.status().size, 0, "{:?}", pool.status());
@@ -73,7 +77,7 @@ fn deadpool_migrates_then_hands_out_the_pool() {
 
 #[test]
 fn bb8_migrates_then_hands_out_the_pool() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let manager = bb8_postgres::PostgresConnectionManager::new_from_stringlike(
@@ -86,12 +90,20 @@ fn bb8_migrates_then_hands_out_the_pool() {
             .build(manager)
             .await
             .unwrap();
-        let pool = good()
+        let (pool, report) = good()
             .runner()
             .application("bb8 app")
-            .ready(pool)
+            .ready_async(pool)
             .await
             .unwrap();
+        assert_eq!(report.applied.len(), 2, "{report}");
+        assert!(
+            good()
+                .run_async(&mut pool.get().await.unwrap())
+                .await
+                .unwrap()
+                .fast_path
+        );
         let n: i64 = pool
             .get()
             .await
@@ -101,7 +113,7 @@ fn bb8_migrates_then_hands_out_the_pool() {
             .unwrap()
             .get(0);
         assert_eq!(n, 2);
-        assert!(bad().ready(pool.clone()).await.is_err());
+        assert!(bad().ready_async(pool.clone()).await.is_err());
     });
     assert_eq!(applied(&db), 2);
     assert_eq!(advisory_locks(&db), 0);
@@ -109,11 +121,13 @@ fn bb8_migrates_then_hands_out_the_pool() {
 
 #[test]
 fn r2d2_migrates_then_hands_out_the_pool() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let manager =
         r2d2_postgres::PostgresConnectionManager::new(db.url().parse().unwrap(), postgres::NoTls);
     let pool = r2d2::Pool::builder().max_size(1).build(manager).unwrap();
-    let pool = good().ready_blocking(pool).unwrap();
+    let (pool, report) = good().ready(pool).unwrap();
+    assert_eq!(report.applied.len(), 2, "{report}");
+    assert!(good().run(&mut pool.get().unwrap()).unwrap().fast_path);
     let n: i64 = pool
         .get()
         .unwrap()
@@ -121,7 +135,7 @@ fn r2d2_migrates_then_hands_out_the_pool() {
         .unwrap()
         .get(0);
     assert_eq!(n, 2);
-    assert!(bad().ready_blocking(pool.clone()).is_err());
+    assert!(bad().ready(pool.clone()).is_err());
     // The one pooled connection came back clean: no lock, application_name reset.
     let mut c = pool.get().unwrap();
     let locks: i64 = c

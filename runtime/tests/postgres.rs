@@ -1,12 +1,13 @@
 //! Boot-time runner against a real PostgreSQL server: each test creates its own database
-//! (`testing::TestDb`) and drops it afterwards. Multi-process tests re-execute this test binary
+//! (`testing::TestDatabase`) and drops it afterwards. Multi-process tests re-execute this test binary
 //! with `PREFLIGHT_CHILD` naming the child's role.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use preflight_runtime::lock::{advisory_key, Holder};
-use preflight_runtime::testing::TestDb;
+use preflight_runtime::lock::Holder;
+use preflight_runtime::testing::advisory_key;
+use preflight_runtime::testing::TestDatabase;
 use preflight_runtime::{
     Body, Error, Kind, LockStrategy, MigrationParts, MigrationSpec, Migrations, Repair, Revert,
     Span, State, Version, Warning,
@@ -75,7 +76,7 @@ fn three() -> Migrations {
 
 #[test]
 fn applies_once_then_takes_the_fast_path_without_a_lock() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let mut client = db.connect();
     client
         .batch_execute("SET application_name = 'my app'")
@@ -127,7 +128,7 @@ fn applies_once_then_takes_the_fast_path_without_a_lock() {
 
 #[test]
 fn async_driver_applies_and_takes_the_fast_path() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let (mut client, conn) = tokio_postgres::connect(db.url(), tokio_postgres::NoTls)
@@ -179,7 +180,7 @@ fn async_driver_applies_and_takes_the_fast_path() {
 
 #[test]
 fn syntax_error_names_statement_line_and_sqlstate() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let mut client = db.connect();
     // Split into statements as `embed!` does, so the error maps to the second statement.
     let text = "CREATE TABLE a (id int);\n\nCREATE TABLE b (id intt;\n";
@@ -238,7 +239,7 @@ fn assert_race_result(client: &mut postgres::Client) {
 
 #[test]
 fn sixteen_threads_race_and_apply_each_migration_once() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let m = race_set();
     let barrier = std::sync::Barrier::new(16);
     let reports: Vec<_> = std::thread::scope(|s| {
@@ -288,7 +289,7 @@ fn eight_processes_race_and_apply_each_migration_once() {
         race_set().run(&mut client).unwrap();
         return;
     }
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let children: Vec<_> = (0..8)
         .map(|_| {
             spawn_child(
@@ -327,7 +328,7 @@ fn blocker_sets() -> (Migrations, Migrations) {
 /// Runs migration 1, holds a lock on `blocker`, starts a child that blocks on it inside
 /// migration 2, SIGKILLs the child once the server shows it waiting, and waits until its
 /// backend is gone.
-fn kill_child_inside_migration_2(db: &TestDb, test: &str, role: &str, m: &Migrations) {
+fn kill_child_inside_migration_2(db: &TestDatabase, test: &str, role: &str, m: &Migrations) {
     let mut client = db.connect();
     m.runner().target(1u64).run(&mut client).unwrap();
     let mut holder = db.connect();
@@ -371,7 +372,7 @@ fn killed_inside_a_transactional_migration_nothing_is_recorded_and_it_reapplies(
     if let Some((role, url)) = child_role() {
         kill_child_main(&role, &url);
     }
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let (m, _) = blocker_sets();
     kill_child_inside_migration_2(
         &db,
@@ -392,7 +393,7 @@ fn killed_inside_a_no_transaction_migration_refuses_then_resumes() {
     if let Some((role, url)) = child_role() {
         kill_child_main(&role, &url);
     }
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let (_, m) = blocker_sets();
     kill_child_inside_migration_2(
         &db,
@@ -419,7 +420,7 @@ fn killed_inside_a_no_transaction_migration_refuses_then_resumes() {
         "{err}"
     );
     assert!(!table_exists(&mut client, "nt3"));
-    let report = m.runner().resume_unfinished(true).run(&mut client).unwrap();
+    let report = m.repair(&mut client, Repair::Resume(v(2))).unwrap();
     assert_eq!(report.applied_versions(), [v(2)]);
     assert!(report.warnings.contains(&Warning::Resumed {
         version: v(2),
@@ -435,7 +436,7 @@ fn killed_inside_a_no_transaction_migration_refuses_then_resumes() {
 
 #[test]
 fn failed_no_transaction_statement_is_recorded_and_repairs_are_logged() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let mut client = db.connect();
     let broken = set(vec![MigrationSpec::new(1, "idx", "").no_transaction(&[
         "CREATE TABLE IF NOT EXISTS n1 (id int);",
@@ -489,7 +490,7 @@ fn failed_no_transaction_statement_is_recorded_and_repairs_are_logged() {
 
 #[test]
 fn edited_migration_refuses_naming_both_checksums_and_can_be_accepted() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let mut client = db.connect();
     three().run(&mut client).unwrap();
     let edited = set(vec![
@@ -524,7 +525,7 @@ fn edited_migration_refuses_naming_both_checksums_and_can_be_accepted() {
 
 #[test]
 fn missing_migration_refuses_unless_allowed() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let mut client = db.connect();
     three().run(&mut client).unwrap();
     let without_2 = set(vec![
@@ -552,7 +553,7 @@ fn missing_migration_refuses_unless_allowed() {
 
 #[test]
 fn history_ahead_of_the_binary_boots_with_a_warning() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let mut client = db.connect();
     three().run(&mut client).unwrap();
     let old = set(vec![
@@ -574,7 +575,7 @@ fn history_ahead_of_the_binary_boots_with_a_warning() {
 
 #[test]
 fn out_of_order_refused_by_default_and_applied_when_allowed() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let mut client = db.connect();
     let branch_a = set(vec![
         MigrationSpec::new(1, "a", "CREATE TABLE a (id int);"),
@@ -606,7 +607,7 @@ fn out_of_order_refused_by_default_and_applied_when_allowed() {
 
 #[test]
 fn lock_timeout_names_the_holder() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let mut holder = db.connect();
     holder
         .batch_execute("SET application_name = 'holder-app'")
@@ -654,7 +655,7 @@ fn lock_timeout_names_the_holder() {
 
 #[test]
 fn revert_by_steps_and_to_a_version_refusing_without_down() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let mut client = db.connect();
     let m = three();
     m.run(&mut client).unwrap();
@@ -693,7 +694,7 @@ fn revert_by_steps_and_to_a_version_refusing_without_down() {
 
 #[test]
 fn lease_lock_takes_over_an_expired_lease_and_names_a_live_holder() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let mut client = db.connect();
     let lease = LockStrategy::Lease {
         ttl: Duration::from_secs(30),
@@ -757,7 +758,7 @@ fn lease_lock_takes_over_an_expired_lease_and_names_a_live_holder() {
 
 #[test]
 fn grouped_mode_is_all_or_nothing() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let mut client = db.connect();
     let broken = set(vec![
         MigrationSpec::new(1, "a", "CREATE TABLE ga (id int);"),
@@ -783,7 +784,7 @@ fn grouped_mode_is_all_or_nothing() {
 
 #[test]
 fn target_version_stops_there_and_is_current_there() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let mut client = db.connect();
     let m = three();
     let report = m.runner().target(2u64).run(&mut client).unwrap();
@@ -800,7 +801,7 @@ fn target_version_stops_there_and_is_current_there() {
 
 #[test]
 fn schema_qualified_table_with_quotes_in_its_names() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let mut client = db.connect();
     let schema = "we\"ird schema";
     let table = "my \"history\"; DROP TABLE x; --";
@@ -825,7 +826,7 @@ fn schema_qualified_table_with_quotes_in_its_names() {
 
 #[test]
 fn statement_timeout_applies_inside_migration_transactions() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let mut client = db.connect();
     let m = set(vec![MigrationSpec::new(1, "slow", "SELECT pg_sleep(5);")]);
     let started = Instant::now();
@@ -869,7 +870,7 @@ fn probe(client: &mut postgres::Client, n: u64) -> String {
 
 #[test]
 fn every_migration_but_the_last_commits_asynchronously_and_each_stays_atomic() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let mut client = db.connect();
     let session_setting: String = client
         .query_one("SHOW synchronous_commit", &[])
@@ -930,7 +931,7 @@ fn every_migration_but_the_last_commits_asynchronously_and_each_stays_atomic() {
 
 #[test]
 fn async_driver_commits_asynchronously_except_the_last_and_grouped_mode_synchronously() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let (mut client, conn) = tokio_postgres::connect(db.url(), tokio_postgres::NoTls)
@@ -1019,7 +1020,7 @@ fn async_driver_commits_asynchronously_except_the_last_and_grouped_mode_synchron
 
 #[test]
 fn lock_waiters_return_through_the_fast_path_once_the_holder_has_migrated() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     // Someone holds the migration lock for the whole test.
     let mut holder = db.connect();
     let key = advisory_key(db.name(), "public", "preflight_history");
@@ -1096,7 +1097,7 @@ fn window_set(count: u64, broken: Option<u64>) -> Migrations {
 }
 
 /// Runs `m` through the async driver (which pipelines migration transactions in windows).
-fn run_async(db: &TestDb, m: &Migrations) -> Result<preflight_runtime::Report, Error> {
+fn run_async(db: &TestDatabase, m: &Migrations) -> Result<preflight_runtime::Report, Error> {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let (mut client, conn) = tokio_postgres::connect(db.url(), tokio_postgres::NoTls)
@@ -1122,7 +1123,7 @@ fn pipelined_window_commits_nothing_after_a_failed_migration() {
     // (migrations, the broken one): in the middle of the first window; the first of the
     // second window (64 per window), unguarded itself, whose successors' guards must hold.
     for (count, broken) in [(12, 7), (70, 65)] {
-        let db = TestDb::new();
+        let db = TestDatabase::empty();
         let err = run_async(&db, &window_set(count, Some(broken))).unwrap_err();
         match &err {
             Error::Migration(e) => {
@@ -1165,7 +1166,7 @@ fn pipelined_window_commits_nothing_after_a_failed_migration() {
 
 #[test]
 fn pipelined_run_records_every_migration_in_order_and_only_the_last_synchronously() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let mut client = db.connect();
     let session_setting: String = client
         .query_one("SHOW synchronous_commit", &[])
@@ -1224,7 +1225,7 @@ fn counts(client: &mut postgres::Client, table: &str, count: &str) -> ((i64, i64
 
 #[test]
 fn the_trigger_kept_row_count_follows_every_write_and_feeds_the_fast_path() {
-    let db = TestDb::new();
+    let db = TestDatabase::empty();
     let mut client = db.connect();
     // Names that need quoting in the trigger function's body, including its dollar quote.
     let schema = "count \"schema\"";
@@ -1300,8 +1301,8 @@ fn the_trigger_kept_row_count_follows_every_write_and_feeds_the_fast_path() {
 
 /// A database migrated by `three()` whose history looks as one written before the row count
 /// existed.
-fn migrated_without_row_count() -> (TestDb, postgres::Client, Migrations) {
-    let db = TestDb::new();
+fn migrated_without_row_count() -> (TestDatabase, postgres::Client, Migrations) {
+    let db = TestDatabase::empty();
     let mut client = db.connect();
     let m = three();
     m.run(&mut client).unwrap();

@@ -751,9 +751,9 @@ fn recover(
     };
     let resume = |c: &mut postgres::Client| -> Result<String, String> {
         set.runner()
-            .resume_unfinished(true)
-            .run(c)
-            .map_err(|e| format!("resume: {e}"))?;
+            .repair(c, Repair::Resume(v))
+            .map_err(|e| format!("repair --resume: {e}"))?;
+        run_once(c, set, s.mode).map_err(|e| format!("run after resume: {e}"))?;
         Ok("repair --resume".to_owned())
     };
     match state {

@@ -20,7 +20,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use preflight_runtime::lock::advisory_key;
+use preflight_runtime::testing::advisory_key;
 use preflight_runtime::testing::{with_database, PrivateCluster};
 use preflight_runtime::{LockStrategy, MigrationSpec, Migrations};
 

@@ -356,7 +356,7 @@ fn boot_storms() {
 /// so no statement runs twice.
 #[test]
 fn no_transaction_migration_is_claimed_once_even_without_a_lock() {
-    let db = preflight_runtime::testing::TestDb::new();
+    let db = preflight_runtime::testing::TestDatabase::empty();
     db.connect()
         .batch_execute("CREATE TABLE applied_log (v int NOT NULL)")
         .unwrap();

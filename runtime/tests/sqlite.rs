@@ -27,9 +27,9 @@ fn in_memory_database_migrates_without_a_lock_file() {
         "users",
         "CREATE TABLE users (id INTEGER PRIMARY KEY AUTOINCREMENT, email TEXT UNIQUE);",
     )]);
-    let report = m.run_sqlite(&mut conn).unwrap();
+    let report = m.run(&mut conn).unwrap();
     assert_eq!(report.applied_versions(), [Version::new(1)]);
-    assert!(m.run_sqlite(&mut conn).unwrap().fast_path);
+    assert!(m.run(&mut conn).unwrap().fast_path);
     conn.execute("INSERT INTO users (email) VALUES ('a@b')", [])
         .unwrap();
 }
@@ -52,7 +52,7 @@ fn triggers_vacuum_and_the_layout_marker() {
         // VACUUM cannot run inside a transaction: a no-transaction migration.
         MigrationSpec::new(2, "vacuum", "").no_transaction(&["VACUUM;"]),
     ]);
-    let report = m.run_sqlite(&mut conn).unwrap();
+    let report = m.run(&mut conn).unwrap();
     assert_eq!(report.applied.len(), 2);
     conn.execute_batch("INSERT INTO items DEFAULT VALUES; INSERT INTO items DEFAULT VALUES;")
         .unwrap();
@@ -60,7 +60,7 @@ fn triggers_vacuum_and_the_layout_marker() {
         .query_row("SELECT n FROM counts", [], |r| r.get(0))
         .unwrap();
     assert_eq!(n, 2, "the whole trigger body was one statement");
-    let rows = m.runner().history_sqlite(&mut conn).unwrap();
+    let rows = m.runner().history(&mut conn).unwrap();
     assert_eq!(rows[1].state, State::Applied);
     assert_eq!((rows[1].statements_done, rows[1].statements_total), (1, 1));
     let definition: String = conn
@@ -84,7 +84,7 @@ fn a_foreign_table_with_the_history_name_is_refused() {
     conn.execute_batch("CREATE TABLE preflight_history (version text)")
         .unwrap();
     let err = set(vec![MigrationSpec::new(1, "a", "CREATE TABLE a (id int);")])
-        .run_sqlite(&mut conn)
+        .run(&mut conn)
         .unwrap_err();
     assert!(matches!(err, Error::History(_)), "{err}");
     assert!(err.to_string().contains("preflight-history v1"), "{err}");
@@ -97,7 +97,7 @@ fn busy_timeout_is_restored_and_an_open_transaction_is_refused() {
     let m = set(vec![MigrationSpec::new(1, "a", "CREATE TABLE a (id int);")]);
     m.runner()
         .lock_timeout(Duration::from_secs(7))
-        .run_sqlite(&mut conn)
+        .run(&mut conn)
         .unwrap();
     let ms: i64 = conn
         .query_row("PRAGMA busy_timeout", [], |r| r.get(0))
@@ -109,10 +109,10 @@ fn busy_timeout_is_restored_and_an_open_transaction_is_refused() {
         MigrationSpec::new(2, "b", "CREATE TABLE b (id int);"),
     ]);
     conn.execute_batch("BEGIN").unwrap();
-    let err = more.run_sqlite(&mut conn).unwrap_err();
+    let err = more.run(&mut conn).unwrap_err();
     assert!(matches!(err, Error::Config(_)), "{err}");
     conn.execute_batch("ROLLBACK").unwrap();
-    assert_eq!(more.run_sqlite(&mut conn).unwrap().applied.len(), 1);
+    assert_eq!(more.run(&mut conn).unwrap().applied.len(), 1);
 }
 
 #[test]
@@ -124,8 +124,8 @@ fn quoted_table_in_an_attached_database() {
     let table = "my \"history\"; DROP TABLE x; --";
     let m = set(vec![MigrationSpec::new(1, "a", "CREATE TABLE a (id int);")]);
     let runner = m.runner().schema("ops").table(table);
-    assert_eq!(runner.run_sqlite(&mut conn).unwrap().applied.len(), 1);
-    assert!(runner.run_sqlite(&mut conn).unwrap().fast_path);
+    assert_eq!(runner.run(&mut conn).unwrap().applied.len(), 1);
+    assert!(runner.run(&mut conn).unwrap().fast_path);
     let n: i64 = conn
         .query_row(
             "SELECT count(*) FROM ops.sqlite_schema WHERE name IN (?1, ?2)",
@@ -135,9 +135,9 @@ fn quoted_table_in_an_attached_database() {
         .unwrap();
     assert_eq!(n, 2);
     // The default table in `main` is a different history.
-    assert!(m.runner().history_sqlite(&mut conn).unwrap().is_empty());
+    assert!(m.runner().history(&mut conn).unwrap().is_empty());
     // An unknown attached database is a configuration error, not a crash.
-    let err = m.runner().schema("nope").run_sqlite(&mut conn).unwrap_err();
+    let err = m.runner().schema("nope").run(&mut conn).unwrap_err();
     assert!(matches!(err, Error::Config(_)), "{err}");
 }
 
@@ -152,7 +152,7 @@ fn lock_timeout_names_the_lock_file_and_lease_is_refused() {
     let err = m
         .runner()
         .lock_timeout(Duration::from_millis(100))
-        .run_sqlite(&mut conn)
+        .run(&mut conn)
         .unwrap_err();
     match &err {
         Error::LockTimeout {
@@ -167,10 +167,10 @@ fn lock_timeout_names_the_lock_file_and_lease_is_refused() {
     let err = m
         .runner()
         .lock(LockStrategy::lease())
-        .run_sqlite(&mut conn)
+        .run(&mut conn)
         .unwrap_err();
     assert!(matches!(err, Error::Config(_)), "{err}");
-    assert!(m.run_sqlite(&mut conn).is_ok());
+    assert!(m.run(&mut conn).is_ok());
 }
 
 /// A child process holds the lock file (as a migrating replica would): the timeout names its
@@ -210,7 +210,7 @@ fn lock_held_by_another_process_names_its_pid_and_dies_with_it() {
     let err = m
         .runner()
         .lock_timeout(Duration::from_millis(100))
-        .run_sqlite(&mut conn)
+        .run(&mut conn)
         .unwrap_err();
     match &err {
         Error::LockTimeout {
@@ -230,7 +230,7 @@ fn lock_held_by_another_process_names_its_pid_and_dies_with_it() {
     let report = m
         .runner()
         .lock_timeout(Duration::from_secs(5))
-        .run_sqlite(&mut conn)
+        .run(&mut conn)
         .unwrap();
     assert_eq!(report.applied.len(), 1);
     assert!(report.lock_wait < Duration::from_secs(1), "{report:?}");
@@ -261,9 +261,9 @@ fn the_trigger_kept_row_count_follows_every_write_and_a_history_without_it_gets_
         MigrationSpec::new(2, "b", "CREATE TABLE b (id INTEGER);"),
     ]);
     let runner = m.runner().schema("aux").table("h");
-    runner.run_sqlite(&mut conn).unwrap();
+    runner.run(&mut conn).unwrap();
     assert_eq!(counts(&conn), ((2, 0), (2, 0)));
-    assert!(runner.run_sqlite(&mut conn).unwrap().fast_path);
+    assert!(runner.run(&mut conn).unwrap().fast_path);
     conn.execute_batch(
         "INSERT INTO aux.h (version, name, checksum, chain, state) \
          VALUES ('3', 'by hand', 'x', 'x', 'in_progress')",
@@ -274,22 +274,22 @@ fn the_trigger_kept_row_count_follows_every_write_and_a_history_without_it_gets_
         .unwrap();
     assert_eq!(counts(&conn), ((3, 0), (3, 0)));
     // One row more than the binary knows, seen through the count alone.
-    let report = runner.run_sqlite(&mut conn).unwrap();
+    let report = runner.run(&mut conn).unwrap();
     assert!(!report.fast_path && report.applied.is_empty());
     conn.execute_batch("DELETE FROM aux.h WHERE version = '3'")
         .unwrap();
     assert_eq!(counts(&conn), ((2, 0), (2, 0)));
-    assert!(runner.run_sqlite(&mut conn).unwrap().fast_path);
+    assert!(runner.run(&mut conn).unwrap().fast_path);
     // A history from before the count: the next boot installs it, the one after is fast.
     conn.execute_batch(
         "DROP TRIGGER aux.h_count_insert; DROP TRIGGER aux.h_count_delete; \
          DROP TRIGGER aux.h_count_state; DROP TABLE aux.h_count",
     )
     .unwrap();
-    let report = runner.run_sqlite(&mut conn).unwrap();
+    let report = runner.run(&mut conn).unwrap();
     assert!(!report.fast_path && report.applied.is_empty());
     assert_eq!(counts(&conn), ((2, 0), (2, 0)));
-    assert!(runner.run_sqlite(&mut conn).unwrap().fast_path);
+    assert!(runner.run(&mut conn).unwrap().fast_path);
     // A count that drifted (a trigger dropped meanwhile) is recounted by the next slow path,
     // and the trigger restored.
     conn.execute_batch(
@@ -297,15 +297,15 @@ fn the_trigger_kept_row_count_follows_every_write_and_a_history_without_it_gets_
     )
     .unwrap();
     assert_eq!(counts(&conn), ((2, 0), (1, 0)));
-    let report = runner.run_sqlite(&mut conn).unwrap();
+    let report = runner.run(&mut conn).unwrap();
     assert_eq!(report.applied_versions(), [Version::new(2)]);
     assert_eq!(counts(&conn), ((2, 0), (2, 0)));
     // The count's row deleted: the slow path puts it back.
     conn.execute_batch("DELETE FROM aux.h_count").unwrap();
-    let report = runner.run_sqlite(&mut conn).unwrap();
+    let report = runner.run(&mut conn).unwrap();
     assert!(!report.fast_path && report.applied.is_empty());
     assert_eq!(counts(&conn), ((2, 0), (2, 0)));
-    assert!(runner.run_sqlite(&mut conn).unwrap().fast_path);
+    assert!(runner.run(&mut conn).unwrap().fast_path);
     conn.execute_batch("DELETE FROM aux.h WHERE version = '2'")
         .unwrap();
     assert_eq!(counts(&conn), ((1, 0), (1, 0)));
@@ -341,7 +341,7 @@ fn in_wal_mode_every_migration_but_the_last_commits_unsynced() {
     let (_dir, _path, mut conn) = file_db();
     conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL")
         .unwrap();
-    synchronous_probes().run_sqlite(&mut conn).unwrap();
+    synchronous_probes().run(&mut conn).unwrap();
     assert_eq!(probed_levels(&conn), [1, 1, 2]);
     let level: i64 = conn
         .query_row("PRAGMA synchronous", [], |r| r.get(0))
@@ -351,12 +351,12 @@ fn in_wal_mode_every_migration_but_the_last_commits_unsynced() {
     let (_dir, _path, mut conn) = file_db();
     conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = EXTRA")
         .unwrap();
-    synchronous_probes().run_sqlite(&mut conn).unwrap();
+    synchronous_probes().run(&mut conn).unwrap();
     assert_eq!(probed_levels(&conn), [1, 1, 3]);
     // Rollback journal: every commit synced.
     let (_dir, _path, mut conn) = file_db();
     conn.execute_batch("PRAGMA synchronous = FULL").unwrap();
-    synchronous_probes().run_sqlite(&mut conn).unwrap();
+    synchronous_probes().run(&mut conn).unwrap();
     assert_eq!(probed_levels(&conn), [2, 2, 2]);
     // WAL with another database attached: its commits would not be synced by the last one.
     let (dir, _path, mut conn) = file_db();
@@ -367,7 +367,7 @@ fn in_wal_mode_every_migration_but_the_last_commits_unsynced() {
         [dir.path().join("other.db").to_str().unwrap()],
     )
     .unwrap();
-    synchronous_probes().run_sqlite(&mut conn).unwrap();
+    synchronous_probes().run(&mut conn).unwrap();
     assert_eq!(probed_levels(&conn), [2, 2, 2]);
 }
 
@@ -379,7 +379,7 @@ fn a_read_only_file_with_a_history_from_before_the_row_count_still_boots() {
         "a",
         "CREATE TABLE a (id INTEGER);",
     )]);
-    m.run_sqlite(&mut conn).unwrap();
+    m.run(&mut conn).unwrap();
     conn.execute_batch(
         "DROP TRIGGER preflight_history_count_insert; DROP TRIGGER preflight_history_count_delete; \
          DROP TRIGGER preflight_history_count_state; DROP TABLE preflight_history_count",
@@ -389,7 +389,7 @@ fn a_read_only_file_with_a_history_from_before_the_row_count_still_boots() {
     let mut read_only =
         Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
     // The count cannot be installed here: a warning, not a failed boot.
-    let report = m.run_sqlite(&mut read_only).unwrap();
+    let report = m.run(&mut read_only).unwrap();
     assert!(!report.fast_path && report.applied.is_empty(), "{report:?}");
     let tables: i64 = read_only
         .query_row(

@@ -14,7 +14,7 @@ use tokio_postgres::{Row, Statement};
 
 use crate::error::DbError;
 
-use super::{db_error, typed, Op, PgConn};
+use super::wire::{db_error, typed, Op, PgConn};
 
 type Request<'a> = Pin<Box<dyn Future<Output = Result<Vec<Row>, DbError>> + Send + 'a>>;
 

@@ -10,91 +10,13 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use crate::connection::{sealed, AsyncPool, Pool};
 use crate::error::{redact_url, Error};
+use crate::report::Report;
 use crate::runner::Runner;
-use crate::Migrations;
 
-mod sealed {
-    pub trait Sealed {}
-}
-
-/// An async connection pool that Preflight can migrate through: `deadpool_postgres::Pool`
-/// (feature `deadpool`) and `bb8::Pool<bb8_postgres::PostgresConnectionManager<_>>` (feature
-/// `bb8`).
-pub trait AsyncPool: sealed::Sealed + Sized {
-    #[doc(hidden)]
-    fn migrate<'a>(
-        &'a self,
-        runner: &'a Runner<'_>,
-    ) -> Pin<Box<dyn Future<Output = Result<crate::Report, Error>> + Send + 'a>>;
-}
-
-/// A blocking connection pool that Preflight can migrate through:
-/// `r2d2::Pool<r2d2_postgres::PostgresConnectionManager<_>>` (feature `r2d2`).
-pub trait BlockingPool: sealed::Sealed + Sized {
-    #[doc(hidden)]
-    fn migrate(&self, runner: &Runner<'_>) -> Result<crate::Report, Error>;
-}
-
-impl Runner<'_> {
-    /// Takes a connection from the pool, migrates, and only then returns the pool.
-    ///
-    /// ```no_run
-    /// # #[cfg(feature = "deadpool")]
-    /// # async fn f(migrations: &preflight_runtime::Migrations) -> Result<(), Box<dyn std::error::Error>> {
-    /// let mut cfg = deadpool_postgres::Config::new();
-    /// cfg.url = Some("postgres://app@localhost/app".into());
-    /// let pool = cfg.create_pool(Some(deadpool_postgres::Runtime::Tokio1), tokio_postgres::NoTls)?;
-    /// let pool = migrations.runner().application("api 1.0").ready(pool).await?;
-    /// # drop(pool); Ok(()) }
-    /// ```
-    pub async fn ready<P: AsyncPool>(&self, pool: P) -> Result<P, Error> {
-        pool.migrate(self).await?;
-        Ok(pool)
-    }
-
-    /// Takes a connection from the pool, migrates, and only then returns the pool.
-    ///
-    /// ```no_run
-    /// # #[cfg(feature = "r2d2")]
-    /// # fn f(migrations: &preflight_runtime::Migrations) -> Result<(), Box<dyn std::error::Error>> {
-    /// let manager = r2d2_postgres::PostgresConnectionManager::new(
-    ///     "postgres://app@localhost/app".parse()?,
-    ///     postgres::NoTls,
-    /// );
-    /// let pool = migrations.runner().ready_blocking(r2d2::Pool::new(manager)?)?;
-    /// # drop(pool); Ok(()) }
-    /// ```
-    pub fn ready_blocking<P: BlockingPool>(&self, pool: P) -> Result<P, Error> {
-        pool.migrate(self)?;
-        Ok(pool)
-    }
-}
-
-impl Migrations {
-    /// Migrates with the default settings through a pool connection, then returns the pool
-    /// (see [`Runner::ready`]).
-    ///
-    /// ```no_run
-    /// # #[cfg(feature = "bb8")]
-    /// # async fn f(migrations: &preflight_runtime::Migrations) -> Result<(), Box<dyn std::error::Error>> {
-    /// let manager = bb8_postgres::PostgresConnectionManager::new_from_stringlike(
-    ///     "postgres://app@localhost/app",
-    ///     tokio_postgres::NoTls,
-    /// )?;
-    /// let pool = migrations.ready(bb8::Pool::builder().build(manager).await?).await?;
-    /// # drop(pool); Ok(()) }
-    /// ```
-    pub async fn ready<P: AsyncPool>(&self, pool: P) -> Result<P, Error> {
-        self.runner().ready(pool).await
-    }
-
-    /// Migrates with the default settings through a blocking pool's connection, then returns
-    /// the pool (see [`Runner::ready_blocking`]).
-    pub fn ready_blocking<P: BlockingPool>(&self, pool: P) -> Result<P, Error> {
-        self.runner().ready_blocking(pool)
-    }
-}
+/// What an async pool's `migrate` returns.
+type Migrating<'a> = Pin<Box<dyn Future<Output = Result<Report, Error>> + Send + 'a>>;
 
 fn pool_error(e: impl std::fmt::Display) -> Error {
     Error::Pool(redact_url(&e.to_string()).into_owned())
@@ -120,10 +42,7 @@ mod deadpool_impl {
     }
 
     impl AsyncPool for deadpool_postgres::Pool {
-        fn migrate<'a>(
-            &'a self,
-            runner: &'a Runner<'_>,
-        ) -> Pin<Box<dyn Future<Output = Result<crate::Report, Error>> + Send + 'a>> {
+        fn migrate<'a>(&'a self, runner: &'a Runner<'_>) -> Migrating<'a> {
             Box::pin(async move {
                 let object = self.get().await.map_err(pool_error)?;
                 let mut guard = Detach(Some(object));
@@ -165,10 +84,7 @@ mod bb8_impl {
         <Tls as MakeTlsConnect<Socket>>::TlsConnect: Send,
         <<Tls as MakeTlsConnect<Socket>>::TlsConnect as TlsConnect<Socket>>::Future: Send,
     {
-        fn migrate<'a>(
-            &'a self,
-            runner: &'a Runner<'_>,
-        ) -> Pin<Box<dyn Future<Output = Result<crate::Report, Error>> + Send + 'a>> {
+        fn migrate<'a>(&'a self, runner: &'a Runner<'_>) -> Migrating<'a> {
             Box::pin(async move {
                 // bb8 cannot detach a pooled connection: migrate on a dedicated one, made by the
                 // pool's manager with the pool's settings and closed when dropped, success or
@@ -220,14 +136,14 @@ mod r2d2_impl {
         }
     }
 
-    impl<Tls> BlockingPool for r2d2::Pool<Manager<Tls>>
+    impl<Tls> Pool for r2d2::Pool<Manager<Tls>>
     where
         Tls: MakeTlsConnect<Socket> + Clone + 'static + Sync + Send,
         Tls::TlsConnect: Send,
         Tls::Stream: Send,
         <Tls::TlsConnect as TlsConnect<Socket>>::Future: Send,
     {
-        fn migrate(&self, runner: &Runner<'_>) -> Result<crate::Report, Error> {
+        fn migrate(&self, runner: &Runner<'_>) -> Result<Report, Error> {
             let mut connection = self.get().map_err(pool_error)?;
             let mut scrub = Scrub(Some(&mut connection));
             let result = match scrub.0.as_deref_mut() {

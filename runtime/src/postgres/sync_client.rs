@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::error::DbError;
 
-use super::{db_error, typed, Op, PgConn};
+use super::wire::{db_error, typed, Op, PgConn};
 
 pub(crate) struct SyncConn<'c>(pub &'c mut postgres::Client);
 

@@ -33,7 +33,8 @@
 //! # }
 //! ```
 //!
-//! `#[preflight::test]` (in the `preflight` crate) writes that first line for you. SQLite has
+//! `TestDatabase::empty()` is an empty database instead. `#[preflight::test]` (in the
+//! `preflight` crate) writes that first line for you. SQLite has
 //! `SqliteTestDatabase` (with the `sqlite` feature): a copy of a migrated template file, or an
 //! in-memory database restored from it.
 //!
@@ -51,10 +52,24 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-pub use self::postgres::{TestDatabase, TestDb, DATABASE_PREFIX, TEMPLATE_PREFIX};
+pub use self::postgres::{TestDatabase, DATABASE_PREFIX, TEMPLATE_PREFIX};
 pub use self::server::{server_url, with_database, PrivateCluster};
 #[cfg(feature = "sqlite")]
 pub use self::sqlite::SqliteTestDatabase;
+
+/// The key of the migration lock's advisory lock for a history table (see [`crate::lock`]), so
+/// that a test can hold the lock from another session, as a migrating process would.
+///
+/// ```no_run
+/// use preflight_runtime::testing::{advisory_key, TestDatabase};
+///
+/// let db = TestDatabase::empty();
+/// let key = advisory_key(db.name(), "public", "preflight_history");
+/// db.connect().query_one("SELECT pg_advisory_lock($1)", &[&key]).unwrap();
+/// ```
+pub fn advisory_key(database: &str, schema: &str, table: &str) -> i64 {
+    crate::lock::advisory_key(database, schema, table)
+}
 
 /// Test databases (and SQLite test files) older than this were left by a crashed run.
 const LEFTOVER_AGE: Duration = Duration::from_secs(6 * 3600);

@@ -24,38 +24,82 @@ pub const TEMPLATE_PREFIX: &str = "preflight_tpl_";
 /// few branches with different migrations can run their tests side by side.
 const TEMPLATES_KEPT: usize = 3;
 
-/// A freshly created, empty, uniquely named database, dropped on drop (also when the test
-/// panics). For a database at the latest migration, see [`TestDatabase`].
+/// A uniquely named test database on the test server ([`server_url`]), dropped on drop (also
+/// when the test panics): already at the latest migration of a set ([`TestDatabase::new`], a
+/// copy of the set's template database, see the [module docs](super)), or empty
+/// ([`TestDatabase::empty`]).
 ///
 /// ```no_run
-/// use preflight_runtime::testing::TestDb;
+/// # use preflight_runtime::{Migrations, MigrationSpec};
+/// # let migrations = Migrations::from_specs(vec![MigrationSpec::new(1, "t", "CREATE TABLE t (id int);")]).unwrap();
+/// use preflight_runtime::testing::TestDatabase;
 ///
-/// let db = TestDb::new(); // CREATE DATABASE with a unique name
+/// let db = TestDatabase::new(&migrations);
 /// let mut client = db.connect();
-/// client.batch_execute("CREATE TABLE t (id int)").unwrap();
+/// client.execute("INSERT INTO t VALUES (1)", &[]).unwrap();
+/// println!("{}", db.url()); // for code under test that takes a URL
+///
+/// let empty = TestDatabase::empty(); // CREATE DATABASE with a unique name, nothing in it
+/// empty.connect().batch_execute("CREATE TABLE t (id int)").unwrap();
 /// ```
-pub struct TestDb {
+pub struct TestDatabase {
     name: String,
     url: String,
     admin_url: String,
 }
 
-impl TestDb {
-    /// Creates an empty database on the test server ([`server_url`]).
+impl TestDatabase {
+    /// A fresh copy of the set's migrated template, which is created first if needed, once,
+    /// safely when many test threads and processes start at once.
+    ///
+    /// # Panics
+    /// When no server can be reached or started, or a migration fails on a fresh database.
+    pub fn new(migrations: &Migrations) -> TestDatabase {
+        on_own_runtime(|| TestDatabase::new_async(migrations))
+    }
+
+    /// [`TestDatabase::new`] for async code (needs a tokio runtime).
+    pub async fn new_async(migrations: &Migrations) -> TestDatabase {
+        let admin = Admin::connect().await;
+        let mut retried = false;
+        loop {
+            let template = admin.template_for(migrations).await;
+            match admin.create(Some(&template)).await {
+                Ok(db) => return db,
+                // Another run pruned this template between our check and the copy (it keeps
+                // the newest few per set): build it again, once.
+                Err(e) if !retried && e.code() == Some(&SqlState::UNDEFINED_DATABASE) => {
+                    retried = true;
+                }
+                Err(e) => panic!(
+                    "cannot create a test database from the template {template}: {}",
+                    causes(&e)
+                ),
+            }
+        }
+    }
+
+    /// An empty database.
     ///
     /// # Panics
     /// When no server can be reached or started; the message says what to do.
-    pub fn new() -> TestDb {
-        on_own_runtime(TestDb::new_async)
+    pub fn empty() -> TestDatabase {
+        on_own_runtime(TestDatabase::empty_async)
     }
 
-    /// [`TestDb::new`] for async code (needs a tokio runtime).
-    pub async fn new_async() -> TestDb {
+    /// [`TestDatabase::empty`] for async code (needs a tokio runtime).
+    pub async fn empty_async() -> TestDatabase {
         let admin = Admin::connect().await;
         admin
             .create(None)
             .await
             .unwrap_or_else(|e| panic!("cannot create a test database: {}", causes(&e)))
+    }
+
+    /// The name of the template database a set's copies are made from (it exists once a
+    /// `TestDatabase` of the set was created): to inspect it, or to drop it by hand.
+    pub fn template_name(migrations: &Migrations) -> String {
+        template_name(migrations)
     }
 
     /// The database's name.
@@ -69,7 +113,7 @@ impl TestDb {
     }
 
     /// A new synchronous connection to the database. In async code (where the synchronous
-    /// client cannot be used) see [`TestDb::connect_async`].
+    /// client cannot be used) see [`TestDatabase::connect_async`].
     ///
     /// # Panics
     /// When the connection fails.
@@ -99,13 +143,7 @@ impl TestDb {
     }
 }
 
-impl Default for TestDb {
-    fn default() -> Self {
-        TestDb::new()
-    }
-}
-
-impl Drop for TestDb {
+impl Drop for TestDatabase {
     fn drop(&mut self) {
         let (admin_url, name) = (&self.admin_url, &self.name);
         // Best effort and silent: a drop may run while a failing test unwinds, and a database
@@ -120,81 +158,6 @@ impl Drop for TestDb {
                     .await;
             }
         });
-    }
-}
-
-/// A test database already at the latest migration of a set: a copy of the set's template
-/// database (see the [module docs](super)). Dropped on drop, also when the test panics.
-///
-/// ```no_run
-/// # use preflight_runtime::{Migrations, MigrationSpec};
-/// # let migrations = Migrations::from_specs(vec![MigrationSpec::new(1, "t", "CREATE TABLE t (id int);")]).unwrap();
-/// use preflight_runtime::testing::TestDatabase;
-///
-/// let db = TestDatabase::new(&migrations);
-/// let mut client = db.connect();
-/// client.execute("INSERT INTO t VALUES (1)", &[]).unwrap();
-/// println!("{}", db.url()); // for code under test that takes a URL
-/// ```
-pub struct TestDatabase {
-    db: TestDb,
-}
-
-impl TestDatabase {
-    /// A fresh copy of the set's migrated template, which is created first if needed, once,
-    /// safely when many test threads and processes start at once.
-    ///
-    /// # Panics
-    /// When no server can be reached or started, or a migration fails on a fresh database.
-    pub fn new(migrations: &Migrations) -> TestDatabase {
-        on_own_runtime(|| TestDatabase::new_async(migrations))
-    }
-
-    /// [`TestDatabase::new`] for async code (needs a tokio runtime).
-    pub async fn new_async(migrations: &Migrations) -> TestDatabase {
-        let admin = Admin::connect().await;
-        let mut retried = false;
-        loop {
-            let template = admin.template_for(migrations).await;
-            match admin.create(Some(&template)).await {
-                Ok(db) => return TestDatabase { db },
-                // Another run pruned this template between our check and the copy (it keeps
-                // the newest few per set): build it again, once.
-                Err(e) if !retried && e.code() == Some(&SqlState::UNDEFINED_DATABASE) => {
-                    retried = true;
-                }
-                Err(e) => panic!(
-                    "cannot create a test database from the template {template}: {}",
-                    causes(&e)
-                ),
-            }
-        }
-    }
-
-    /// The name of the template database a set's copies are made from (it exists once a
-    /// `TestDatabase` of the set was created): to inspect it, or to drop it by hand.
-    pub fn template_name(migrations: &Migrations) -> String {
-        template_name(migrations)
-    }
-
-    /// The database's name.
-    pub fn name(&self) -> &str {
-        self.db.name()
-    }
-
-    /// A connection URL for the database.
-    pub fn url(&self) -> &str {
-        self.db.url()
-    }
-
-    /// A new synchronous connection to the database (see [`TestDb::connect`]).
-    pub fn connect(&self) -> postgres::Client {
-        self.db.connect()
-    }
-
-    /// A new async connection to the database (see [`TestDb::connect_async`]).
-    pub async fn connect_async(&self) -> tokio_postgres::Client {
-        self.db.connect_async().await
     }
 }
 
@@ -224,12 +187,12 @@ impl Admin {
         self.client.batch_execute(sql).await
     }
 
-    async fn create(&self, template: Option<&str>) -> Result<TestDb, tokio_postgres::Error> {
+    async fn create(&self, template: Option<&str>) -> Result<TestDatabase, tokio_postgres::Error> {
         let name = unique_name(DATABASE_PREFIX);
         let template = template.map_or(String::new(), |t| format!(" TEMPLATE {}", identifier(t)));
         self.execute(&format!("CREATE DATABASE {}{template}", identifier(&name)))
             .await?;
-        Ok(TestDb {
+        Ok(TestDatabase {
             url: with_database(self.url, &name),
             admin_url: self.url.to_owned(),
             name,
@@ -430,8 +393,8 @@ mod tests {
 
     #[test]
     fn test_databases_are_created_isolated_and_dropped() {
-        let a = TestDb::new();
-        let b = TestDb::new();
+        let a = TestDatabase::empty();
+        let b = TestDatabase::empty();
         assert_ne!(a.name(), b.name());
         a.connect()
             .batch_execute("CREATE TABLE only_in_a (id int)")

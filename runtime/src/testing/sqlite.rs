@@ -133,7 +133,7 @@ fn template_for(set: &Migrations) -> PathBuf {
     let scratch = directory().join(format!("{}.building", unique_name("template_")));
     let migrated = Connection::open(&scratch)
         .map_err(|e| e.to_string())
-        .and_then(|mut conn| set.run_sqlite(&mut conn).map_err(|e| e.to_string()));
+        .and_then(|mut conn| set.run(&mut conn).map_err(|e| e.to_string()));
     // Closed (dropped above) before the rename: the file is complete, with no journal.
     let installed = migrated.and_then(|_| {
         std::fs::rename(&scratch, &template)
@@ -210,7 +210,7 @@ mod tests {
         }
         // A copy is current: the runner takes the fast path.
         let db = SqliteTestDatabase::new(&set);
-        assert!(set.run_sqlite(&mut db.connect()).unwrap().fast_path);
+        assert!(set.run(&mut db.connect()).unwrap().fast_path);
     }
 
     #[test]
@@ -220,6 +220,6 @@ mod tests {
         let b = SqliteTestDatabase::in_memory(&set);
         a.execute("INSERT INTO t VALUES (2)", []).unwrap();
         assert_eq!((rows(&a), rows(&b)), (2, 1));
-        assert!(set.run_sqlite(&mut a).unwrap().fast_path);
+        assert!(set.run(&mut a).unwrap().fast_path);
     }
 }

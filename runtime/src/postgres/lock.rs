@@ -1,0 +1,176 @@
+//! The migration lock on PostgreSQL: the session advisory lock, taken and released only on
+//! the server session the run started on, and the lease row.
+
+use std::time::Duration;
+
+use crate::backend::Locking;
+use crate::error::Error;
+use crate::lock::{pg_locks_ids, Holder};
+
+use super::history::is_creation_race;
+use super::sql;
+use super::wire::{get, Op, Param, PgConn};
+use super::PgBackend;
+
+impl<C: PgConn> Locking for PgBackend<C> {
+    async fn try_advisory_lock(&mut self, key: i64) -> Result<bool, Error> {
+        let (classid, objid) = pg_locks_ids(key);
+        let rows = self
+            .query(
+                sql::TRY_ADVISORY,
+                vec![
+                    Param::Int8(key),
+                    Param::Oid(classid),
+                    Param::Oid(objid),
+                    Param::Int8(self.session_pid),
+                ],
+            )
+            .await
+            .map_err(|e| Error::db("pg_try_advisory_lock", e))?;
+        let Some(row) = rows.first() else {
+            return Ok(false);
+        };
+        let (acquired, pid, held): (bool, i64, bool) = (get(row, 0)?, get(row, 1)?, get(row, 2)?);
+        if self.session_pid >= 0 && pid != self.session_pid {
+            return Err(Error::Config(pooler(&format!(
+                "this run's statements reach different server sessions (backend pid {} for \
+                 the first, {pid} for the lock)",
+                self.session_pid
+            ))));
+        }
+        if held {
+            return Err(Error::Config(pooler(&format!(
+                "the server session (backend pid {pid}) already holds the migration lock \
+                 although this run never took it: it is shared with another client"
+            ))));
+        }
+        Ok(acquired)
+    }
+
+    async fn advisory_unlock(&mut self, key: i64) -> Result<(), Error> {
+        let rows = self
+            .query(
+                sql::ADVISORY_UNLOCK,
+                vec![Param::Int8(key), Param::Int8(self.session_pid)],
+            )
+            .await
+            .map_err(|e| Error::db("pg_advisory_unlock", e))?;
+        let Some(row) = rows.first() else {
+            return Ok(());
+        };
+        let (released, pid): (Option<bool>, i64) = (get(row, 0)?, get(row, 1)?);
+        match released {
+            Some(true) => {}
+            Some(false) => tracing::warn!("the advisory lock was not held at release"),
+            None => {
+                return Err(Error::Config(pooler(&format!(
+                    "the migration lock taken on backend pid {} cannot be released from backend \
+                     pid {pid}; it stays held until that server connection closes \
+                     (`SELECT pg_terminate_backend({})`)",
+                    self.session_pid, self.session_pid
+                ))))
+            }
+        }
+        Ok(())
+    }
+
+    async fn advisory_holder(&mut self, key: i64) -> Result<Option<Holder>, Error> {
+        let (classid, objid) = pg_locks_ids(key);
+        let rows = self
+            .query(
+                sql::ADVISORY_HOLDER,
+                vec![Param::Oid(classid), Param::Oid(objid)],
+            )
+            .await
+            .map_err(|e| Error::db("looking up the lock holder", e))?;
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        Ok(Some(Holder::Session {
+            pid: get(row, 0)?,
+            application_name: get(row, 1)?,
+            client: get(row, 2)?,
+            connected_since: get(row, 3)?,
+            state: get(row, 4)?,
+        }))
+    }
+
+    async fn try_lease(
+        &mut self,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<Result<(), Option<Holder>>, Error> {
+        self.ensure_schema().await?;
+        let create = self.sql.lease_create.clone();
+        if let Err(e) = self.one(Op::Simple(&create)).await {
+            if !is_creation_race(&e) {
+                return Err(Error::db("creating the lease table", e));
+            }
+        }
+        let sql = self.sql.lease_try.clone();
+        let rows = self
+            .bookkeeping(
+                "taking the lease",
+                &sql,
+                vec![
+                    Param::Text(owner.to_owned()),
+                    Param::Float8(ttl.as_secs_f64()),
+                ],
+            )
+            .await;
+        let rows = match rows {
+            // Two first-comers inserting at once: the loser retries.
+            Err(e) if e.sqlstate() == Some("23505") => Vec::new(),
+            other => other?,
+        };
+        if !rows.is_empty() {
+            return Ok(Ok(()));
+        }
+        let sql = self.sql.lease_holder.clone();
+        let rows = self.bookkeeping("reading the lease", &sql, vec![]).await?;
+        Ok(Err(match rows.first() {
+            Some(row) => Some(Holder::Lease {
+                owner: get(row, 0)?,
+                acquired_at: get(row, 1)?,
+                expires_at: get(row, 2)?,
+            }),
+            None => None,
+        }))
+    }
+
+    async fn renew_lease(&mut self, owner: &str, ttl: Duration) -> Result<bool, Error> {
+        let sql = self.sql.lease_renew.clone();
+        let rows = self
+            .bookkeeping(
+                "renewing the lease",
+                &sql,
+                vec![
+                    Param::Text(owner.to_owned()),
+                    Param::Float8(ttl.as_secs_f64()),
+                ],
+            )
+            .await?;
+        Ok(!rows.is_empty())
+    }
+
+    async fn release_lease(&mut self, owner: &str) -> Result<(), Error> {
+        let sql = self.sql.lease_release.clone();
+        self.bookkeeping(
+            "releasing the lease",
+            &sql,
+            vec![Param::Text(owner.to_owned())],
+        )
+        .await
+        .map(drop)
+    }
+}
+
+/// The error when the session advisory lock meets a pooler in transaction mode.
+fn pooler(what: &str) -> String {
+    format!(
+        "the session advisory lock cannot work on this connection: {what}. A connection pooler \
+         in transaction mode (PgBouncer?) sits between Preflight and PostgreSQL; there a session \
+         lock excludes no one. Migrate with the lease lock (`LockStrategy::Lease`, \
+         `.lock(LockStrategy::lease())`), or through a direct or session-pooled connection"
+    )
+}

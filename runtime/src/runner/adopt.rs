@@ -1,0 +1,131 @@
+//! Adoption inside a run: reading another tool's history, checking it against the files
+//! (`crate::adopt` decides), and recording it in one transaction; or, for a dry run, only
+//! what would be recorded.
+
+use crate::adopt::{self, Adopt, AdoptError, Adopted, ForeignTable};
+use crate::backend::{Backend, LogEntry, Record, Session, TxFailure, TxItem};
+use crate::error::Error;
+use crate::history::{HistoryRow, NewRow, State};
+use crate::{Migration, Migrations, Version};
+
+use super::{Config, Work};
+
+/// The adoption `work` asks for: an explicit adoption adopts whichever tool is found unless
+/// the runner names one; a migration adopts as the runner says (default: not at all).
+pub(super) fn wanted(work: Work, configured: Adopt) -> Adopt {
+    match (work, configured) {
+        (Work::Adopt, Adopt::Off) => Adopt::Auto,
+        (Work::Adopt | Work::Migrate, a) => a,
+        _ => Adopt::Off,
+    }
+}
+
+/// Reads the other tool's history chosen by `how`, checks it against the files, and records
+/// its applied versions in one transaction (with a `<table>_log` entry). `Ok(None)`: there is
+/// no other tool's table (an error when `explicit`).
+pub(super) async fn adopt<B: Backend>(
+    b: &mut B,
+    set: &Migrations,
+    cfg: &Config,
+    session: &Session,
+    how: Adopt,
+    explicit: bool,
+) -> Result<Option<Adopted>, Error> {
+    let found = b.foreign_tables().await?;
+    let Some((adopted, list)) = preview(b, set, session, how, explicit, &found).await? else {
+        return Ok(None);
+    };
+    let by = adopt::applied_by(adopted.tool, &adopted.table);
+    let shown = list_versions(&adopted.versions);
+    let mut items: Vec<TxItem<'_>> = list
+        .iter()
+        .map(|m| TxItem {
+            body: None,
+            record: Record::Insert(NewRow::of(m, &by)),
+            log: None,
+        })
+        .collect();
+    if let Some(first) = items.first_mut() {
+        first.log = Some(LogEntry {
+            action: "adopt",
+            version: adopted.versions.last().copied(),
+            detail: format!(
+                "adopted {} migration(s) from {}'s table {} ({shown}); that table was left \
+                 untouched",
+                adopted.versions.len(),
+                adopted.tool,
+                adopted.qualified()
+            ),
+            by: cfg.applied_by(),
+        });
+        b.transaction(&items).await.map_err(|f| match f {
+            TxFailure::Body { error, .. } => Error::db("adopting", error),
+            TxFailure::Other(e) => e,
+        })?;
+    }
+    tracing::warn!(tool = %adopted.tool, table = %adopted.qualified(), versions = %shown, "adopted another tool's history");
+    Ok(Some(adopted))
+}
+
+/// What adopting from `found` would record, and the migrations it covers, read without
+/// writing. `Ok(None)`: there is no other tool's table (an error when `explicit`).
+pub(super) async fn preview<'m, B: Backend>(
+    b: &mut B,
+    set: &'m Migrations,
+    session: &Session,
+    how: Adopt,
+    explicit: bool,
+    found: &[ForeignTable],
+) -> Result<Option<(Adopted, Vec<&'m Migration>)>, Error> {
+    let Some(table) = adopt::choose(found, how, Some(&session.schema))? else {
+        if explicit {
+            let tool = match how {
+                Adopt::From(t) => Some(t),
+                _ => None,
+            };
+            return Err(AdoptError::NotFound {
+                tool,
+                found: Vec::new(),
+            }
+            .into());
+        }
+        return Ok(None);
+    };
+    let history = b.read_foreign(table).await?;
+    let list = adopt::adoptable(&history, set)?;
+    let adopted = Adopted {
+        tool: history.tool(),
+        schema: table.schema.clone(),
+        table: table.table.clone(),
+        versions: list.iter().map(|m| m.version()).collect(),
+    };
+    Ok(Some((adopted, list)))
+}
+
+/// The history rows an adoption records, as a dry run plans on them.
+pub(super) fn rows_of(list: &[&Migration], adopted: &Adopted) -> Vec<HistoryRow> {
+    let by = adopt::applied_by(adopted.tool, &adopted.table);
+    list.iter()
+        .map(|m| HistoryRow {
+            version: m.version(),
+            name: m.name().to_owned(),
+            checksum: m.checksum().to_string(),
+            chain: m.chain().to_string(),
+            state: State::Applied,
+            statements_done: u32::try_from(m.up().statement_count()).unwrap_or(u32::MAX),
+            statements_total: u32::try_from(m.up().statement_count()).unwrap_or(u32::MAX),
+            applied_at: String::new(),
+            execution_ms: 0,
+            applied_by: by.clone(),
+            error: None,
+        })
+        .collect()
+}
+
+fn list_versions(versions: &[Version]) -> String {
+    versions
+        .iter()
+        .map(Version::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,193 @@
+//! The runner's settings and the builder methods that set them.
+
+use std::time::Duration;
+
+use crate::adopt::Adopt;
+use crate::error::Error;
+use crate::lock::LockStrategy;
+use crate::plan::Policy;
+use crate::Version;
+
+use super::Runner;
+
+/// The default history table.
+pub const DEFAULT_TABLE: &str = "preflight_history";
+
+/// The runner's settings, shared with the backends.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub schema: Option<String>,
+    pub table: String,
+    pub lock: LockStrategy,
+    pub lock_timeout: Duration,
+    pub grouped: bool,
+    pub policy: Policy,
+    pub application: String,
+    pub sql_lock_timeout: Option<Duration>,
+    pub sql_statement_timeout: Option<Duration>,
+    pub adopt: Adopt,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            schema: None,
+            table: DEFAULT_TABLE.to_owned(),
+            lock: LockStrategy::Advisory,
+            lock_timeout: Duration::from_secs(60),
+            grouped: false,
+            policy: Policy::default(),
+            application: format!("preflight {}", env!("CARGO_PKG_VERSION")),
+            sql_lock_timeout: None,
+            sql_statement_timeout: None,
+            adopt: Adopt::Off,
+        }
+    }
+}
+
+impl Config {
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        // PostgreSQL truncates identifiers to 63 bytes; the lease and log tables append up to
+        // six bytes, and two truncated names must not collide.
+        if self.table.is_empty() || self.table.len() > 57 || self.table.contains('\0') {
+            return Err(Error::Config(format!(
+                "history table name `{}` must be 1 to 57 bytes without NUL",
+                self.table
+            )));
+        }
+        if let Some(s) = &self.schema {
+            if s.is_empty() || s.len() > 63 || s.contains('\0') {
+                return Err(Error::Config(format!(
+                    "schema name `{s}` must be 1 to 63 bytes without NUL"
+                )));
+            }
+        }
+        if let LockStrategy::Lease { ttl } = self.lock {
+            if ttl < Duration::from_secs(1) {
+                return Err(Error::Config("lease time-to-live below 1 s".into()));
+            }
+        }
+        Ok(())
+    }
+
+    /// `application (host, pid N)`: recorded in `applied_by` and the lease owner.
+    pub(crate) fn applied_by(&self) -> String {
+        format!(
+            "{} on {} (pid {})",
+            self.application,
+            host(),
+            std::process::id()
+        )
+    }
+}
+
+fn host() -> String {
+    #[cfg(any(feature = "pg-common", feature = "sqlite"))]
+    {
+        hostname::get()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_else(|| "unknown-host".to_owned())
+    }
+    #[cfg(not(any(feature = "pg-common", feature = "sqlite")))]
+    {
+        "unknown-host".to_owned()
+    }
+}
+
+/// The builder: every setter returns the runner, so settings chain before the operation.
+impl<'m> Runner<'m> {
+    /// The history table's name (default `preflight_history`); any characters, quoted.
+    pub fn table(mut self, name: impl Into<String>) -> Self {
+        self.cfg.table = name.into();
+        self
+    }
+
+    /// The history table's schema (default: the connection's current schema; on SQLite, the
+    /// attached database, `main` by default); created if missing.
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.cfg.schema = Some(schema.into());
+        self
+    }
+
+    /// The lock strategy (default [`LockStrategy::Advisory`]).
+    pub fn lock(mut self, strategy: LockStrategy) -> Self {
+        self.cfg.lock = strategy;
+        self
+    }
+
+    /// How long to wait for the migration lock before failing with the holder named
+    /// (default 60 s). On SQLite it is also the busy timeout while migrating.
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
+        self.cfg.lock_timeout = timeout;
+        self
+    }
+
+    /// Migrate up to this version only (it must be in the binary).
+    pub fn target(mut self, version: impl Into<Version>) -> Self {
+        self.cfg.policy.target = Some(version.into());
+        self
+    }
+
+    /// Apply pending migrations older than the newest applied one (default: refuse).
+    pub fn out_of_order(mut self, allow: bool) -> Self {
+        self.cfg.policy.out_of_order = allow;
+        self
+    }
+
+    /// Boot although applied migrations are missing from the binary (default: refuse).
+    pub fn allow_missing(mut self, allow: bool) -> Self {
+        self.cfg.policy.allow_missing = allow;
+        self
+    }
+
+    /// Apply all pending migrations in one transaction (default: one transaction each).
+    /// Refused when a pending migration is no-transaction.
+    pub fn grouped(mut self, grouped: bool) -> Self {
+        self.cfg.grouped = grouped;
+        self
+    }
+
+    /// The application's name and version, recorded in `applied_by`, in the lease owner and
+    /// in the connection's `application_name` while migrating (default `preflight <version>`).
+    pub fn application(mut self, name: impl Into<String>) -> Self {
+        self.cfg.application = name.into();
+        self
+    }
+
+    /// The server's `lock_timeout` inside each migration transaction, so that DDL waiting
+    /// behind application traffic fails instead of queueing everyone behind it (PostgreSQL).
+    pub fn sql_lock_timeout(mut self, timeout: Duration) -> Self {
+        self.cfg.sql_lock_timeout = Some(timeout);
+        self
+    }
+
+    /// The server's `statement_timeout` inside each migration transaction (PostgreSQL).
+    pub fn sql_statement_timeout(mut self, timeout: Duration) -> Self {
+        self.cfg.sql_statement_timeout = Some(timeout);
+        self
+    }
+
+    /// Whether `run` takes another migration tool's history over (default [`Adopt::Off`]:
+    /// other tools' tables are not looked at), and which tool [`Runner::adopt`] adopts
+    /// (default: whichever is found).
+    ///
+    /// With [`Adopt::Auto`] or [`Adopt::From`], a run that finds Preflight's history empty
+    /// looks for another tool's history table and, under the lock and in one transaction,
+    /// records the versions that tool applied (checked against the files first), then
+    /// migrates as usual: it applies what the other tool would have applied next. A database
+    /// without another tool's table is migrated as usual; one whose other history cannot be
+    /// adopted (dirty, failed, a version without a file, a changed file) is refused with
+    /// [`Error::Adopt`], untouched.
+    ///
+    /// ```no_run
+    /// # use preflight_runtime::{Adopt, Tool, Migrations};
+    /// # fn f(migrations: &Migrations, client: &mut postgres::Client) -> Result<(), preflight_runtime::Error> {
+    /// migrations.runner().adoption(Adopt::From(Tool::Goose)).run(client)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn adoption(mut self, adopt: Adopt) -> Self {
+        self.cfg.adopt = adopt;
+        self
+    }
+}

@@ -1,0 +1,313 @@
+//! The one loop every operation that writes goes through — fast path, session, lock, read the
+//! history, decide, execute, unlock — and its dry run, which reads and decides the same way
+//! ([`decide`] is shared) and returns the decision instead of executing it.
+
+use tracing::Instrument;
+
+use crate::adopt::Adopt;
+use crate::backend::{Backend, Fast, Product, Session};
+use crate::error::Error;
+use crate::history::{HistoryRow, State};
+use crate::plan::{self, Plan};
+use crate::report::{Report, Warning};
+use crate::Migrations;
+
+use super::lock::{self, LockGuard};
+use super::{adopt, apply, repair, reset, revert, Config, Runner, Work};
+
+/// The whole operation: fast path, then the slow path under the lock.
+pub(crate) async fn run<B: Backend>(
+    b: &mut B,
+    runner: &Runner<'_>,
+    work: Work,
+) -> Result<Report, Error> {
+    let span = tracing::info_span!("preflight", table = %runner.cfg.table, work = ?work);
+    run_inner(b, runner, work).instrument(span).await
+}
+
+async fn run_inner<B: Backend>(
+    b: &mut B,
+    runner: &Runner<'_>,
+    work: Work,
+) -> Result<Report, Error> {
+    let (set, cfg) = (runner.set, &runner.cfg);
+    check(set, cfg)?;
+    let mut report = Report::default();
+    if let Work::Migrate = work {
+        if fast_path(b, set, cfg).await? {
+            tracing::debug!("database is current (fast path)");
+            report.fast_path = true;
+            return Ok(report);
+        }
+    }
+    let session = open_session(b, cfg).await?;
+    let result = locked(b, runner, &session, work, &mut report).await;
+    close_session(b, &session).await;
+    result.map(|()| report)
+}
+
+/// What `run` would do with `work`: the same fast path, session, history read, adoption check
+/// and [`decide`], without the lock and without writing (the history table is not created).
+pub(crate) async fn dry_run<'m, B: Backend>(
+    b: &mut B,
+    runner: &Runner<'m>,
+    work: Work,
+) -> Result<Plan<'m>, Error> {
+    let (set, cfg) = (runner.set, &runner.cfg);
+    check(set, cfg)?;
+    if let Work::Migrate = work {
+        if fast_path(b, set, cfg).await? {
+            return Ok(Plan::default());
+        }
+    }
+    let session = open_session(b, cfg).await?;
+    let result = dry_run_inner(b, runner, &session, work).await;
+    close_session(b, &session).await;
+    result
+}
+
+async fn dry_run_inner<'m, B: Backend>(
+    b: &mut B,
+    runner: &Runner<'m>,
+    session: &Session,
+    work: Work,
+) -> Result<Plan<'m>, Error> {
+    let (set, cfg) = (runner.set, &runner.cfg);
+    let mut rows = b.read_history_if_any().await?;
+    let mut foreign = Vec::new();
+    let mut adopted = None;
+    if rows.is_empty() && matches!(work, Work::Migrate | Work::Adopt) {
+        foreign = b.foreign_tables().await?;
+        let how = adopt::wanted(work, cfg.adopt);
+        if how != Adopt::Off {
+            if let Some((found, list)) =
+                adopt::preview(b, set, session, how, matches!(work, Work::Adopt), &foreign).await?
+            {
+                rows = adopt::rows_of(&list, &found);
+                adopted = Some(found);
+                foreign.clear();
+            }
+        }
+    }
+    let mut plan = decide(b, set, cfg, session, &rows, work).await?;
+    plan.adopted = adopted;
+    plan.foreign = foreign;
+    Ok(plan)
+}
+
+/// Reads the history (no lock; empty when the table does not exist yet).
+pub(crate) async fn history<B: Backend>(b: &mut B, cfg: &Config) -> Result<Vec<HistoryRow>, Error> {
+    cfg.validate()?;
+    b.read_history_if_any().await
+}
+
+/// Refuses a configuration that cannot work, before any query.
+fn check(set: &Migrations, cfg: &Config) -> Result<(), Error> {
+    cfg.validate()?;
+    if let Some(t) = cfg.policy.target {
+        // Checked before the fast path, which would otherwise compare with the newest
+        // migration below the unknown target.
+        if set.get(t).is_none() {
+            return Err(Error::UnknownVersion(format!(
+                "target version {t} is not a migration of this binary"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The fast path: one query; current iff the goal row is applied with the compiled chain, the
+/// table holds exactly as many rows as the binary has migrations up to the goal, and none is
+/// unfinished. Anything else, including a missing table, goes to the slow path.
+pub(super) async fn fast_path<B: Backend>(
+    b: &mut B,
+    set: &Migrations,
+    cfg: &Config,
+) -> Result<bool, Error> {
+    let Some((goal, count)) = plan::goal(set, cfg.policy.target) else {
+        return Ok(false);
+    };
+    match b.fast_check(goal.version()).await? {
+        Fast::NoTable => Ok(false),
+        Fast::Found {
+            chain,
+            state,
+            total,
+            unfinished,
+            counted,
+        } => Ok(counted
+            && state.as_deref() == Some(State::Applied.as_str())
+            && chain.is_some_and(|c| c == goal.chain().to_string())
+            && usize::try_from(total).is_ok_and(|t| t == count)
+            && unfinished == 0),
+    }
+}
+
+async fn open_session<B: Backend>(b: &mut B, cfg: &Config) -> Result<Session, Error> {
+    let app_name = truncate(&format!("preflight: {}", cfg.application), 63);
+    let session = b.session(&app_name).await?;
+    tracing::debug!(
+        database = %session.database,
+        schema = %session.schema,
+        backend_pid = session.backend_pid,
+        product = ?session.product,
+        "slow path"
+    );
+    Ok(session)
+}
+
+async fn close_session<B: Backend>(b: &mut B, session: &Session) {
+    if let Err(e) = b.restore_session(session).await {
+        tracing::warn!(error = %e, "could not restore application_name");
+    }
+}
+
+async fn locked<B: Backend>(
+    b: &mut B,
+    runner: &Runner<'_>,
+    session: &Session,
+    work: Work,
+    report: &mut Report,
+) -> Result<(), Error> {
+    let Some(mut guard) = lock::acquire(b, runner, session, work, report).await? else {
+        // Another run brought the database up to date while this one waited: nothing to do.
+        return Ok(());
+    };
+    // No `?` between acquire and release: every outcome releases the lock.
+    let result = locked_work(b, runner, session, &mut guard, work, report).await;
+    let released = guard.release(b).await;
+    match (result, released) {
+        (Err(e), Err(release_error)) => {
+            tracing::warn!(error = %release_error, "could not release the migration lock");
+            Err(e)
+        }
+        (Err(e), Ok(())) => Err(e),
+        (Ok(()), Err(release_error)) => Err(release_error),
+        (Ok(()), Ok(())) => Ok(()),
+    }
+}
+
+async fn locked_work<B: Backend>(
+    b: &mut B,
+    runner: &Runner<'_>,
+    session: &Session,
+    guard: &mut LockGuard,
+    work: Work,
+    report: &mut Report,
+) -> Result<(), Error> {
+    let (set, cfg) = (runner.set, &runner.cfg);
+    b.ensure_history().await?;
+    // Read after taking the lock: another replica may have finished meanwhile.
+    let mut rows = b.read_history().await?;
+    let how = adopt::wanted(work, cfg.adopt);
+    if how != Adopt::Off {
+        if rows.is_empty() {
+            let explicit = matches!(work, Work::Adopt);
+            let adopted = adopt::adopt(b, set, cfg, session, how, explicit).await?;
+            if adopted.as_ref().is_some_and(|a| !a.versions.is_empty()) {
+                rows = b.read_history().await?;
+            }
+            report.adopted = adopted;
+        } else {
+            tracing::debug!(
+                rows = rows.len(),
+                "Preflight's history is not empty: nothing to adopt"
+            );
+        }
+    }
+    let mut ctx = Ctx {
+        cfg,
+        applied_by: cfg.applied_by(),
+        cockroach: session.product == Product::CockroachDb,
+        guard,
+        report,
+    };
+    if ctx.cockroach {
+        ctx.warn(Warning::CockroachDb);
+    }
+    match work {
+        Work::Adopt => Ok(()),
+        Work::Repair(r) => repair::repair(b, set, &rows, r, &mut ctx).await,
+        Work::Migrate => {
+            let plan = decide(b, set, cfg, session, &rows, work).await?;
+            apply::migrate(b, set, &rows, plan, &mut ctx).await
+        }
+        Work::Revert(_) => {
+            let plan = decide(b, set, cfg, session, &rows, work).await?;
+            revert::revert(b, &plan.revert, &mut ctx).await
+        }
+        Work::Reset => {
+            let plan = decide(b, set, cfg, session, &rows, work).await?;
+            reset::reset(b, set, plan, &mut ctx).await
+        }
+    }
+}
+
+/// What an operation does, decided from the history it read: the one function both the
+/// operation (under the lock) and its dry run call, so that they cannot disagree. A policy
+/// that refuses is the error of both.
+async fn decide<'m, B: Backend>(
+    b: &mut B,
+    set: &'m Migrations,
+    cfg: &Config,
+    session: &Session,
+    rows: &[HistoryRow],
+    work: Work,
+) -> Result<Plan<'m>, Error> {
+    match work {
+        Work::Migrate => plan::plan_up(set, rows, &cfg.policy),
+        Work::Revert(r) => Ok(Plan {
+            revert: plan::plan_down(set, rows, r)?,
+            ..Plan::default()
+        }),
+        Work::Reset => reset::decide(b, set, cfg, session, rows).await,
+        // Adoption was decided before; a repair checks its own preconditions.
+        Work::Adopt | Work::Repair(_) => Ok(Plan::default()),
+    }
+}
+
+/// What the locked work of a run shares.
+pub(super) struct Ctx<'a> {
+    pub cfg: &'a Config,
+    pub applied_by: String,
+    pub cockroach: bool,
+    pub guard: &'a mut LockGuard,
+    pub report: &'a mut Report,
+}
+
+impl Ctx<'_> {
+    pub fn warn(&mut self, w: Warning) {
+        tracing::warn!("{w}");
+        self.report.warnings.push(w);
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validates_names() {
+        let ok = Config::default();
+        assert!(ok.validate().is_ok());
+        let long = Config {
+            table: "x".repeat(58),
+            ..Config::default()
+        };
+        assert!(matches!(long.validate(), Err(Error::Config(_))));
+        let nul = Config {
+            schema: Some("a\0b".into()),
+            ..Config::default()
+        };
+        assert!(matches!(nul.validate(), Err(Error::Config(_))));
+        assert_eq!(truncate("héllo", 2), "h");
+    }
+}

@@ -1,0 +1,175 @@
+//! Migration transactions on SQLite: each in its own `BEGIN IMMEDIATE` transaction with its
+//! history record, its script run statement by statement so that a failure names its
+//! statement.
+
+use std::time::Instant;
+
+use rusqlite::params;
+use rusqlite::types::Value;
+
+use crate::backend::{Apply, LogEntry, Record, TxFailure, TxItem};
+use crate::error::{DbError, Error};
+use crate::history::NewRow;
+
+use super::{db_error, statements, SqliteBackend};
+
+impl Apply for SqliteBackend<'_> {
+    async fn transaction(&mut self, items: &[TxItem<'_>]) -> Result<(), TxFailure> {
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| TxFailure::Other(Error::db("starting the transaction", db_error(&e))))?;
+        let result = self.transaction_body(items).and_then(|()| {
+            self.conn
+                .execute_batch("COMMIT")
+                .map_err(|e| TxFailure::Other(Error::db("committing", db_error(&e))))
+        });
+        if result.is_err() && !self.conn.is_autocommit() {
+            if let Err(e) = self.conn.execute_batch("ROLLBACK") {
+                tracing::warn!(error = %e, "rolling back a failed migration transaction");
+            }
+        }
+        result
+    }
+
+    /// In WAL mode, every migration of a run but the last commits with `synchronous = NORMAL`
+    /// (not synced): the WAL is appended in order and recovered as a prefix, so the last
+    /// migration's synced commit makes every earlier one durable, and a crash before it loses
+    /// the newest migrations whole, each with its history row — PostgreSQL's asynchronous
+    /// commit, same argument. Not in rollback-journal mode, where an unsynced commit can corrupt
+    /// the file on power loss; not with other databases attached, whose commits the last one
+    /// would not sync; not when the application already chose a weaker level.
+    async fn transaction_async_commit(&mut self, items: &[TxItem<'_>]) -> Result<(), TxFailure> {
+        let restore = self
+            .relax_synchronous()
+            .map_err(|e| TxFailure::Other(Error::db("reading the journal mode", db_error(&e))))?;
+        let result = self.transaction(items).await;
+        if let Some(level) = restore {
+            if let Err(e) = self.conn.execute_batch(level) {
+                // Left at NORMAL, the run's last commit would not be synced either.
+                return Err(TxFailure::Other(Error::db(
+                    "restoring PRAGMA synchronous",
+                    db_error(&e),
+                )));
+            }
+        }
+        result
+    }
+
+    async fn execute(&mut self, sql: &str) -> Result<(), DbError> {
+        self.conn.execute_batch(sql).map_err(|e| db_error(&e))
+    }
+}
+
+impl SqliteBackend<'_> {
+    /// Lowers `main`'s `synchronous` to `NORMAL` when that is safe (see
+    /// `transaction_async_commit`); returns the statement that restores it.
+    fn relax_synchronous(&self) -> rusqlite::Result<Option<&'static str>> {
+        let mode: String = self
+            .conn
+            .query_row("PRAGMA main.journal_mode", [], |r| r.get(0))?;
+        let attached: i64 = self.conn.query_row(
+            "SELECT count(*) FROM pragma_database_list WHERE name NOT IN ('main', 'temp')",
+            [],
+            |r| r.get(0),
+        )?;
+        if !mode.eq_ignore_ascii_case("wal") || attached > 0 {
+            return Ok(None);
+        }
+        let level: i64 = self
+            .conn
+            .query_row("PRAGMA main.synchronous", [], |r| r.get(0))?;
+        let restore = match level {
+            2 => "PRAGMA main.synchronous = FULL",
+            3 => "PRAGMA main.synchronous = EXTRA",
+            _ => return Ok(None),
+        };
+        self.conn
+            .execute_batch("PRAGMA main.synchronous = NORMAL")?;
+        Ok(Some(restore))
+    }
+
+    fn record(&self, record: &Record, execution_ms: i64) -> rusqlite::Result<usize> {
+        let c = self.conn;
+        match record {
+            Record::Insert(row) => c.execute(&self.sql.insert_applied, applied(row, execution_ms)),
+            Record::Upsert(row) => c.execute(&self.sql.upsert_applied, applied(row, 0)),
+            Record::Delete(v) => c.execute(&self.sql.delete, [v.to_string()]),
+            Record::SetChecksum {
+                version,
+                checksum,
+                chain,
+            } => c.execute(
+                &self.sql.set_checksum,
+                [version.to_string(), checksum.to_string(), chain.to_string()],
+            ),
+            Record::SetChain { version, chain } => c.execute(
+                &self.sql.set_chain,
+                [version.to_string(), chain.to_string()],
+            ),
+        }
+    }
+
+    fn log(&self, log: &LogEntry) -> rusqlite::Result<usize> {
+        self.conn.execute(
+            &self.sql.log,
+            params![
+                log.action,
+                log.version.map(|v| v.to_string()),
+                log.detail,
+                log.by
+            ],
+        )
+    }
+
+    /// Runs a script statement by statement (split as SQLite does), so that a failure names
+    /// its statement: the error's position is made relative to the whole script.
+    fn run_script(&self, script: &str) -> Result<(), DbError> {
+        for span in statements(script) {
+            let range = span.range();
+            if let Err(e) = self.conn.execute_batch(&script[range.clone()]) {
+                let mut error = db_error(&e);
+                let before = script[..range.start].chars().count();
+                let within = error.position.map_or(1, |p| {
+                    // SQLite's offset is in bytes of the statement: count its characters.
+                    let byte = (p as usize - 1).min(range.len());
+                    script[range.start..range.start + byte].chars().count() + 1
+                });
+                error.position = u32::try_from(before + within).ok();
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
+    fn transaction_body(&self, items: &[TxItem<'_>]) -> Result<(), TxFailure> {
+        for (index, item) in items.iter().enumerate() {
+            let started = Instant::now();
+            if let Some(body) = item.body {
+                self.run_script(body)
+                    .map_err(|error| TxFailure::Body { index, error })?;
+            }
+            let ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+            self.record(&item.record, ms).map_err(|e| {
+                TxFailure::Other(Error::db("recording in the history", db_error(&e)))
+            })?;
+            if let Some(log) = &item.log {
+                self.log(log).map_err(|e| {
+                    TxFailure::Other(Error::db("recording in the history log", db_error(&e)))
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn applied(row: &NewRow, execution_ms: i64) -> rusqlite::ParamsFromIter<[Value; 7]> {
+    rusqlite::params_from_iter([
+        Value::Text(row.version.to_string()),
+        Value::Text(row.name.clone()),
+        Value::Text(row.checksum.to_string()),
+        Value::Text(row.chain.to_string()),
+        Value::Integer(i64::from(row.statements_total)),
+        Value::Text(row.applied_by.clone()),
+        Value::Integer(execution_ms),
+    ])
+}
