@@ -273,3 +273,40 @@ fn reset_drops_the_files_objects_and_reapplies() {
     // A file is on this machine: no --allow-remote needed.
     assert!(!reset.stderr.contains("allow-remote"));
 }
+
+#[test]
+fn reset_takes_the_migration_lock_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    migrations(&tmp.path().join("migrations"));
+    let url = "sqlite://data.db";
+    let db = tmp.path().join("data.db");
+    assert_eq!(run(tmp.path(), url, &["up"]).code, 0);
+    Connection::open(&db)
+        .unwrap()
+        .execute("INSERT INTO users VALUES (2, 'b@example.com', 'B')", [])
+        .unwrap();
+    // What a booting process holds while it migrates: the lock file next to the database.
+    let holder = Connection::open(tmp.path().join("data.db-preflight-lock")).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+
+    let refused = run(
+        tmp.path(),
+        url,
+        &["reset", "--yes", "--lock-timeout", "300ms"],
+    );
+    assert_eq!(refused.code, 1, "{}{}", refused.stdout, refused.stderr);
+    assert!(
+        refused.stderr.contains("could not take the migration lock")
+            && refused.stderr.contains("data.db-preflight-lock"),
+        "{}",
+        refused.stderr
+    );
+    // Nothing was dropped or reverted while the lock was held.
+    assert_eq!(count(&db, "SELECT count(*) FROM users"), 2);
+    assert_eq!(count(&db, "SELECT count(*) FROM preflight_history"), 3);
+
+    holder.execute_batch("ROLLBACK").unwrap();
+    let reset = run(tmp.path(), url, &["reset", "--yes"]);
+    assert_eq!(reset.code, 0, "{}{}", reset.stdout, reset.stderr);
+    assert_eq!(count(&db, "SELECT count(*) FROM users"), 1);
+}

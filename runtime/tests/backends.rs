@@ -48,6 +48,11 @@ trait Db: Sized {
     fn wait_child_blocked(&mut self) -> i64;
     /// Waits until the killed child is gone from the database's point of view.
     fn wait_child_gone(&mut self, id: i64);
+    /// Makes every insert of `version` into the history table fail from now on: an
+    /// interruption at a chosen row.
+    fn refuse_history_insert(&mut self, version: &str);
+    /// Undoes [`Db::refuse_history_insert`].
+    fn allow_history_inserts(&mut self);
     /// The SQLSTATE (PostgreSQL) or result code name (SQLite) of "no such table".
     const MISSING_TABLE: &'static str;
 }
@@ -141,6 +146,22 @@ mod pg {
                     .unwrap()
                     .is_empty()
             });
+        }
+        fn refuse_history_insert(&mut self, version: &str) {
+            self.client
+                .batch_execute(&format!(
+                    "CREATE FUNCTION refuse_row() RETURNS trigger LANGUAGE plpgsql AS $$
+                     BEGIN
+                         IF NEW.version = '{version}' THEN RAISE EXCEPTION 'interrupted'; END IF;
+                         RETURN NEW;
+                     END $$;
+                     CREATE TRIGGER refuse_row BEFORE INSERT ON preflight_history
+                         FOR EACH ROW EXECUTE FUNCTION refuse_row();"
+                ))
+                .unwrap();
+        }
+        fn allow_history_inserts(&mut self) {
+            self.exec("DROP TRIGGER refuse_row ON preflight_history");
         }
         const MISSING_TABLE: &'static str = "42P01";
     }
@@ -243,6 +264,18 @@ mod lite {
         }
         fn wait_child_gone(&mut self, _id: i64) {
             // The parent waited for the process: its file locks went with it.
+        }
+        fn refuse_history_insert(&mut self, version: &str) {
+            self.conn
+                .execute_batch(&format!(
+                    "CREATE TRIGGER refuse_row BEFORE INSERT ON preflight_history
+                     WHEN NEW.version = '{version}'
+                     BEGIN SELECT RAISE(ABORT, 'interrupted'); END;"
+                ))
+                .unwrap();
+        }
+        fn allow_history_inserts(&mut self) {
+            self.exec("DROP TRIGGER refuse_row");
         }
         const MISSING_TABLE: &'static str = "SQLITE_ERROR";
     }
@@ -758,6 +791,139 @@ fn lock_timeout_names_the_holder_then_goes_through<D: Db>() {
 }
 
 /// Instantiates every shared test for one backend.
+/// The same call applies a set whatever the driver: one generic function, called with a
+/// `postgres::Client` and a `rusqlite::Connection`.
+fn migrate<C: Connection + ?Sized>(set: &Migrations, conn: &mut C) -> Report {
+    set.run(conn).unwrap()
+}
+
+fn the_same_call_applies_a_set_on_every_driver<D: Db>() {
+    let mut db = D::fresh();
+    let m = three();
+    let first = migrate(&m, db.conn());
+    assert_eq!(first.applied_versions(), [v(1), v(2), v(3)]);
+    assert!(migrate(&m, db.conn()).fast_path);
+    assert_eq!(m.history(db.conn()).unwrap().len(), 3);
+    let reverted = m.revert(db.conn(), Revert::Steps(1)).unwrap();
+    assert_eq!(reverted.reverted_versions(), [v(3)]);
+    assert!(!db.table_exists("posts"));
+}
+
+fn a_dry_run_takes_the_same_decisions_as_the_run<D: Db>() {
+    let mut db = D::fresh();
+    let m = three();
+    // Nothing is written by a dry run, not even the history table.
+    let plan = m.plan(db.conn()).unwrap();
+    assert!(!db.table_exists("preflight_history"));
+    let planned = |p: &preflight_runtime::Plan<'_>| -> Vec<Version> {
+        p.apply.iter().map(|s| s.migration().version()).collect()
+    };
+    assert_eq!(planned(&plan), [v(1), v(2), v(3)]);
+
+    // A target: the same steps, the same skipped versions.
+    let to_one = m.runner().target(v(1));
+    let plan = to_one.plan(db.conn()).unwrap();
+    let report = to_one.run(db.conn()).unwrap();
+    assert_eq!(planned(&plan), report.applied_versions());
+    assert_eq!(plan.skipped, report.skipped);
+    assert_eq!(report.skipped, [v(2), v(3)]);
+
+    // A policy refusal is the same error: 3 applied by a set without 2, then 2 is pending
+    // below it.
+    let without_two = set(vec![
+        MigrationSpec::new(1, "users", "CREATE TABLE users (id int primary key);")
+            .down("DROP TABLE users;"),
+        MigrationSpec::new(3, "posts", "CREATE TABLE posts (id int);").down("DROP TABLE posts;"),
+    ]);
+    db.run(&without_two.runner()).unwrap();
+    let refused_plan = m.plan(db.conn()).unwrap_err();
+    let refused_run = m.run(db.conn()).unwrap_err();
+    assert!(
+        matches!(refused_run, Error::OutOfOrder { .. }),
+        "{refused_run}"
+    );
+    assert_eq!(refused_plan.to_string(), refused_run.to_string());
+    assert!(refused_plan.is_refusal());
+
+    // Allowed, the same step and the same warning.
+    let allowed = m.runner().out_of_order(true);
+    let plan = allowed.plan(db.conn()).unwrap();
+    let report = allowed.run(db.conn()).unwrap();
+    assert_eq!(planned(&plan), [v(2)]);
+    assert_eq!(planned(&plan), report.applied_versions());
+    assert_eq!(plan.warnings, report.warnings);
+
+    // A revert: the same migrations, newest first.
+    let plan = m.plan_revert(db.conn(), Revert::Steps(2)).unwrap();
+    let listed: Vec<Version> = plan.revert.iter().map(|m| m.version()).collect();
+    let report = m.revert(db.conn(), Revert::Steps(2)).unwrap();
+    assert_eq!(listed, report.reverted_versions());
+    assert_eq!(listed, [v(3), v(2)]);
+
+    // Current: nothing planned, and the run takes the fast path.
+    m.run(db.conn()).unwrap();
+    assert!(m.plan(db.conn()).unwrap().is_empty());
+    assert!(m.run(db.conn()).unwrap().fast_path);
+}
+
+fn a_baseline_is_one_step_all_or_nothing<D: Db>() {
+    let mut db = D::fresh();
+    let m = three();
+    db.run(&m.runner().target(v(1))).unwrap();
+    // The baseline records 2 and 3; the insert of 3 fails half-way through.
+    db.refuse_history_insert("3");
+    let err = db.repair(&m.runner(), Repair::Baseline(v(3))).unwrap_err();
+    assert!(err.to_string().contains("interrupted"), "{err}");
+    assert_eq!(versions(&mut db), [v(1)], "nothing of the baseline remains");
+    assert_eq!(db.count("SELECT count(*) FROM preflight_history_log"), 0);
+
+    db.allow_history_inserts();
+    let report = db.repair(&m.runner(), Repair::Baseline(v(3))).unwrap();
+    assert_eq!(report.marked, [v(2), v(3)]);
+    assert!(report.applied.is_empty());
+    assert_eq!(versions(&mut db), [v(1), v(2), v(3)]);
+    assert_eq!(db.count("SELECT count(*) FROM preflight_history_log"), 1);
+    // Recorded without running: migration 3's table was never created.
+    assert!(!db.table_exists("posts"));
+    assert!(db.run(&m.runner()).unwrap().fast_path);
+}
+
+fn a_reset_reverts_or_tears_down_under_the_lock_then_reapplies<D: Db>() {
+    let mut db = D::fresh();
+    let m = three();
+    db.run(&m.runner()).unwrap();
+    db.exec("INSERT INTO users (id) VALUES (7)");
+    // Every migration is reversible: the reset reverts, as its dry run says.
+    let plan = m.plan_reset(db.conn()).unwrap();
+    let listed: Vec<Version> = plan.revert.iter().map(|m| m.version()).collect();
+    assert_eq!(listed, [v(3), v(2), v(1)]);
+    assert!(plan.teardown.is_none());
+    let report = m.reset(db.conn()).unwrap();
+    assert_eq!(report.reverted_versions(), listed);
+    assert_eq!(report.applied_versions(), [v(1), v(2), v(3)]);
+    assert!(report.lock_taken);
+    assert_eq!(db.count("SELECT count(*) FROM users"), 0);
+
+    // Not reversible (no down body): every object of the schema is dropped instead.
+    let forward = set(vec![MigrationSpec::new(
+        1,
+        "users",
+        "CREATE TABLE users (id int primary key);",
+    )]);
+    let mut db = D::fresh();
+    db.run(&forward.runner()).unwrap();
+    db.exec("CREATE TABLE leftover (id int)");
+    let plan = forward.plan_reset(db.conn()).unwrap();
+    let teardown = plan.teardown.expect("a teardown");
+    assert!(teardown.not_reversible[0].contains("has no down migration"));
+    let names: Vec<&str> = teardown.objects.iter().map(|o| o.name.as_str()).collect();
+    assert!(names.iter().any(|n| n.ends_with("leftover")), "{names:?}");
+    let report = forward.reset(db.conn()).unwrap();
+    assert_eq!(report.applied_versions(), [v(1)]);
+    assert!(!db.table_exists("leftover"));
+    assert_eq!(versions(&mut db), [v(1)]);
+}
+
 macro_rules! shared_tests {
     ($module:ident, $db:ty) => {
         mod $module {
@@ -820,6 +986,22 @@ macro_rules! shared_tests {
             #[test]
             fn target_version_stops_there_and_is_current_there() {
                 super::target_version_stops_there_and_is_current_there::<$db>();
+            }
+            #[test]
+            fn the_same_call_applies_a_set_on_every_driver() {
+                super::the_same_call_applies_a_set_on_every_driver::<$db>();
+            }
+            #[test]
+            fn a_dry_run_takes_the_same_decisions_as_the_run() {
+                super::a_dry_run_takes_the_same_decisions_as_the_run::<$db>();
+            }
+            #[test]
+            fn a_baseline_is_one_step_all_or_nothing() {
+                super::a_baseline_is_one_step_all_or_nothing::<$db>();
+            }
+            #[test]
+            fn a_reset_reverts_or_tears_down_under_the_lock_then_reapplies() {
+                super::a_reset_reverts_or_tears_down_under_the_lock_then_reapplies::<$db>();
             }
             #[test]
             fn lock_timeout_names_the_holder_then_goes_through() {
