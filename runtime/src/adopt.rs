@@ -1,7 +1,7 @@
 //! Adopting a database that another tool migrated: recognising the other tool's history table
 //! by its columns, and working out which of our migrations it already applied.
 //!
-//! Backend-free: a driver reads the foreign table into [`ForeignHistory`], and [`adoptable`]
+//! Backend-free: a driver reads the foreign table into a `ForeignHistory`, and `adoptable`
 //! decides, refusing when the other tool says a migration is dirty or failed, when an applied
 //! version has no file, or when the files and the other history disagree.
 

@@ -1,13 +1,11 @@
-//! The connections and pools Preflight runs on, behind four sealed traits, so that every
-//! operation has one name whatever the driver: plain methods take a blocking [`Connection`]
-//! (or [`Pool`]), `_async` methods an [`AsyncConnection`] (or [`AsyncPool`]).
+//! The connections Preflight runs on, behind two sealed traits, so that every operation has
+//! one name whatever the driver: plain methods take a blocking [`Connection`], `_async`
+//! methods an [`AsyncConnection`] (pools: see `pool`).
 //!
 //! | trait | implemented for (feature) |
 //! |---|---|
 //! | [`Connection`] | `postgres::Client` (`postgres`), `rusqlite::Connection` (`sqlite`), `r2d2::PooledConnection<r2d2_postgres::PostgresConnectionManager<_>>` (`r2d2`) |
 //! | [`AsyncConnection`] | `tokio_postgres::Client` (`tokio-postgres`), `deadpool_postgres::Object` (`deadpool`), `bb8::PooledConnection<'_, bb8_postgres::PostgresConnectionManager<_>>` (`bb8`) |
-//! | [`Pool`] | `r2d2::Pool<r2d2_postgres::PostgresConnectionManager<_>>` (`r2d2`) |
-//! | [`AsyncPool`] | `deadpool_postgres::Pool` (`deadpool`), `bb8::Pool<bb8_postgres::PostgresConnectionManager<_>>` (`bb8`) |
 //!
 //! A connection trait hands the runner a driver ([`Driver`] / [`AsyncDriver`]); the driver
 //! builds the backend for that database and runs the operation on it. A new driver is a
@@ -25,9 +23,11 @@ pub(crate) mod sealed {
     pub trait Sealed {}
 }
 
-/// A blocking database connection Preflight can migrate through (see the [module](self)
-/// for the list). Every plain (not `_async`) operation of [`Runner`] and
-/// [`Migrations`](crate::Migrations) takes one.
+/// A blocking database connection Preflight can migrate through: `postgres::Client`
+/// (feature `postgres`), `rusqlite::Connection` (`sqlite`) and
+/// `r2d2::PooledConnection<r2d2_postgres::PostgresConnectionManager<_>>` (`r2d2`). Every plain
+/// (not `_async`) operation of [`Runner`] and [`Migrations`](crate::Migrations) takes one, or
+/// a `&mut dyn Connection`. Sealed: Preflight implements it for each driver it supports.
 ///
 /// ```
 /// # use preflight_runtime::{MigrationSpec, Migrations};
@@ -45,30 +45,13 @@ pub trait Connection: sealed::Sealed {
     fn driver(&mut self) -> Driver<'_>;
 }
 
-/// An async database connection Preflight can migrate through (see the [module](self) for the
-/// list). Every `_async` operation of [`Runner`] and [`Migrations`](crate::Migrations) takes
-/// one.
+/// An async database connection Preflight can migrate through: `tokio_postgres::Client`
+/// (feature `tokio-postgres`), `deadpool_postgres::Object` (`deadpool`) and
+/// `bb8::PooledConnection<'_, bb8_postgres::PostgresConnectionManager<_>>` (`bb8`). Every
+/// `_async` operation of [`Runner`] and [`Migrations`](crate::Migrations) takes one. Sealed.
 pub trait AsyncConnection: sealed::Sealed + Send {
     #[doc(hidden)]
     fn driver(&mut self) -> AsyncDriver<'_>;
-}
-
-/// A blocking connection pool that [`Runner::ready`] migrates through before handing it out.
-pub trait Pool: sealed::Sealed + Sized {
-    #[doc(hidden)]
-    fn migrate(&self, runner: &Runner<'_>) -> Result<crate::Report, Error>;
-}
-
-/// An async connection pool that [`Runner::ready_async`] migrates through before handing it
-/// out.
-pub trait AsyncPool: sealed::Sealed + Sized {
-    #[doc(hidden)]
-    fn migrate<'a>(
-        &'a self,
-        runner: &'a Runner<'_>,
-    ) -> std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<crate::Report, Error>> + Send + 'a>,
-    >;
 }
 
 /// A blocking connection, as the runner drives it.

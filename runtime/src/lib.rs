@@ -16,8 +16,8 @@ pub use migration::{Body, Kind, Migration, MigrationParts, MigrationSpec, Migrat
 pub use version::{Version, VersionError, MAX_PARTS};
 
 // The boot-time runner: every operation is written once in `runner` over the backend traits
-// (`backend`); `connection` hands each driver's backend to it. Plan and policies are
-// backend-free. Without a driver feature nothing runs the loop (the model is still used by the
+// (`backend`); `connection` hands each driver's backend to it, `operations` and `pool` are the
+// public methods that start one. Plan and policies are backend-free. Without a driver feature nothing runs the loop (the model is still used by the
 // macro).
 #[cfg_attr(not(any(feature = "pg-common", feature = "sqlite")), allow(dead_code))]
 mod backend;
@@ -26,7 +26,11 @@ mod connection;
 pub mod error;
 pub mod history;
 pub mod lock;
+#[cfg_attr(not(any(feature = "pg-common", feature = "sqlite")), allow(dead_code))]
+mod operations;
 pub mod plan;
+#[cfg_attr(not(any(feature = "pg-common", feature = "sqlite")), allow(dead_code))]
+mod pool;
 #[cfg(feature = "pg-common")]
 mod postgres;
 mod report;
@@ -35,11 +39,12 @@ mod runner;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
-pub use connection::{AsyncConnection, AsyncPool, Connection, Pool};
+pub use connection::{AsyncConnection, Connection};
 pub use error::{redact_url, DbError, Error, MigrationError, Unfinished};
 pub use history::{HistoryRow, State};
 pub use lock::LockStrategy;
 pub use plan::{Plan, Revert, Step};
+pub use pool::{AsyncPool, Pool};
 pub use report::{Applied, Report, Warning};
 pub use runner::{Repair, Runner, DEFAULT_TABLE};
 

@@ -35,7 +35,7 @@
 //! `history.rs` (reads and progress rows), `count.rs` (the row count of the fast path),
 //! `lock.rs` (advisory lock and lease), `transaction.rs` (migration transactions and pipelined
 //! windows), `retry.rs` (CockroachDB's serialization retries), `foreign.rs` (other tools'
-//! histories), `reset.rs` (the schema's objects) and `pool.rs` (deadpool, bb8, r2d2).
+//! histories), and `reset.rs` (the schema's objects). The pools (deadpool, bb8, r2d2) are in `crate::pool`.
 
 mod count;
 mod foreign;
@@ -49,8 +49,6 @@ mod wire;
 
 #[cfg(feature = "tokio-postgres")]
 mod async_client;
-#[cfg(any(feature = "deadpool", feature = "bb8", feature = "r2d2"))]
-mod pool;
 #[cfg(feature = "postgres")]
 mod sync_client;
 

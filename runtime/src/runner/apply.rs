@@ -11,7 +11,7 @@ use crate::plan::{self, Plan, Step};
 use crate::report::Applied;
 use crate::{Body, Kind, Migration, Migrations};
 
-use super::run::Ctx;
+use super::context::Ctx;
 
 /// Applies a plan's steps, then refreshes the goal row's chain when another binary wrote it.
 pub(super) async fn migrate<B: Backend>(

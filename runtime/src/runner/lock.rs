@@ -8,7 +8,7 @@ use crate::error::Error;
 use crate::lock::{advisory_key, Backoff, LockStrategy};
 use crate::report::Report;
 
-use super::run::fast_path;
+use super::fast_path::fast_path;
 use super::{Runner, Work};
 
 /// The lock a run holds. Released by [`LockGuard::release`], which every path of the run

@@ -5,7 +5,7 @@ use crate::error::Error;
 use crate::history::{HistoryRow, NewRow};
 use crate::{Migrations, Version};
 
-use super::run::Ctx;
+use super::context::Ctx;
 
 /// A repair of the history, as an operator (or the CLI) asks for it after checking the
 /// database. Every repair takes the lock and is recorded in `<table>_log`.

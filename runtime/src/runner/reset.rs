@@ -8,7 +8,7 @@ use crate::history::HistoryRow;
 use crate::plan::{self, Plan, Revert, Teardown};
 use crate::{Migrations, Version};
 
-use super::run::Ctx;
+use super::context::Ctx;
 use super::{apply, revert, Config};
 
 /// Reverting when possible, dropping otherwise, then applying what a fresh database gets.

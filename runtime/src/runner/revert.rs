@@ -8,7 +8,7 @@ use crate::report::Applied;
 use crate::{Kind, Migration};
 
 use super::apply::{one_by_one, tx_error, Progress};
-use super::run::Ctx;
+use super::context::Ctx;
 
 /// Reverts `list` (decided by `plan::plan_down`, which refused before anything was touched
 /// when one of them cannot be reverted): each down body with its history row deleted and a

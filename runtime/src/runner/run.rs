@@ -5,13 +5,15 @@
 use tracing::Instrument;
 
 use crate::adopt::Adopt;
-use crate::backend::{Backend, Fast, Product, Session};
+use crate::backend::{Backend, Product, Session};
 use crate::error::Error;
-use crate::history::{HistoryRow, State};
+use crate::history::HistoryRow;
 use crate::plan::{self, Plan};
 use crate::report::{Report, Warning};
 use crate::Migrations;
 
+use super::context::Ctx;
+use super::fast_path::fast_path;
 use super::lock::{self, LockGuard};
 use super::{adopt, apply, repair, reset, revert, Config, Runner, Work};
 
@@ -114,33 +116,6 @@ fn check(set: &Migrations, cfg: &Config) -> Result<(), Error> {
         }
     }
     Ok(())
-}
-
-/// The fast path: one query; current iff the goal row is applied with the compiled chain, the
-/// table holds exactly as many rows as the binary has migrations up to the goal, and none is
-/// unfinished. Anything else, including a missing table, goes to the slow path.
-pub(super) async fn fast_path<B: Backend>(
-    b: &mut B,
-    set: &Migrations,
-    cfg: &Config,
-) -> Result<bool, Error> {
-    let Some((goal, count)) = plan::goal(set, cfg.policy.target) else {
-        return Ok(false);
-    };
-    match b.fast_check(goal.version()).await? {
-        Fast::NoTable => Ok(false),
-        Fast::Found {
-            chain,
-            state,
-            total,
-            unfinished,
-            counted,
-        } => Ok(counted
-            && state.as_deref() == Some(State::Applied.as_str())
-            && chain.is_some_and(|c| c == goal.chain().to_string())
-            && usize::try_from(total).is_ok_and(|t| t == count)
-            && unfinished == 0),
-    }
 }
 
 async fn open_session<B: Backend>(b: &mut B, cfg: &Config) -> Result<Session, Error> {
@@ -263,22 +238,6 @@ async fn decide<'m, B: Backend>(
         Work::Reset => reset::decide(b, set, cfg, session, rows).await,
         // Adoption was decided before; a repair checks its own preconditions.
         Work::Adopt | Work::Repair(_) => Ok(Plan::default()),
-    }
-}
-
-/// What the locked work of a run shares.
-pub(super) struct Ctx<'a> {
-    pub cfg: &'a Config,
-    pub applied_by: String,
-    pub cockroach: bool,
-    pub guard: &'a mut LockGuard,
-    pub report: &'a mut Report,
-}
-
-impl Ctx<'_> {
-    pub fn warn(&mut self, w: Warning) {
-        tracing::warn!("{w}");
-        self.report.warnings.push(w);
     }
 }
 
