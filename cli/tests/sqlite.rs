@@ -230,13 +230,18 @@ fn in_memory_database_and_bad_paths() {
     );
 }
 
+/// `data.db` in `dir`, migrated with `up`: its URL and its path.
+fn migrated(dir: &Path) -> (&'static str, std::path::PathBuf) {
+    migrations(&dir.join("migrations"));
+    let url = "sqlite://data.db";
+    assert_eq!(run(dir, url, &["up"]).code, 0);
+    (url, dir.join("data.db"))
+}
+
 #[test]
 fn reset_drops_the_files_objects_and_reapplies() {
     let tmp = tempfile::tempdir().unwrap();
-    migrations(&tmp.path().join("migrations"));
-    let url = "sqlite://data.db";
-    let db = tmp.path().join("data.db");
-    assert_eq!(run(tmp.path(), url, &["up"]).code, 0);
+    let (url, db) = migrated(tmp.path());
     Connection::open(&db)
         .unwrap()
         .execute_batch(
@@ -277,10 +282,7 @@ fn reset_drops_the_files_objects_and_reapplies() {
 #[test]
 fn reset_takes_the_migration_lock_too() {
     let tmp = tempfile::tempdir().unwrap();
-    migrations(&tmp.path().join("migrations"));
-    let url = "sqlite://data.db";
-    let db = tmp.path().join("data.db");
-    assert_eq!(run(tmp.path(), url, &["up"]).code, 0);
+    let (url, db) = migrated(tmp.path());
     Connection::open(&db)
         .unwrap()
         .execute("INSERT INTO users VALUES (2, 'b@example.com', 'B')", [])

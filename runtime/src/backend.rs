@@ -101,6 +101,17 @@ pub(crate) enum TxFailure {
     Other(Error),
 }
 
+impl TxFailure {
+    /// The error of a transaction without a migration body (a repair, an adoption), whose
+    /// failure names no migration.
+    pub fn bookkeeping(self, context: &'static str) -> Error {
+        match self {
+            TxFailure::Body { error, .. } => Error::db(context, error),
+            TxFailure::Other(e) => e,
+        }
+    }
+}
+
 /// One migration transaction of a pipelined window (see [`Apply::transaction_window`]).
 #[derive(Debug, Clone)]
 pub(crate) struct WindowTx<'a> {

@@ -332,7 +332,8 @@ impl Error {
     }
 }
 
-fn list(versions: &[Version]) -> String {
+/// `1, 2, 3`: versions for a message.
+pub(crate) fn list(versions: &[Version]) -> String {
     versions
         .iter()
         .map(Version::to_string)

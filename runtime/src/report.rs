@@ -74,11 +74,7 @@ impl fmt::Display for Report {
             parts.push(format!(
                 "recorded {} migration(s) as applied without running them: {}",
                 self.marked.len(),
-                self.marked
-                    .iter()
-                    .map(Version::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                crate::error::list(&self.marked)
             ));
         }
         if parts.is_empty() {

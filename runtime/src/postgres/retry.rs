@@ -56,22 +56,19 @@ impl<C: PgConn> PgBackend<C> {
         sql: &str,
         params: Vec<Param>,
     ) -> Result<Vec<Row>, Error> {
-        let ops = [Op::Query(sql, params)];
-        retried(
-            &mut self.conn,
-            self.cockroach,
-            &ops,
-            single,
-            |r| matches!(r, Err(e) if is_retryable(e)),
-        )
-        .await
-        .map_err(|e| Error::db(context, e))
+        self.one_retried(Op::Query(sql, params))
+            .await
+            .map_err(|e| Error::db(context, e))
     }
 
     /// One statement of a migration body, outside a transaction: one that failed with 40001
     /// did not take effect, so running it again is safe.
     pub(super) async fn statement(&mut self, sql: &str) -> Result<(), DbError> {
-        let ops = [Op::Simple(sql)];
+        self.one_retried(Op::Simple(sql)).await.map(drop)
+    }
+
+    async fn one_retried(&mut self, op: Op<'_>) -> Result<Vec<Row>, DbError> {
+        let ops = [op];
         retried(
             &mut self.conn,
             self.cockroach,
@@ -80,7 +77,6 @@ impl<C: PgConn> PgBackend<C> {
             |r| matches!(r, Err(e) if is_retryable(e)),
         )
         .await
-        .map(drop)
     }
 }
 

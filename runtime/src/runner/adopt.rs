@@ -3,11 +3,12 @@
 //! what would be recorded.
 
 use crate::adopt::{self, Adopt, AdoptError, Adopted, ForeignTable};
-use crate::backend::{Backend, LogEntry, Record, Session, TxFailure, TxItem};
+use crate::backend::{Backend, LogEntry, Session};
 use crate::error::Error;
-use crate::history::{HistoryRow, NewRow, State};
-use crate::{Migration, Migrations, Version};
+use crate::history::{HistoryRow, State};
+use crate::{Migration, Migrations};
 
+use super::repair::recorded_as_applied;
 use super::{Config, Work};
 
 /// The adoption `work` asks for: an explicit adoption adopts whichever tool is found unless
@@ -36,32 +37,24 @@ pub(super) async fn adopt<B: Backend>(
         return Ok(None);
     };
     let by = adopt::applied_by(adopted.tool, &adopted.table);
-    let shown = list_versions(&adopted.versions);
-    let mut items: Vec<TxItem<'_>> = list
-        .iter()
-        .map(|m| TxItem {
-            body: None,
-            record: Record::Insert(NewRow::of(m, &by)),
-            log: None,
-        })
-        .collect();
-    if let Some(first) = items.first_mut() {
-        first.log = Some(LogEntry {
-            action: "adopt",
-            version: adopted.versions.last().copied(),
-            detail: format!(
-                "adopted {} migration(s) from {}'s table {} ({shown}); that table was left \
-                 untouched",
-                adopted.versions.len(),
-                adopted.tool,
-                adopted.qualified()
-            ),
-            by: cfg.applied_by(),
-        });
-        b.transaction(&items).await.map_err(|f| match f {
-            TxFailure::Body { error, .. } => Error::db("adopting", error),
-            TxFailure::Other(e) => e,
-        })?;
+    let shown = crate::error::list(&adopted.versions);
+    let log = LogEntry {
+        action: "adopt",
+        version: adopted.versions.last().copied(),
+        detail: format!(
+            "adopted {} migration(s) from {}'s table {} ({shown}); that table was left \
+             untouched",
+            adopted.versions.len(),
+            adopted.tool,
+            adopted.qualified()
+        ),
+        by: cfg.applied_by(),
+    };
+    let items = recorded_as_applied(&list, &by, Some(log));
+    if !items.is_empty() {
+        b.transaction(&items)
+            .await
+            .map_err(|f| f.bookkeeping("adopting"))?;
     }
     tracing::warn!(tool = %adopted.tool, table = %adopted.qualified(), versions = %shown, "adopted another tool's history");
     Ok(Some(adopted))
@@ -120,12 +113,4 @@ pub(super) fn rows_of(list: &[&Migration], adopted: &Adopted) -> Vec<HistoryRow>
             error: None,
         })
         .collect()
-}
-
-fn list_versions(versions: &[Version]) -> String {
-    versions
-        .iter()
-        .map(Version::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
 }

@@ -1,9 +1,9 @@
 //! Repairs of the history, as an operator asks for them after checking the database.
 
-use crate::backend::{Backend, LogEntry, Record, TxFailure, TxItem};
+use crate::backend::{Backend, LogEntry, Record, TxItem};
 use crate::error::Error;
 use crate::history::{HistoryRow, NewRow};
-use crate::{Migrations, Version};
+use crate::{Migration, Migrations, Version};
 
 use super::context::Ctx;
 
@@ -136,26 +136,12 @@ pub(super) async fn repair<B: Backend>(
                 .take_while(|m| m.version() <= v)
                 .filter(|m| find(m.version()).is_none())
                 .collect();
-            let mut items: Vec<TxItem<'_>> = marked
-                .iter()
-                .map(|m| TxItem {
-                    body: None,
-                    record: Record::Insert(NewRow::of(m, &by)),
-                    log: None,
-                })
-                .collect();
-            if let Some(first) = items.first_mut() {
-                first.log = log(
-                    "baseline",
-                    v,
-                    format!(
-                        "baseline {v}: {} migration(s) recorded as applied without running them",
-                        marked.len()
-                    ),
-                );
-            }
             ctx.report.marked = marked.iter().map(|m| m.version()).collect();
-            items
+            let detail = format!(
+                "baseline {v}: {} migration(s) recorded as applied without running them",
+                marked.len()
+            );
+            recorded_as_applied(&marked, &by, log("baseline", v, detail))
         }
         // A run (see `Runner::repair`), never a locked repair.
         Repair::Resume(_) => Vec::new(),
@@ -163,10 +149,30 @@ pub(super) async fn repair<B: Backend>(
     if items.is_empty() {
         return Ok(());
     }
-    b.transaction(&items).await.map_err(|f| match f {
-        TxFailure::Body { error, .. } => Error::db("repair", error),
-        TxFailure::Other(e) => e,
-    })?;
+    b.transaction(&items)
+        .await
+        .map_err(|f| f.bookkeeping("repair"))?;
     tracing::warn!(repair = ?repair, "history repaired");
     Ok(())
+}
+
+/// One transaction's items that record `migrations` as applied without running them, with
+/// one `<table>_log` entry (on the first): a baseline, an adoption. Empty for no migration.
+pub(super) fn recorded_as_applied(
+    migrations: &[&Migration],
+    by: &str,
+    log: Option<LogEntry>,
+) -> Vec<TxItem<'static>> {
+    let mut items: Vec<TxItem<'static>> = migrations
+        .iter()
+        .map(|m| TxItem {
+            body: None,
+            record: Record::Insert(NewRow::of(m, by)),
+            log: None,
+        })
+        .collect();
+    if let Some(first) = items.first_mut() {
+        first.log = log;
+    }
+    items
 }
