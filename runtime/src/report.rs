@@ -126,7 +126,7 @@ pub enum Warning {
         /// Applied versions above it.
         versions: Vec<Version>,
     },
-    /// An unfinished migration was resumed, as `resume_unfinished` asked.
+    /// An unfinished migration was resumed, as [`Repair::Resume`](crate::Repair::Resume) asked.
     Resumed {
         /// The version.
         version: Version,

@@ -15,7 +15,7 @@ fn main() {
 
     // And it runs.
     let mut conn = preflight::sqlite::connect("sqlite::memory:").unwrap();
-    let report = MIGRATIONS.run_sqlite(&mut conn).unwrap();
+    let report = MIGRATIONS.run(&mut conn).unwrap();
     assert_eq!(report.applied.len(), 3);
     conn.execute_batch("INSERT INTO users (email) VALUES ('a'), ('a'), ('b');")
         .unwrap();
