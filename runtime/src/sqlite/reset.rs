@@ -4,24 +4,33 @@ use crate::backend::SchemaObjects;
 use crate::error::Error;
 use crate::plan::SchemaObject;
 
+use super::sql::quote_ident;
 use super::{db_error, SqliteBackend};
 
-/// SQLite's objects: views, then tables (their indexes and triggers go with them).
-const OBJECTS: &str = "
-SELECT type, name, printf('DROP %s IF EXISTS \"%w\"', upper(type), name)
-FROM sqlite_schema
-WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
-ORDER BY type = 'table', name";
+/// The objects of an attached database (`main` by default): views, then tables (their
+/// indexes and triggers go with them). `?1` is the database's name, for the `DROP`s.
+fn objects(schema: &str) -> String {
+    format!(
+        "SELECT type, name, printf('DROP %s IF EXISTS \"%w\".\"%w\"', upper(type), ?1, name)
+         FROM {}.sqlite_schema
+         WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
+         ORDER BY type = 'table', name",
+        quote_ident(schema)
+    )
+}
 
 impl SchemaObjects for SqliteBackend<'_> {
-    async fn schema_objects(&mut self, _schema: &str) -> Result<Vec<SchemaObject>, Error> {
-        let listed = self.conn.prepare(OBJECTS).and_then(|mut statement| {
-            statement
-                .query_map([], |r| {
-                    Ok(SchemaObject::new(r.get(0)?, r.get(1)?, r.get(2)?))
-                })?
-                .collect::<Result<Vec<_>, _>>()
-        });
+    async fn schema_objects(&mut self, schema: &str) -> Result<Vec<SchemaObject>, Error> {
+        let listed = self
+            .conn
+            .prepare(&objects(schema))
+            .and_then(|mut statement| {
+                statement
+                    .query_map([schema], |r| {
+                        Ok(SchemaObject::new(r.get(0)?, r.get(1)?, r.get(2)?))
+                    })?
+                    .collect::<Result<Vec<_>, _>>()
+            });
         listed.map_err(|e| Error::db("listing the database's objects", db_error(&e)))
     }
 
