@@ -36,8 +36,8 @@ use crate::{Migrations, Version};
 /// [`Migrations::runner`] and the builder methods, then call an operation.
 ///
 /// Every operation has one name whatever the database and driver: the plain method takes a
-/// blocking [`Connection`] (`postgres::Client`, `rusqlite::Connection`, an r2d2 connection),
-/// its `_async` twin an [`AsyncConnection`] (`tokio_postgres::Client`, deadpool and bb8
+/// blocking [`Connection`](crate::Connection) (`postgres::Client`, `rusqlite::Connection`, an r2d2 connection),
+/// its `_async` twin an [`AsyncConnection`](crate::AsyncConnection) (`tokio_postgres::Client`, deadpool and bb8
 /// connections). Pools are migrated before they are handed out with [`Runner::ready`] /
 /// [`Runner::ready_async`].
 ///
