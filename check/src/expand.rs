@@ -16,11 +16,16 @@ use preflight_runtime::{Kind, Version};
 ///
 /// The directory is relative to the `CARGO_MANIFEST_DIR` of the crate being compiled. Options:
 /// `dialect = "postgres" | "sqlite"` (`sqlite` needs the `sqlite` feature), `lints = "warn" | "deny" | "allow"`, `lint_since = 42` (lint only
-/// versions above 42). Each file is embedded with `include_str!`, so editing it re-expands the
+/// versions above 42), `set = "auth"` (the set's name in the history table; default: the
+/// embedding crate's package name, `CARGO_PKG_NAME`). Each file is embedded with `include_str!`, so editing it re-expands the
 /// macro; a *new* file is noticed when the crate's `build.rs` calls `preflight::build::watch`.
 pub fn expand(input: TokenStream) -> TokenStream {
     match std::env::var_os("CARGO_MANIFEST_DIR") {
-        Some(dir) => expand_in(input, Path::new(&dir)),
+        Some(dir) => expand_in(
+            input,
+            Path::new(&dir),
+            std::env::var("CARGO_PKG_NAME").ok().as_deref(),
+        ),
         None => {
             let message = "preflight::embed!: CARGO_MANIFEST_DIR is not set; the macro must be \
                            compiled by cargo, which sets it";
@@ -29,16 +34,31 @@ pub fn expand(input: TokenStream) -> TokenStream {
     }
 }
 
-/// [`expand`] with the crate directory given (testable without touching the environment).
-pub(crate) fn expand_in(input: TokenStream, manifest_dir: &Path) -> TokenStream {
+/// [`expand`] with the crate directory and package name given (testable without touching the
+/// environment).
+pub(crate) fn expand_in(
+    input: TokenStream,
+    manifest_dir: &Path,
+    package: Option<&str>,
+) -> TokenStream {
     let input: Input = match syn::parse2(input) {
         Ok(input) => input,
         Err(e) => return e.to_compile_error(),
     };
+    let set = match (&input.set, package) {
+        (Some(set), _) => set.value(),
+        (None, Some(package)) => package.to_owned(),
+        (None, None) => preflight_runtime::DEFAULT_SET.to_owned(),
+    };
+    if let Err(e) = preflight_runtime::composition::check_set_name(&set) {
+        let span = input.set.as_ref().map_or(input.path.span(), LitStr::span);
+        let message = format!("preflight::embed!: {e}");
+        return quote_spanned!(span=> ::core::compile_error!(#message));
+    }
     let shown = input.path.value();
     let dir = manifest_dir.join(&shown);
     match check_dir(&dir, &shown, &input.options) {
-        Ok(checked) => generate(checked),
+        Ok(checked) => generate(checked, &set),
         Err(errors) => {
             let message = format!(
                 "preflight::embed!(\"{shown}\"): {} problem{} in the migration directory:\n\n{}",
@@ -55,6 +75,8 @@ pub(crate) fn expand_in(input: TokenStream, manifest_dir: &Path) -> TokenStream 
 struct Input {
     path: LitStr,
     options: Options,
+    /// `set = "..."`: the set's name, when given.
+    set: Option<LitStr>,
 }
 
 impl Parse for Input {
@@ -66,6 +88,7 @@ impl Parse for Input {
         }
         let path: LitStr = input.parse()?;
         let mut options = Options::default();
+        let mut set = None;
         let mut seen: Vec<String> = Vec::new();
         while !input.is_empty() {
             input.parse::<Token![,]>()?;
@@ -95,18 +118,26 @@ impl Parse for Input {
                         .map_err(|e: String| syn::Error::new(value.span(), e))?,
                 ),
                 "lint_since" => options.lint_since(version(&value)?),
+                "set" => {
+                    string(&value, "set")?;
+                    if let Lit::Str(s) = value {
+                        set = Some(s);
+                    }
+                    options
+                }
                 _ => {
                     return Err(syn::Error::new(
                         key.span(),
                         format!(
                             "unknown option `{name}`: the options are `dialect = \"postgres\"`, \
-                             `lints = \"warn\" | \"deny\" | \"allow\"` and `lint_since = <version>`"
+                             `lints = \"warn\" | \"deny\" | \"allow\"`, `lint_since = <version>` \
+                             and `set = \"<name>\"`"
                         ),
                     ))
                 }
             };
         }
-        Ok(Input { path, options })
+        Ok(Input { path, options, set })
     }
 }
 
@@ -134,8 +165,8 @@ fn version(value: &Lit) -> syn::Result<Version> {
         .map_err(|e| syn::Error::new(value.span(), format!("`lint_since`: {e}")))
 }
 
-/// The `Migrations` expression for a checked directory.
-fn generate(checked: Checked) -> TokenStream {
+/// The `Migrations` expression for a checked directory, as set `set_name`.
+fn generate(checked: Checked, set_name: &str) -> TokenStream {
     let warnings: Vec<TokenStream> = checked.warnings().iter().map(warning).collect();
     let mut tracked: Vec<TokenStream> = Vec::new();
     if checked.layout() == Some(Layout::Diesel) {
@@ -189,7 +220,7 @@ fn generate(checked: Checked) -> TokenStream {
             // A `const` item so the array is lifetime-extended to 'static (a temporary passed to
             // a function would not be).
             const __PREFLIGHT_MIGRATIONS: &[::preflight::Migration] = &[#(#entries),*];
-            ::preflight::Migrations::__embedded(__PREFLIGHT_MIGRATIONS)
+            ::preflight::Migrations::__embedded_set(__PREFLIGHT_MIGRATIONS, #set_name)
         }
     }
 }
@@ -239,7 +270,7 @@ mod tests {
 
     fn expand_str(dir: &Path, input: &str) -> String {
         let input: TokenStream = input.parse().expect("tokens");
-        expand_in(input, dir).to_string()
+        expand_in(input, dir, Some("my-app")).to_string()
     }
 
     #[test]
@@ -272,6 +303,16 @@ mod tests {
         );
         assert!(out.contains("Option :: Some"), "{out}");
         assert!(!out.contains("compile_error"), "{out}");
+        // Named after the embedding crate, or as `set = ...` says.
+        assert!(
+            out.contains("__embedded_set (__PREFLIGHT_MIGRATIONS , \"my-app\")"),
+            "{out}"
+        );
+        let auth = expand_str(crate_dir.path(), r#""migrations", set = "auth""#);
+        assert!(
+            auth.contains("__embedded_set (__PREFLIGHT_MIGRATIONS , \"auth\")"),
+            "{auth}"
+        );
         // Lints are warnings: no index without CONCURRENTLY here, so no warning either.
         assert!(!out.contains("deprecated"), "{out}");
     }
@@ -328,6 +369,9 @@ mod tests {
             (r#""m", lints = 1"#, "takes a string"),
             (r#""m", lint_since = "x""#, "lint_since"),
             (r#""m", lints = "warn", lints = "deny""#, "given twice"),
+            (r#""m", set = 1"#, "`set` takes a string"),
+            (r#""m", set = "a b""#, "set name"),
+            (r#""m", set = """#, "set name"),
             ("m", "expected string literal"),
         ] {
             let out = expand_str(dir.path(), input);

@@ -22,6 +22,7 @@ mod foreign;
 mod new;
 mod progress;
 mod reset;
+mod sets;
 mod status;
 mod table;
 mod tls;
@@ -188,8 +189,7 @@ fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError
         }
         Command::Check { deny_warnings } => check(g, embedded, *deny_warnings),
         Command::Status => {
-            let set = load(g, embedded)?;
-            let mut db = connect_db(g)?;
+            let (set, mut db) = open(g, embedded)?;
             let r = runner(&set, g)?;
             let history = r.history(&mut *db)?;
             // The verdict is the runner's dry run: what a booting application would do.
@@ -220,8 +220,7 @@ fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError
             grouped,
             allow_out_of_order,
         } => {
-            let set = load(g, embedded)?;
-            let mut db = connect_db(g)?;
+            let (set, mut db) = open(g, embedded)?;
             let mut r = runner(&set, g)?
                 .grouped(*grouped)
                 .out_of_order(*allow_out_of_order);
@@ -259,8 +258,7 @@ fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError
             Ok(report_outcome(&report?, "applied"))
         }
         Command::Down { to, steps, dry_run } => {
-            let set = load(g, embedded)?;
-            let mut db = connect_db(g)?;
+            let (set, mut db) = open(g, embedded)?;
             let revert = match (to, steps) {
                 (Some(v), _) => Revert::To(parse_version(v)?),
                 (None, Some(n)) => Revert::Steps(*n),
@@ -281,13 +279,12 @@ fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError
         }
         Command::Baseline { upto } => {
             let v = parse_version(upto)?;
-            let set = load(g, embedded)?;
+            let (set, mut db) = open(g, embedded)?;
             if set.get(v).is_none() {
                 return Err(CliError::Usage(format!(
                     "{v} is not a migration version of this set"
                 )));
             }
-            let mut db = connect_db(g)?;
             // One step under the lock: every row is recorded, or none.
             let report = runner(&set, g)?.repair(&mut *db, Repair::Baseline(v))?;
             let marked: Vec<String> = report.marked.iter().map(ToString::to_string).collect();
@@ -302,8 +299,7 @@ fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError
         Command::Reset { yes, allow_remote } => {
             // Before connecting: a refusal must not depend on the server answering.
             reset::check_local(database_url(g)?, *allow_remote)?;
-            let set = load(g, embedded)?;
-            let mut db = connect_db(g)?;
+            let (set, mut db) = open(g, embedded)?;
             let r = runner(&set, g)?;
             let announce = !g.json && !g.quiet;
             let (human, json, ok) = reset::reset(&mut *db, &r, *yes, announce)?;
@@ -316,8 +312,7 @@ fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError
             accept_checksum,
             resume,
         } => {
-            let set = load(g, embedded)?;
-            let mut db = connect_db(g)?;
+            let (set, mut db) = open(g, embedded)?;
             let r = runner(&set, g)?;
             let (what, repair) = match (forget, mark_applied, accept_checksum, resume) {
                 (Some(v), ..) => ("forgot", Repair::Forget(parse_version(v)?)),
@@ -340,7 +335,7 @@ fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError
             let report = r.repair(&mut *db, repair)?;
             let what = format!("{what} {version}");
             let mut out = report_outcome(&report, "applied");
-            out.human = format!("{what} (recorded in the history log)\n{}", out.human);
+            out.human = format!("{what} (recorded in its history row)\n{}", out.human);
             out.json["repair"] = json!(what);
             Ok(out)
         }
@@ -355,8 +350,7 @@ fn adopt(
     from: Option<&str>,
     dry_run: bool,
 ) -> Result<Outcome, CliError> {
-    let set = load(g, embedded)?;
-    let mut db = connect_db(g)?;
+    let (set, mut db) = open(g, embedded)?;
     let tool = match from {
         Some(name) => Some(
             Tool::from_cli_name(name)
@@ -476,13 +470,35 @@ fn check(g: &Global, embedded: Option<&Migrations>, deny: bool) -> Result<Outcom
     })
 }
 
-/// The migration set: embedded, or read from `--dir` with every compile-time check.
+/// The migration set: embedded, or read from `--dir` with every compile-time check and named
+/// as `embed!` would name it (see `sets`).
 fn load(g: &Global, embedded: Option<&Migrations>) -> Result<Migrations, CliError> {
     match embedded {
         Some(set) => Ok(set.clone()),
         // Lints are for `check`; they cannot change what is applied.
-        None => Ok(read_dir(g, LintLevel::Allow)?.into_migrations()),
+        None => {
+            let set = read_dir(g, LintLevel::Allow)?.into_migrations();
+            Ok(match sets::crate_name(&g.dir) {
+                Some(name) => set.named(name),
+                None => set,
+            })
+        }
     }
+}
+
+/// [`load`], then the database: the directory is checked before anything connects, and a
+/// directory that no `Cargo.toml` named takes the name of the one set its history holds.
+fn open(
+    g: &Global,
+    embedded: Option<&Migrations>,
+) -> Result<(Migrations, Box<dyn Connection>), CliError> {
+    let set = load(g, embedded)?;
+    let mut db = connect_db(g)?;
+    if embedded.is_some() || set.set() != preflight_runtime::DEFAULT_SET {
+        return Ok((set, db));
+    }
+    let names = sets::in_history(&runner(&set, g)?, &mut *db)?;
+    Ok((sets::settle(set, names), db))
 }
 
 fn read_dir(g: &Global, lints: LintLevel) -> Result<Checked, CliError> {
@@ -625,10 +641,7 @@ fn dry_run_up(steps: &[Step<'_>]) -> Outcome {
     let mut list = Vec::new();
     for step in steps {
         let m = step.migration();
-        let from = match step {
-            Step::Resume { from, .. } => *from as usize,
-            _ => 0,
-        };
+        let from = step.from() as usize;
         let body = m.up();
         human.push_str(&format!(
             "\n-- {} {} ({}, {}, {} statement(s){})\n",
@@ -637,7 +650,7 @@ fn dry_run_up(steps: &[Step<'_>]) -> Outcome {
             m.path(),
             match body.kind() {
                 preflight_runtime::Kind::Transactional => "in a transaction",
-                preflight_runtime::Kind::NoTransaction => "outside a transaction",
+                _ => "outside a transaction",
             },
             body.statement_count(),
             if from > 0 {
@@ -656,10 +669,11 @@ fn dry_run_up(steps: &[Step<'_>]) -> Outcome {
     Outcome::ok(human, json!({ "ok": true, "dry_run": true, "apply": list }))
 }
 
-fn dry_run_down(planned: &[&preflight_runtime::Migration]) -> Outcome {
+fn dry_run_down(planned: &[Step<'_>]) -> Outcome {
     let mut human = format!("would revert {} migration(s):\n", planned.len());
     let mut list = Vec::new();
-    for m in planned {
+    for step in planned {
+        let m = step.migration();
         let sql: Vec<&str> = m
             .down()
             .map(|d| d.statements().collect())

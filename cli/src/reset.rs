@@ -85,7 +85,7 @@ pub(crate) fn reset(
     }
     let mut doc = match &plan.teardown {
         None => json!({
-            "revert": plan.revert.iter().map(|m| m.version().to_string()).collect::<Vec<_>>(),
+            "revert": plan.revert.iter().map(|s| s.migration().version().to_string()).collect::<Vec<_>>(),
         }),
         Some(t) => json!({
             "schema": t.schema,
@@ -141,7 +141,8 @@ fn describe(plan: &Plan<'_>) -> String {
         "every applied migration is reversible: reverting {} migration(s), newest first:\n",
         plan.revert.len()
     );
-    for m in &plan.revert {
+    for step in &plan.revert {
+        let m = step.migration();
         text.push_str(&format!("  {} {} ({})\n", m.version(), m.name(), m.path()));
     }
     text.push_str("then applying every migration again\n");

@@ -28,6 +28,16 @@ pub(crate) enum Line {
         done: u32,
         total: u32,
     },
+    /// A down body failed half-way (counts are of the down body).
+    RevertFailed {
+        done: u32,
+        total: u32,
+    },
+    /// A down body's process stopped half-way.
+    Reverting {
+        done: u32,
+        total: u32,
+    },
 }
 
 impl Line {
@@ -41,6 +51,12 @@ impl Line {
             Line::Ahead => "applied (newer release)".into(),
             Line::Failed { done, total } => format!("failed at statement {}/{total}", done + 1),
             Line::InProgress { done, total } => format!("in progress ({done}/{total} done)"),
+            Line::RevertFailed { done, total } => {
+                format!("revert failed at down statement {}/{total}", done + 1)
+            }
+            Line::Reverting { done, total } => {
+                format!("being reverted ({done}/{total} down statements done)")
+            }
         }
     }
 }
@@ -57,8 +73,10 @@ pub(crate) fn compute<'a>(
     history: &'a [HistoryRow],
     planned: Result<&Plan<'_>, &Error>,
 ) -> Status<'a> {
+    // The rows of this set (a history may hold other sets', which are not this directory's).
+    let history: Vec<&HistoryRow> = history.iter().filter(|r| r.set == set.set()).collect();
     let by_version: BTreeMap<Version, &HistoryRow> =
-        history.iter().map(|r| (r.version, r)).collect();
+        history.iter().map(|r| (r.version, *r)).collect();
     let newest_applied = history.iter().map(|r| r.version).max();
     let newest_compiled = set.last().map(|m| m.version());
     let mut rows = Vec::new();
@@ -71,7 +89,11 @@ pub(crate) fn compute<'a>(
         };
         rows.push((m.version(), m.name().to_owned(), line, row));
     }
-    for r in history.iter().filter(|r| set.get(r.version).is_none()) {
+    for r in history
+        .iter()
+        .copied()
+        .filter(|r| set.get(r.version).is_none())
+    {
         let line = match r.state {
             State::Applied if newest_compiled.is_none_or(|n| r.version > n) => Line::Ahead,
             State::Applied => Line::Missing,
@@ -103,6 +125,14 @@ fn state_line(r: &HistoryRow, checksum_ok: Option<bool>) -> Line {
             total: r.statements_total,
         },
         State::InProgress => Line::InProgress {
+            done: r.statements_done,
+            total: r.statements_total,
+        },
+        State::RevertFailed => Line::RevertFailed {
+            done: r.statements_done,
+            total: r.statements_total,
+        },
+        State::Reverting => Line::Reverting {
             done: r.statements_done,
             total: r.statements_total,
         },

@@ -130,7 +130,7 @@ fn absolute_url_baseline_and_repairs() {
     assert_eq!(
         count(
             &db,
-            "SELECT count(*) FROM preflight_history_log WHERE action = 'accept-checksum'"
+            "SELECT count(*) FROM preflight_history WHERE repaired LIKE 'accept-checksum: %'"
         ),
         1
     );

@@ -9,27 +9,35 @@ use std::time::Duration;
 
 use crate::adopt::{ForeignHistory, ForeignTable};
 use crate::error::{DbError, Error};
-use crate::history::{HistoryRow, NewRow, State};
+use crate::history::{HistoryRow, Key, NewRow, State};
 use crate::lock::Holder;
 use crate::plan::SchemaObject;
-use crate::{Checksum, Version};
+use crate::Checksum;
 
-/// What the fast-path query found.
+/// What the fast-path query found: the newest row of each set asked about (by `ord`, see
+/// [`crate::history`]), in the order asked, and whether any row of those sets is unfinished.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Fast {
+    pub newest: Vec<Option<Newest>>,
+    pub unfinished: bool,
+}
+
+/// The newest history row of a set, as the fast path reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Fast {
-    /// No history table (or no schema): the slow path creates it.
-    NoTable,
-    /// The goal version's row (if any) and the table's counts.
-    Found {
-        chain: Option<String>,
-        state: Option<String>,
-        total: i64,
-        unfinished: i64,
-        /// Whether the counts came from `<table>_count` (kept by a trigger, or counted by the
-        /// same query where no trigger keeps them). `false`: the table has not been installed
-        /// yet, and the slow path installs it.
-        counted: bool,
-    },
+pub(crate) struct Newest {
+    pub version: String,
+    pub chain: String,
+    pub state: String,
+}
+
+/// The history table's layout, as the slow path finds it under the lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Layout {
+    /// Layout 2 (created now if it was missing).
+    Current,
+    /// Layout 1, to upgrade: its rows' versions and checksums, from which the runner chooses
+    /// the set they belong to.
+    V1 { rows: Vec<(String, String)> },
 }
 
 /// Which server the connection reached.
@@ -63,24 +71,28 @@ pub(crate) enum Record {
     /// Insert or overwrite the row as `applied` (repair: mark applied).
     Upsert(NewRow),
     /// Delete the row (revert, repair: forget).
-    Delete(Version),
+    Delete(Key),
     /// Set the checksum and chain of an applied row (repair: accept a new checksum).
     SetChecksum {
-        version: Version,
+        key: Key,
         checksum: Checksum,
-        chain: Checksum,
+        chain: Option<Checksum>,
     },
-    /// Set only the chain (after a slow path verified the whole set).
-    SetChain { version: Version, chain: Checksum },
+    /// Set only the chain (after a slow path verified the whole set; `None`: no longer
+    /// verified, see [`crate::history`]).
+    SetChain { key: Key, chain: Option<Checksum> },
 }
 
-/// An entry of the `<table>_log` audit table.
-#[derive(Debug, Clone)]
-pub(crate) struct LogEntry {
-    pub action: &'static str,
-    pub version: Option<Version>,
-    pub detail: String,
-    pub by: String,
+impl Record {
+    /// The row the record writes.
+    pub fn key(&self) -> &Key {
+        match self {
+            Record::Insert(row) | Record::Upsert(row) => &row.key,
+            Record::Delete(key)
+            | Record::SetChecksum { key, .. }
+            | Record::SetChain { key, .. } => key,
+        }
+    }
 }
 
 /// One migration (or repair) inside a transaction.
@@ -89,7 +101,9 @@ pub(crate) struct TxItem<'a> {
     /// The script to run (all statements in one string), if any.
     pub body: Option<&'a str>,
     pub record: Record,
-    pub log: Option<LogEntry>,
+    /// A line appended to the row's `repaired` column (after the record; `by ... at <now>` is
+    /// added by the backend's clock): what a repair did.
+    pub note: Option<String>,
 }
 
 /// Why a transaction did not commit.
@@ -122,7 +136,7 @@ pub(crate) struct WindowTx<'a> {
     /// one sent before it in the window. `None` for the window's first, whose predecessor's
     /// outcome was read before the window was sent.
     #[cfg_attr(not(feature = "pg-common"), allow(dead_code))]
-    pub after: Option<Version>,
+    pub after: Option<Key>,
 }
 
 /// Why a window did not commit entirely: transaction `index` of the window failed (the first
@@ -145,29 +159,51 @@ pub(crate) trait Backend:
     async fn sleep(&mut self, duration: Duration);
 }
 
-/// Preflight's history table: the fast-path query, creation, reads, and the rows of
-/// migrations that run outside a transaction (their progress).
+/// Preflight's history table (its layout: [`crate::history`]): the fast-path query, creation
+/// and upgrade, reads, and the rows of migrations that run outside a transaction (their
+/// progress).
 pub(crate) trait HistoryTable {
-    /// The single fast-path query: the goal row and the table's counts, one round trip.
-    async fn fast_check(&mut self, goal: Version) -> Result<Fast, Error>;
-    /// Creates the history (and log) table if missing; refuses a layout it does not know.
-    async fn ensure_history(&mut self) -> Result<(), Error>;
+    /// The single fast-path query: the newest row of each of `sets` and whether any of their
+    /// rows is unfinished, one round trip. `None`: no history table, or one the query cannot
+    /// read (layout 1): the slow path creates or upgrades it.
+    async fn fast_check(&mut self, sets: &[&str]) -> Result<Option<Fast>, Error>;
+    /// Creates the history table (layout 2, with its indexes) if missing, drops what an older
+    /// layout left beside it (`<table>_count`, its function and triggers, `<table>_log`,
+    /// `<table>_lease`), and says whether the table is current or of layout 1; refuses a layout
+    /// it does not know. Under the migration lock.
+    async fn ensure_history(&mut self) -> Result<Layout, Error>;
+    /// Upgrades a layout-1 table in place, in one transaction (see [`crate::history`]): its
+    /// rows become set `set`, `ords` gives each row's `ord` (version text, sort key). Under
+    /// the migration lock.
+    async fn upgrade_history(&mut self, set: &str, ords: &[(String, String)]) -> Result<(), Error>;
     /// Reads the history; the table must exist (see [`HistoryTable::ensure_history`]).
     async fn read_history(&mut self) -> Result<Vec<HistoryRow>, Error>;
-    /// Reads the history without creating anything: an absent table is an empty history.
+    /// Reads the history without creating anything: an absent table is an empty history; a
+    /// layout-1 table is read with an empty `set` (the runner assigns the set an upgrade
+    /// would).
     async fn read_history_if_any(&mut self) -> Result<Vec<HistoryRow>, Error>;
-    /// Records the start (or the resumption) of a non-atomic migration: `in_progress`.
+    /// Records the start (or the resumption) of a non-atomic migration: `in_progress`, with
+    /// `done` units completed and `completed` their digests (see [`crate::history`]).
     /// A fresh start (`row.resume` false) should fail when the row exists: another run started
     /// the migration although this one holds the lock (no lock, an expired lease, a pooler),
     /// and running it here too would apply its statements twice. (PostgreSQL does; SQLite's
     /// `BEGIN IMMEDIATE` lock cannot be bypassed that way.)
-    async fn start_row(&mut self, row: &NewRow, done: u32) -> Result<(), Error>;
-    /// Records that `done` statements completed.
-    async fn progress(&mut self, version: Version, done: u32) -> Result<(), Error>;
-    /// Records the end of a non-atomic migration: `applied` or `failed`.
+    async fn start_row(&mut self, row: &NewRow, done: u32, completed: &str) -> Result<(), Error>;
+    /// Records the start (or the resumption) of a non-atomic down body of an applied (or
+    /// half-reverted) migration: `reverting`, `done` of `total` down units completed.
+    async fn start_revert(
+        &mut self,
+        key: &Key,
+        total: u32,
+        done: u32,
+        completed: &str,
+    ) -> Result<(), Error>;
+    /// Records that `done` units completed, whose digests are `completed`.
+    async fn progress(&mut self, key: &Key, done: u32, completed: &str) -> Result<(), Error>;
+    /// Records the end of a non-atomic body: `applied`, `failed` or `revert_failed`.
     async fn finish_row(
         &mut self,
-        version: Version,
+        key: &Key,
         state: State,
         done: u32,
         execution_ms: i64,

@@ -142,8 +142,7 @@ impl Driver<'_> {
 
     pub(crate) fn history(self, runner: &Runner<'_>) -> Result<Vec<HistoryRow>, Error> {
         on_blocking_backend!(self, &runner.cfg, |b| crate::runner::run::history(
-            b,
-            &runner.cfg
+            b, runner
         ))
     }
 }
@@ -167,8 +166,7 @@ impl AsyncDriver<'_> {
 
     pub(crate) async fn history(self, runner: &Runner<'_>) -> Result<Vec<HistoryRow>, Error> {
         on_async_backend!(self, &runner.cfg, |b| crate::runner::run::history(
-            b,
-            &runner.cfg
+            b, runner
         ))
     }
 }

@@ -62,6 +62,8 @@ impl std::error::Error for DbError {}
 /// A migration body that failed on the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MigrationError {
+    /// The migration's set, when the run composes several.
+    pub set: Option<String>,
     /// The migration's version.
     pub version: Version,
     /// Its name.
@@ -84,6 +86,7 @@ impl MigrationError {
     /// The error of migration `m`'s up body (or down body, when `down`), failing at statement
     /// `statement` (0-based) when known: the line comes from the body.
     pub(crate) fn new(
+        set: Option<String>,
         m: &crate::Migration,
         down: bool,
         statement: Option<usize>,
@@ -91,6 +94,7 @@ impl MigrationError {
     ) -> MigrationError {
         let body = if down { m.down() } else { Some(m.up()) };
         MigrationError {
+            set,
             version: m.version(),
             name: m.name().to_owned(),
             path: m.path().to_owned(),
@@ -109,7 +113,14 @@ impl fmt::Display for MigrationError {
         } else {
             "migration"
         };
-        write!(f, "{dir} {} `{}` ({}", self.version, self.name, self.path)?;
+        write!(
+            f,
+            "{dir} {}{} `{}` ({}",
+            in_set(&self.set),
+            self.version,
+            self.name,
+            self.path
+        )?;
         if let Some(line) = self.line {
             write!(f, ":{line}")?;
         }
@@ -125,6 +136,8 @@ impl fmt::Display for MigrationError {
 /// refuses to step over.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unfinished {
+    /// The set, when the run composes several.
+    pub set: Option<String>,
     /// The version.
     pub version: Version,
     /// The recorded name.
@@ -150,40 +163,184 @@ impl fmt::Display for Unfinished {
             .path
             .as_deref()
             .unwrap_or("file no longer in the binary");
-        write!(f, "migration {} `{}` ({file}) is ", self.version, self.name)?;
-        match self.state {
-            State::Failed => write!(
-                f,
-                "marked failed: statements 1..{} of {} completed and statement {next}",
-                self.statements_done, self.statements_total
-            )?,
-            _ => write!(
-                f,
-                "unfinished (in_progress, its process stopped): statements 1..{} of {} \
-                 completed and statement {next}",
-                self.statements_done, self.statements_total
-            )?,
+        let set = in_set(&self.set);
+        let v = self.version;
+        let repair = format!("preflight repair{}", cli_set(&self.set));
+        write!(f, "migration {set}{v} `{}` ({file}) ", self.name)?;
+        let (body, how) = match self.state {
+            State::Failed => ("", "failed"),
+            State::InProgress => ("", "may or may not have taken effect (its process stopped)"),
+            State::RevertFailed => ("down ", "failed"),
+            _ => (
+                "down ",
+                "may or may not have taken effect (its process stopped)",
+            ),
+        };
+        if self.state.is_revert() {
+            f.write_str("was being reverted and is unfinished: ")?;
+        } else {
+            f.write_str("is unfinished: ")?;
         }
+        let done = self.statements_done;
+        let total = self.statements_total;
+        if done == 0 {
+            write!(f, "none of its {total} {body}statements completed, and ")?;
+        } else {
+            write!(f, "{body}statements 1..{done} of {total} completed, and ")?;
+        }
+        write!(f, "{body}statement {next}")?;
         if let Some(line) = self.next_line {
             write!(f, " (line {line})")?;
         }
-        match self.state {
-            State::Failed => f.write_str(" failed")?,
-            _ => f.write_str(" may or may not have taken effect")?,
-        }
+        write!(f, " {how}")?;
         if let Some(e) = &self.error {
             write!(f, " with: {e}")?;
         }
+        if self.state.is_revert() {
+            return write!(
+                f,
+                ". Check the database, then either continue the revert (run the same \
+                 `preflight down` again: it resumes at down statement {next}), or finish it by \
+                 hand and run `{repair} --forget {v}` (`Repair::Forget`), or undo what it \
+                 reverted by hand and run `{repair} --mark-applied {v}` (`Repair::MarkApplied`)"
+            );
+        }
+        let unchanged = if done == 0 {
+            String::new()
+        } else {
+            format!(", since statements 1..{done} are unchanged")
+        };
         write!(
             f,
-            ". Check the database, then either resume from statement {next} \
-             (`preflight repair --resume {v}`, or `Runner::repair` with `Repair::Resume`), \
-             or finish it by hand and run `preflight repair --mark-applied {v}` \
-             (`Runner::repair` with `Repair::MarkApplied`), or undo it by hand and run `preflight repair --forget {v}` \
-             (`Repair::Forget`) so that it runs again from the start",
-            v = self.version
+            ". Check the database, then either fix the file at or after statement {next} and \
+             run again (it resumes at statement {next}{unchanged}), or resume as it is \
+             (`{repair} --resume {v}`, or `Runner::repair` with `Repair::Resume`), or finish it \
+             by hand and run `{repair} --mark-applied {v}` (`Repair::MarkApplied`), or undo it \
+             by hand and run `{repair} --forget {v}` (`Repair::Forget`) so that it runs again \
+             from the start"
         )
     }
+}
+
+/// An unfinished migration (or revert) whose file changed in a unit that had completed: the
+/// database has that unit as it was, not as the file now says, so resuming is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompletedChanged {
+    /// The set, when the run composes several.
+    pub set: Option<String>,
+    /// The version.
+    pub version: Version,
+    /// The name.
+    pub name: String,
+    /// The file.
+    pub path: String,
+    /// Whether the down body (an unfinished revert) changed.
+    pub down: bool,
+    /// The row's state.
+    pub state: State,
+    /// How many units (statements, or blocks) completed.
+    pub statements_done: u32,
+    /// The first completed unit that changed (0-based); `None` when the row does not record
+    /// what its completed units were (written before layout 2).
+    pub statement: Option<usize>,
+    /// That unit's 1-based line in the file.
+    pub line: Option<usize>,
+}
+
+impl fmt::Display for CompletedChanged {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let set = in_set(&self.set);
+        let v = self.version;
+        let done = self.statements_done;
+        let next = done + 1;
+        let body = if self.down { "down " } else { "" };
+        let repair = format!("preflight repair{}", cli_set(&self.set));
+        write!(
+            f,
+            "{} {set}{v} `{}` stopped after {body}statements 1..{done}, and ",
+            if self.down {
+                "the revert of migration"
+            } else {
+                "migration"
+            },
+            self.name
+        )?;
+        match self.statement {
+            Some(i) => {
+                write!(f, "completed {body}statement {} ({}", i + 1, self.path)?;
+                if let Some(line) = self.line {
+                    write!(f, ":{line}")?;
+                }
+                f.write_str(") has changed in the file since it ran")?;
+            }
+            None => write!(
+                f,
+                "its history row does not record what they were (written by an older \
+                 Preflight) while the file ({}) has changed since",
+                self.path
+            )?,
+        }
+        if self.down {
+            write!(
+                f,
+                ": the database has it as it was. Restore it (then `preflight down` continues \
+                 at down statement {next}), or finish the revert by hand and run \
+                 `{repair} --forget {v}`"
+            )
+        } else {
+            write!(
+                f,
+                ": the database has it as it was. Restore it (then the next run resumes at \
+                 statement {next}), or, if the database already matches the file as it is now, \
+                 run `{repair} --resume {v}`, which continues at statement {next} of the file as \
+                 it is now"
+            )
+        }
+    }
+}
+
+/// An applied migration whose file changed since it was applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChecksumMismatch {
+    /// The set, when the run composes several.
+    pub set: Option<String>,
+    /// The version.
+    pub version: Version,
+    /// The file in the binary.
+    pub path: String,
+    /// The checksum in the history.
+    pub recorded: String,
+    /// The checksum of the file in the binary.
+    pub compiled: Checksum,
+}
+
+impl fmt::Display for ChecksumMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let v = self.version;
+        write!(
+            f,
+            "migration {}{v} ({}) was changed after it was applied: the database recorded \
+             checksum {}, the binary has {}. Restore the file, or, if the change is intended and \
+             already reflected in the database, run `preflight repair{} --accept-checksum {v}` \
+             (`Runner::repair` with `Repair::AcceptChecksum`)",
+            in_set(&self.set),
+            self.path,
+            self.recorded,
+            self.compiled,
+            cli_set(&self.set)
+        )
+    }
+}
+
+/// `set `auth` `: the set of a migration in a message, when the run composes several.
+pub(crate) fn in_set(set: &Option<String>) -> String {
+    set.as_ref().map_or_else(String::new, |s| format!("`{s}` "))
+}
+
+/// ` --set auth`: the CLI option that names the set in a recommended command.
+pub(crate) fn cli_set(set: &Option<String>) -> String {
+    set.as_ref()
+        .map_or_else(String::new, |s| format!(" --set {s}"))
 }
 
 /// Everything that can stop the runner. Refusals (checksum mismatch, missing, out of order,
@@ -204,48 +361,64 @@ pub enum Error {
     #[error("{0}")]
     Migration(Box<MigrationError>),
     /// An applied migration's file changed since it was applied.
-    #[error(
-        "migration {version} ({path}) was changed after it was applied: the database recorded \
-         checksum {recorded}, the binary has {compiled}. Restore the file, or, if the change is \
-         intended and already reflected in the database, run \
-         `preflight repair --accept-checksum {version}` (`Runner::repair` with `Repair::AcceptChecksum`)"
-    )]
-    ChecksumMismatch {
-        /// The version.
-        version: Version,
-        /// The file in the binary.
-        path: String,
-        /// The checksum in the history.
-        recorded: String,
-        /// The checksum of the file in the binary.
-        compiled: Checksum,
-    },
+    #[error("{0}")]
+    ChecksumMismatch(Box<ChecksumMismatch>),
     /// Applied versions below the binary's newest that the binary does not have (a file was
     /// deleted or renamed).
     #[error(
-        "the database has applied migration(s) {} that this binary does not have (deleted or \
+        "the database has applied migration(s) {}{} that this binary does not have (deleted or \
          renamed files?); restore them, or allow it with `.allow_missing(true)`",
+        in_set(.set),
         list(.versions)
     )]
     Missing {
+        /// The set, when the run composes several.
+        set: Option<String>,
         /// The versions, ascending.
         versions: Vec<Version>,
     },
     /// Pending versions below the newest applied one (merged from a parallel branch).
     #[error(
-        "migration(s) {} are pending but older than the newest applied migration {newest_applied}; \
+        "migration(s) {}{} are pending but older than the newest applied migration {newest_applied}; \
          renumber them, or allow out-of-order application with `.out_of_order(true)`",
+        in_set(.set),
         list(.pending)
     )]
     OutOfOrder {
+        /// The set, when the run composes several.
+        set: Option<String>,
         /// The pending versions, ascending.
         pending: Vec<Version>,
         /// The newest version in the history.
         newest_applied: Version,
     },
-    /// A migration is recorded `in_progress` or `failed`.
+    /// A migration is recorded `in_progress` or `failed` (or its revert `reverting` or
+    /// `revert_failed`).
     #[error("{0}")]
     Unfinished(Box<Unfinished>),
+    /// An unfinished migration's file changed in a statement that had completed.
+    #[error("{0}")]
+    CompletedChanged(Box<CompletedChanged>),
+    /// The history table holds migrations of other sets only, none of the run's: it belongs
+    /// to other migrations (a renamed set, another application's history), and nothing was
+    /// done.
+    #[error(
+        "the history table holds the migrations of set(s) {} and none of this run's set(s) {}: \
+         it belongs to other migrations, and nothing was done. If they are the same migrations \
+         under another name, give the set the history's name (`embed!(\"migrations\", set = \
+         \"{}\")`, `Migrations::named`, the CLI's `--dir {}=PATH`); otherwise keep this history \
+         apart (`Runner::table`, `--table`)",
+        quoted(.history),
+        quoted(.run),
+        .history.first().map_or("", String::as_str),
+        .history.first().map_or("", String::as_str)
+    )]
+    OtherSets {
+        /// The sets the history holds.
+        history: Vec<String>,
+        /// The run's sets.
+        run: Vec<String>,
+    },
     /// The migration lock was not acquired in time.
     #[error(
         "could not take the migration lock within {waited:?}: {}",
@@ -305,10 +478,12 @@ impl Error {
     pub fn is_refusal(&self) -> bool {
         matches!(
             self,
-            Error::ChecksumMismatch { .. }
+            Error::ChecksumMismatch(_)
                 | Error::Missing { .. }
                 | Error::OutOfOrder { .. }
                 | Error::Unfinished(_)
+                | Error::CompletedChanged(_)
+                | Error::OtherSets { .. }
                 | Error::NoDown { .. }
                 | Error::UnknownVersion(_)
         )
@@ -316,12 +491,15 @@ impl Error {
 
     /// [`Error::Migration`] for migration `m` (see [`MigrationError::new`]).
     pub(crate) fn migration(
+        set: Option<String>,
         m: &crate::Migration,
         down: bool,
         statement: Option<usize>,
         source: DbError,
     ) -> Error {
-        Error::Migration(Box::new(MigrationError::new(m, down, statement, source)))
+        Error::Migration(Box::new(MigrationError::new(
+            set, m, down, statement, source,
+        )))
     }
 
     pub(crate) fn db(context: impl Into<Cow<'static, str>>, source: DbError) -> Error {
@@ -330,6 +508,15 @@ impl Error {
             source: Box::new(source),
         }
     }
+}
+
+/// `` `a`, `b` ``: set names for a message.
+fn quoted(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `1, 2, 3`: versions for a message.
@@ -494,6 +681,7 @@ mod tests {
     #[test]
     fn unfinished_names_the_recovery() {
         let u = Unfinished {
+            set: None,
             version: Version::new(3),
             name: "idx".into(),
             path: Some("3_idx.sql".into()),
@@ -505,6 +693,17 @@ mod tests {
         };
         let text = u.to_string();
         assert!(text.contains("statements 1..1 of 3"), "{text}");
+        assert!(!text.contains("--set"), "{text}");
+        let in_auth = Unfinished {
+            set: Some("auth".into()),
+            ..u.clone()
+        }
+        .to_string();
+        assert!(in_auth.contains("migration `auth` 3"), "{in_auth}");
+        assert!(
+            in_auth.contains("preflight repair --set auth --forget 3"),
+            "{in_auth}"
+        );
         assert!(text.contains("statement 2 (line 4)"), "{text}");
         assert!(text.contains("preflight repair --forget 3"), "{text}");
         assert!(text.contains("preflight repair --resume 3"), "{text}");

@@ -7,12 +7,16 @@
 
 pub mod build;
 pub mod checksum;
+pub mod composition;
 mod migration;
 pub mod source;
 mod version;
 
 pub use checksum::Checksum;
-pub use migration::{Body, Kind, Migration, MigrationParts, MigrationSpec, Migrations, Span};
+pub use composition::Composition;
+pub use migration::{
+    Body, Kind, Migration, MigrationParts, MigrationSpec, Migrations, Span, DEFAULT_SET,
+};
 pub use version::{Version, VersionError, MAX_PARTS};
 
 // The boot-time runner: every operation is written once in `runner` over the backend traits
@@ -40,7 +44,9 @@ mod runner;
 pub mod sqlite;
 
 pub use connection::{AsyncConnection, Connection};
-pub use error::{redact_url, DbError, Error, MigrationError, Unfinished};
+pub use error::{
+    redact_url, ChecksumMismatch, CompletedChanged, DbError, Error, MigrationError, Unfinished,
+};
 pub use history::{HistoryRow, State};
 pub use lock::LockStrategy;
 pub use plan::{Plan, Revert, Step};

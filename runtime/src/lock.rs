@@ -15,10 +15,12 @@
 //!   only if that session does not hold it already, and released only there: behind a pooler
 //!   in transaction mode (PgBouncer), where a session lock excludes no one, the run fails with an
 //!   error naming the pooler instead of migrating unprotected (use the lease there).
-//! * [`LockStrategy::Lease`]: one row in `<history table>_lease` (owner, acquired_at,
-//!   expires_at, renewed_at), taken with a single atomic `INSERT ... ON CONFLICT DO UPDATE ...
-//!   WHERE expires_at < now()`, renewed between migrations and between statements, deleted on
-//!   release. An expired lease (its holder died) is taken over. It works where session state
+//! * [`LockStrategy::Lease`]: one row of the history table itself (set `''`, version `lease`:
+//!   owner in `applied_by`, `applied_at`, `expires_at`; see [`crate::history`]), taken with a
+//!   single atomic `INSERT ... ON CONFLICT DO UPDATE ... WHERE expires_at < now()`, renewed
+//!   between migrations and between statements, deleted on release. (While the table is still
+//!   of layout 1, the lease is taken in layout 1's `<table>_lease`, which binaries that know only
+//!   layout 1 use too; the upgrade moves it into the table.) An expired lease (its holder died) is taken over. It works where session state
 //!   does not: PgBouncer in transaction pooling and CockroachDB (whose advisory-lock functions
 //!   always succeed). Renewal happens on the migration connection between steps, so the
 //!   time-to-live must exceed the longest single statement.

@@ -189,15 +189,51 @@ impl Migration {
 #[derive(Debug, Clone)]
 pub struct Migrations {
     list: Cow<'static, [Migration]>,
+    set: Cow<'static, str>,
 }
+
+/// The name of a set built at run time without one ([`Migrations::from_parts`],
+/// [`Migrations::from_specs`]); `embed!` names its set after the embedding crate.
+pub const DEFAULT_SET: &str = "default";
 
 impl Migrations {
     /// Used by the code `embed!` generates; the list is sorted and chained by the macro.
     #[doc(hidden)]
     pub const fn __embedded(list: &'static [Migration]) -> Migrations {
+        Migrations::__embedded_set(list, DEFAULT_SET)
+    }
+
+    /// Used by the code `embed!` generates: the list and the set's name (`set = "..."`, or the
+    /// embedding crate's package name).
+    #[doc(hidden)]
+    pub const fn __embedded_set(list: &'static [Migration], set: &'static str) -> Migrations {
         Migrations {
             list: Cow::Borrowed(list),
+            set: Cow::Borrowed(set),
         }
+    }
+
+    /// The set's name: what the history table's `set` column holds for its migrations.
+    /// `embed!("migrations")` names it after the embedding crate's package
+    /// (`CARGO_PKG_NAME`), `embed!("migrations", set = "auth")` explicitly; a set built at run
+    /// time is [`DEFAULT_SET`] until [`Migrations::named`]. Versions compare within a set: `auth`
+    /// 3 and `app` 3 are different migrations.
+    pub fn set(&self) -> &str {
+        &self.set
+    }
+
+    /// The same migrations as set `name`.
+    ///
+    /// ```
+    /// # use preflight_runtime::{Migrations, MigrationSpec};
+    /// let auth = Migrations::from_specs(vec![MigrationSpec::new(1, "users", "CREATE TABLE users (id int);")])
+    ///     .unwrap()
+    ///     .named("auth");
+    /// assert_eq!(auth.set(), "auth");
+    /// ```
+    pub fn named(mut self, name: impl Into<Cow<'static, str>>) -> Migrations {
+        self.set = name.into();
+        self
     }
 
     /// Builds a set at run time from migrations whose statements are already split; sorts by
@@ -226,6 +262,7 @@ impl Migrations {
             .collect::<Vec<_>>();
         Ok(Migrations {
             list: Cow::Owned(list),
+            set: Cow::Borrowed(DEFAULT_SET),
         })
     }
 

@@ -105,7 +105,7 @@ impl<'m> Runner<'m> {
         conn.driver().plan(self, Work::Revert(revert)).await
     }
 
-    /// Repairs the history under the lock, recorded in `<table>_log` (see [`Repair`]).
+    /// Repairs the history under the lock, recorded in the rows it changes (see [`Repair`]).
     pub fn repair<C: Connection + ?Sized>(
         &self,
         conn: &mut C,

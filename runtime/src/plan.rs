@@ -15,13 +15,14 @@
 //! | a row is `in_progress` or `failed` | refuse with the recovery step ([`Error::Unfinished`]) | [`Repair::Resume`](crate::Repair::Resume) and the other repairs |
 //! | a migration to revert has no down body (or is not in the binary) | refuse before reverting anything ([`Error::NoDown`]) | — |
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::adopt::{Adopted, ForeignTable};
-use crate::error::{Error, Unfinished};
-use crate::history::{HistoryRow, State};
+use crate::composition::{Composition, Item};
+use crate::error::{ChecksumMismatch, CompletedChanged, Error, Unfinished};
+use crate::history::{first_changed_unit, HistoryRow, State};
 use crate::report::Warning;
-use crate::{Migration, Migrations, Version};
+use crate::{Migration, Version};
 
 /// The options that decide what a run may do (set through the runner's builder).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -30,42 +31,89 @@ pub(crate) struct Policy {
     pub out_of_order: bool,
     /// Boot although applied migrations below the binary's newest are missing from it.
     pub allow_missing: bool,
-    /// Apply only up to this version (which must be in the binary).
+    /// Apply only up to this version (which must be in the binary) of the scoped set
+    /// ([`Policy::scope`]; the only set of a composition of one).
     pub target: Option<Version>,
-    /// Resume `in_progress` / `failed` migrations from the statement after the last completed
-    /// one instead of refusing.
+    /// Resume `in_progress` / `failed` migrations from the unit after the last completed one
+    /// instead of refusing, whether or not the file changed since.
     pub resume_unfinished: bool,
+    /// The set that versions given to the runner (target, repairs, reverts) belong to; `None`:
+    /// the composition's only set.
+    pub scope: Option<String>,
 }
 
-/// One migration to apply.
+impl Policy {
+    /// The set that versions given to the runner belong to.
+    pub(crate) fn scoped<'m>(
+        &self,
+        comp: &Composition<'m>,
+    ) -> Result<&'m crate::Migrations, Error> {
+        match &self.scope {
+            Some(name) => comp.set(name).ok_or_else(|| {
+                Error::UnknownVersion(format!(
+                    "set `{name}` is not part of this composition (its sets: {})",
+                    comp.sets().map(|s| s.set()).collect::<Vec<_>>().join(", ")
+                ))
+            }),
+            None => match comp.sets().collect::<Vec<_>>().as_slice() {
+                [only] => Ok(only),
+                _ => Err(Error::Config(
+                    "this composition has several sets: name the set the version belongs to \
+                     (`Runner::set`, the CLI's `--set`)"
+                        .into(),
+                )),
+            },
+        }
+    }
+}
+
+/// One migration to apply or revert, with its set.
 #[derive(Debug, Clone, Copy)]
-pub enum Step<'a> {
-    /// Apply a pending migration.
-    Apply(&'a Migration),
-    /// Continue an unfinished migration from statement `from` (0-based).
-    Resume {
-        /// The migration.
-        migration: &'a Migration,
-        /// The first statement to run.
-        from: u32,
-    },
+pub struct Step<'a> {
+    set: &'a str,
+    migration: &'a Migration,
+    from: u32,
+    resume: bool,
 }
 
 impl<'a> Step<'a> {
-    /// The migration of the step.
-    pub fn migration(&self) -> &'a Migration {
-        match self {
-            Step::Apply(m) => m,
-            Step::Resume { migration, .. } => migration,
+    pub(crate) fn fresh(item: Item<'a>) -> Step<'a> {
+        Step {
+            set: item.set,
+            migration: item.migration,
+            from: 0,
+            resume: false,
         }
     }
 
-    /// The first statement the step runs (0-based): 0, or where a resumption continues.
-    pub fn from(&self) -> u32 {
-        match self {
-            Step::Apply(_) => 0,
-            Step::Resume { from, .. } => *from,
+    pub(crate) fn resume(item: Item<'a>, from: u32) -> Step<'a> {
+        Step {
+            set: item.set,
+            migration: item.migration,
+            from,
+            resume: true,
         }
+    }
+
+    /// The migration's set.
+    pub fn set(&self) -> &'a str {
+        self.set
+    }
+
+    /// The migration.
+    pub fn migration(&self) -> &'a Migration {
+        self.migration
+    }
+
+    /// The first unit (statement or block) the step runs, 0-based: 0, or where a resumption
+    /// continues.
+    pub fn from(&self) -> u32 {
+        self.from
+    }
+
+    /// Whether the step continues an unfinished migration (or revert) instead of starting it.
+    pub fn is_resume(&self) -> bool {
+        self.resume
     }
 }
 
@@ -95,12 +143,12 @@ impl<'a> Step<'a> {
 pub struct Plan<'a> {
     /// The migrations to apply, in order (for a reset: after reverting or dropping).
     pub apply: Vec<Step<'a>>,
-    /// The migrations to revert, newest first.
-    pub revert: Vec<&'a Migration>,
+    /// The migrations to revert, in order (newest first).
+    pub revert: Vec<Step<'a>>,
     /// A reset that cannot revert: the objects it drops first.
     pub teardown: Option<Teardown>,
-    /// Pending versions left alone because they are above the target version.
-    pub skipped: Vec<Version>,
+    /// Pending migrations left alone because they come after the target.
+    pub skipped: Vec<Step<'a>>,
     /// Conditions the policies allow, which the run reports as warnings.
     pub warnings: Vec<Warning>,
     /// Another tool's history that would be taken over: by [`Runner::adopt`](crate::Runner::adopt),
@@ -156,116 +204,238 @@ impl SchemaObject {
     }
 }
 
-/// The migration the database must end at (the newest at or below the target) and how many
-/// migrations of the binary are at or below it: what the fast path compares with.
-pub(crate) fn goal(set: &Migrations, target: Option<Version>) -> Option<(&Migration, usize)> {
-    let count = match target {
-        Some(t) => set.iter().take_while(|m| m.version() <= t).count(),
-        None => set.len(),
+/// How many migrations of the composition's order a run goes up to: all of them, or up to and
+/// including the target.
+pub(crate) fn limit(comp: &Composition<'_>, policy: &Policy) -> Result<usize, Error> {
+    let Some(t) = policy.target else {
+        return Ok(comp.len());
     };
-    let last = set.as_slice().get(count.checked_sub(1)?)?;
-    Some((last, count))
+    let set = policy.scoped(comp)?;
+    comp.iter()
+        .position(|i| i.set == set.set() && i.migration.version() == t)
+        .map(|p| p + 1)
+        .ok_or_else(|| {
+            Error::UnknownVersion(format!(
+                "target version {t} is not a migration of {}",
+                match comp.label(set.set()) {
+                    Some(s) => format!("set `{s}`"),
+                    None => "this binary".to_owned(),
+                }
+            ))
+        })
 }
 
-/// Plans an up run (`apply`, `skipped`, `warnings`), or says which policy refuses it.
+/// Each set's goal: its last migration within the run's [`limit`] (`None` when it has none
+/// there): what the fast path compares each set's newest history row with.
+pub(crate) fn goals<'m>(
+    comp: &Composition<'m>,
+    policy: &Policy,
+) -> Result<Vec<(&'m str, Option<&'m Migration>)>, Error> {
+    let limit = limit(comp, policy)?;
+    let mut goals: Vec<(&'m str, Option<&'m Migration>)> =
+        comp.sets().map(|s| (s.set(), None)).collect();
+    for item in comp.iter().take(limit) {
+        if let Some(goal) = goals.iter_mut().find(|(s, _)| *s == item.set) {
+            goal.1 = Some(item.migration);
+        }
+    }
+    Ok(goals)
+}
+
+/// Refuses a history that holds migrations of other sets only, none of the composition's: a
+/// renamed set (or a CLI reading a directory under another name) would otherwise apply every
+/// migration again on top of them.
+pub(crate) fn check_sets(comp: &Composition<'_>, history: &[HistoryRow]) -> Result<(), Error> {
+    let ours = |r: &&HistoryRow| comp.set(&r.set).is_some();
+    if history.is_empty() || history.iter().any(|r| ours(&r)) {
+        return Ok(());
+    }
+    let mut others: Vec<String> = history.iter().map(|r| r.set.clone()).collect();
+    others.sort();
+    others.dedup();
+    Err(Error::OtherSets {
+        history: others,
+        run: comp.sets().map(|s| s.set().to_owned()).collect(),
+    })
+}
+
+/// The history rows of one set, by version.
+fn rows_of<'h>(history: &'h [HistoryRow], set: &str) -> BTreeMap<Version, &'h HistoryRow> {
+    history
+        .iter()
+        .filter(|r| r.set == set)
+        .map(|r| (r.version, r))
+        .collect()
+}
+
+/// Plans an up run (`apply`, `skipped`, `warnings`), or says which policy refuses it. Each
+/// set's history is checked against that set alone (versions compare within a set); the steps
+/// follow the composition's order. Rows of sets the composition does not have are left alone.
 pub(crate) fn plan_up<'a>(
-    set: &'a Migrations,
+    comp: &Composition<'a>,
     history: &[HistoryRow],
     policy: &Policy,
 ) -> Result<Plan<'a>, Error> {
-    if let Some(t) = policy.target {
-        if set.get(t).is_none() {
-            return Err(Error::UnknownVersion(format!(
-                "target version {t} is not a migration of this binary"
-            )));
-        }
-    }
-    let target = policy.target.unwrap_or(Version::from_parts([u64::MAX; 4]));
-    let newest_compiled = set.last().map(Migration::version);
-    let rows: BTreeMap<Version, &HistoryRow> = history.iter().map(|r| (r.version, r)).collect();
-
+    let limit = limit(comp, policy)?;
+    let position: HashMap<(&str, Version), usize> = comp
+        .iter()
+        .enumerate()
+        .map(|(i, item)| ((item.set, item.migration.version()), i))
+        .collect();
     let mut plan = Plan::default();
-    let mut resumes = BTreeMap::new();
-    let mut ahead = Vec::new();
-    let mut missing = Vec::new();
-    for (&version, row) in &rows {
-        let Some(m) = set.get(version) else {
-            if row.state != State::Applied {
-                return Err(unfinished(None, row));
+    let mut resumes: HashMap<(&str, Version), u32> = HashMap::new();
+    let mut newest_recorded: HashMap<&str, Version> = HashMap::new();
+    for set in comp.sets() {
+        let label = comp.label(set.set());
+        let rows = rows_of(history, set.set());
+        let newest_compiled = set.last().map(Migration::version);
+        let mut ahead = Vec::new();
+        let mut missing = Vec::new();
+        for (&version, row) in &rows {
+            let Some(m) = set.get(version) else {
+                if row.state != State::Applied {
+                    return Err(unfinished(label, None, row));
+                }
+                if newest_compiled.is_none_or(|newest| version > newest) {
+                    ahead.push(version);
+                } else {
+                    missing.push(version);
+                }
+                continue;
+            };
+            let within = position
+                .get(&(set.set(), version))
+                .is_some_and(|&p| p < limit);
+            match row.state {
+                State::Applied => {
+                    if !row.checksum_is(&m.checksum()) {
+                        return Err(Error::ChecksumMismatch(Box::new(ChecksumMismatch {
+                            set: label,
+                            version,
+                            path: m.path().to_owned(),
+                            recorded: row.checksum.clone(),
+                            compiled: m.checksum(),
+                        })));
+                    }
+                }
+                State::Reverting | State::RevertFailed => {
+                    return Err(unfinished(label, Some(m), row));
+                }
+                State::InProgress | State::Failed => {
+                    let from = row.statements_done;
+                    let file_changed = !row.checksum_is(&m.checksum());
+                    let changed = if file_changed {
+                        first_changed_unit(m.up().statements(), from, &row.completed)
+                    } else {
+                        None
+                    };
+                    match (file_changed, changed) {
+                        // The file as it ran: resume only when asked.
+                        (false, _) if policy.resume_unfinished && within => {
+                            plan.warnings.push(Warning::Resumed {
+                                set: label.clone(),
+                                version,
+                                from_statement: from,
+                            });
+                        }
+                        (false, _) => return Err(unfinished(label, Some(m), row)),
+                        // Fixed at or after the unit that stopped it: resume there.
+                        (true, None) if within => {
+                            plan.warnings.push(Warning::ResumedAfterFix {
+                                set: label.clone(),
+                                version,
+                                from_statement: from,
+                            });
+                        }
+                        (true, Some(_)) if policy.resume_unfinished && within => {
+                            plan.warnings.push(Warning::Resumed {
+                                set: label.clone(),
+                                version,
+                                from_statement: from,
+                            });
+                        }
+                        (true, None) => return Err(unfinished(label, Some(m), row)),
+                        (true, Some(statement)) => {
+                            return Err(completed_changed(label, m, row, false, statement))
+                        }
+                    }
+                    resumes.insert((set.set(), version), from);
+                }
             }
-            if newest_compiled.is_none_or(|newest| version > newest) {
-                ahead.push(version);
-            } else {
-                missing.push(version);
+        }
+        if !missing.is_empty() {
+            if !policy.allow_missing {
+                return Err(Error::Missing {
+                    set: label,
+                    versions: missing,
+                });
             }
-            continue;
-        };
-        if !row.checksum_is(&m.checksum()) {
-            return Err(Error::ChecksumMismatch {
-                version,
-                path: m.path().to_owned(),
-                recorded: row.checksum.clone(),
-                compiled: m.checksum(),
+            plan.warnings.push(Warning::Missing {
+                set: label.clone(),
+                versions: missing,
             });
         }
-        if row.state != State::Applied {
-            if policy.resume_unfinished && version <= target {
-                resumes.insert(version, (m, row.statements_done));
-            } else {
-                return Err(unfinished(Some(m), row));
-            }
+        if !ahead.is_empty() {
+            plan.warnings.push(Warning::AheadOfBinary {
+                set: label.clone(),
+                versions: ahead,
+            });
         }
-    }
-    if !missing.is_empty() {
-        if !policy.allow_missing {
-            return Err(Error::Missing { versions: missing });
+        if let Some(&newest) = rows.keys().next_back() {
+            newest_recorded.insert(set.set(), newest);
         }
-        plan.warnings.push(Warning::Missing { versions: missing });
-    }
-    if !ahead.is_empty() {
-        plan.warnings
-            .push(Warning::AheadOfBinary { versions: ahead });
     }
 
-    let newest_recorded = rows.keys().next_back().copied();
-    let mut out_of_order = Vec::new();
-    for m in set.iter() {
-        let v = m.version();
-        if let Some(&(m, from)) = resumes.get(&v) {
-            plan.apply.push(Step::Resume { migration: m, from });
-            plan.warnings.push(Warning::Resumed {
-                version: v,
-                from_statement: from,
-            });
+    let recorded: std::collections::HashSet<(&str, Version)> = history
+        .iter()
+        .map(|r| (r.set.as_str(), r.version))
+        .collect();
+    let mut out_of_order: BTreeMap<&str, Vec<Version>> = BTreeMap::new();
+    for (i, item) in comp.iter().enumerate() {
+        let v = item.migration.version();
+        if let Some(&from) = resumes.get(&(item.set, v)) {
+            plan.apply.push(Step::resume(item, from));
             continue;
         }
-        if rows.contains_key(&v) {
+        if recorded.contains(&(item.set, v)) {
             continue;
         }
-        if v > target {
-            plan.skipped.push(v);
+        if i >= limit {
+            plan.skipped.push(Step::fresh(item));
             continue;
         }
-        if newest_recorded.is_some_and(|newest| v < newest) {
-            out_of_order.push(v);
+        if newest_recorded
+            .get(item.set)
+            .is_some_and(|&newest| v < newest)
+        {
+            out_of_order.entry(item.set).or_default().push(v);
         }
-        plan.apply.push(Step::Apply(m));
+        plan.apply.push(Step::fresh(item));
     }
-    if !out_of_order.is_empty() {
+    for (set, pending) in out_of_order {
+        let label = comp.label(set);
         if !policy.out_of_order {
             return Err(Error::OutOfOrder {
-                pending: out_of_order,
-                newest_applied: newest_recorded.unwrap_or(Version::new(0)),
+                set: label,
+                pending,
+                newest_applied: newest_recorded.get(set).copied().unwrap_or(Version::new(0)),
             });
         }
         plan.warnings.push(Warning::OutOfOrder {
-            versions: out_of_order,
+            set: label,
+            versions: pending,
         });
     }
     if let Some(t) = policy.target {
-        let beyond: Vec<Version> = rows.keys().copied().filter(|&v| v > t).collect();
+        let set = policy.scoped(comp)?;
+        let beyond: Vec<Version> = rows_of(history, set.set())
+            .keys()
+            .copied()
+            .filter(|&v| v > t)
+            .collect();
         if !beyond.is_empty() {
             plan.warnings.push(Warning::BeyondTarget {
+                set: comp.label(set.set()),
                 target: t,
                 versions: beyond,
             });
@@ -274,32 +444,46 @@ pub(crate) fn plan_up<'a>(
     Ok(plan)
 }
 
-/// How far to revert.
+/// How far to revert (in the scoped set: [`Runner::set`](crate::Runner::set), or the only set).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Revert {
-    /// Revert every applied migration above this version (`Version::new(0)`: all of them).
+    /// Revert every applied migration above this version; `Version::new(0)` reverts every
+    /// applied migration, version 0 included (diesel's `00000000000000` setup migration).
     To(Version),
     /// Revert the newest `n` applied migrations.
     Steps(usize),
 }
 
-/// Plans a revert: the migrations to revert, newest first. Refuses, before anything is
-/// touched, when one of them is not in the binary, has no down body, was changed since it was
-/// applied, or when any row is unfinished.
+/// Plans a revert: the migrations to revert, newest first. A revert that stopped half-way
+/// (`reverting`, `revert_failed`) is continued from its next down unit when the units it
+/// completed are unchanged in the file. Refuses, before anything is touched, when one of them
+/// is not in the binary, has no down body, was changed since it was applied, when a completed
+/// down unit changed, or when another row is unfinished.
 pub(crate) fn plan_down<'a>(
-    set: &'a Migrations,
+    comp: &Composition<'a>,
     history: &[HistoryRow],
     revert: Revert,
-) -> Result<Vec<&'a Migration>, Error> {
-    let mut rows: Vec<&HistoryRow> = history.iter().collect();
+    policy: &Policy,
+) -> Result<Vec<Step<'a>>, Error> {
+    let set = policy.scoped(comp)?;
+    let label = comp.label(set.set());
+    let mut rows: Vec<&HistoryRow> = history.iter().filter(|r| r.set == set.set()).collect();
     rows.sort_by_key(|r| std::cmp::Reverse(r.version));
-    if let Some(row) = rows.iter().find(|r| r.state != State::Applied) {
-        return Err(unfinished(set.get(row.version), row));
+    if let Some(row) = rows
+        .iter()
+        .find(|r| matches!(r.state, State::InProgress | State::Failed))
+    {
+        return Err(unfinished(label, set.get(row.version), row));
     }
-    let selected: Vec<&HistoryRow> = match revert {
-        Revert::To(v) => rows.into_iter().take_while(|r| r.version > v).collect(),
-        Revert::Steps(n) => rows.into_iter().take(n).collect(),
+    let count = match revert {
+        Revert::To(v) if v == Version::new(0) => rows.len(),
+        Revert::To(v) => rows.iter().take_while(|r| r.version > v).count(),
+        Revert::Steps(n) => n.min(rows.len()),
     };
+    let (selected, kept) = rows.split_at(count);
+    if let Some(row) = kept.iter().find(|r| r.state.is_revert()) {
+        return Err(unfinished(label, set.get(row.version), row));
+    }
     let mut reasons = Vec::new();
     let mut out = Vec::new();
     for row in selected {
@@ -321,7 +505,23 @@ pub(crate) fn plan_down<'a>(
                 row.checksum,
                 m.checksum()
             )),
-            Some(m) => out.push(m),
+            Some(m) => {
+                let item = Item {
+                    set: set.set(),
+                    migration: m,
+                };
+                if row.state.is_revert() {
+                    let units = m.down().into_iter().flat_map(|d| d.statements());
+                    if let Some(statement) =
+                        first_changed_unit(units, row.statements_done, &row.completed)
+                    {
+                        return Err(completed_changed(label, m, row, true, statement));
+                    }
+                    out.push(Step::resume(item, row.statements_done));
+                } else {
+                    out.push(Step::fresh(item));
+                }
+            }
         }
     }
     if !reasons.is_empty() {
@@ -330,23 +530,86 @@ pub(crate) fn plan_down<'a>(
     Ok(out)
 }
 
-pub(crate) fn unfinished(m: Option<&Migration>, row: &HistoryRow) -> Error {
+/// Plans reverting every applied migration of every set of the composition (a reset), newest
+/// first in the composition's order, with [`plan_down`]'s checks for each set; every reason
+/// not to is reported at once.
+pub(crate) fn plan_down_all<'a>(
+    comp: &Composition<'a>,
+    history: &[HistoryRow],
+) -> Result<Vec<Step<'a>>, Error> {
+    let mut out = Vec::new();
+    let mut reasons = Vec::new();
+    for set in comp.sets() {
+        let policy = Policy {
+            scope: Some(set.set().to_owned()),
+            ..Policy::default()
+        };
+        match plan_down(comp, history, Revert::To(Version::new(0)), &policy) {
+            Ok(steps) => out.extend(steps),
+            Err(Error::NoDown { reasons: r }) => reasons.extend(r),
+            Err(e) => return Err(e),
+        }
+    }
+    if !reasons.is_empty() {
+        return Err(Error::NoDown { reasons });
+    }
+    let position: HashMap<(&str, Version), usize> = comp
+        .iter()
+        .enumerate()
+        .map(|(i, item)| ((item.set, item.migration.version()), i))
+        .collect();
+    out.sort_by_key(|s| {
+        std::cmp::Reverse(position.get(&(s.set(), s.migration().version())).copied())
+    });
+    Ok(out)
+}
+
+pub(crate) fn unfinished(set: Option<String>, m: Option<&Migration>, row: &HistoryRow) -> Error {
+    let body = m.and_then(|m| {
+        if row.state.is_revert() {
+            m.down()
+        } else {
+            Some(m.up())
+        }
+    });
     Error::Unfinished(Box::new(Unfinished {
+        set,
         version: row.version,
         name: row.name.clone(),
         path: m.map(|m| m.path().to_owned()),
         state: row.state,
         statements_done: row.statements_done,
         statements_total: row.statements_total,
-        next_line: m.and_then(|m| m.up().line_of(row.statements_done as usize)),
+        next_line: body.and_then(|b| b.line_of(row.statements_done as usize)),
         error: row.error.clone(),
+    }))
+}
+
+fn completed_changed(
+    set: Option<String>,
+    m: &Migration,
+    row: &HistoryRow,
+    down: bool,
+    statement: Option<usize>,
+) -> Error {
+    let body = if down { m.down() } else { Some(m.up()) };
+    Error::CompletedChanged(Box::new(CompletedChanged {
+        set,
+        version: m.version(),
+        name: m.name().to_owned(),
+        path: m.path().to_owned(),
+        down,
+        state: row.state,
+        statements_done: row.statements_done,
+        statement,
+        line: statement.and_then(|i| body.and_then(|b| b.line_of(i))),
     }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Checksum, MigrationSpec};
+    use crate::{Checksum, MigrationSpec, Migrations};
 
     fn set(versions: &[u64]) -> Migrations {
         Migrations::from_specs(
@@ -361,6 +624,7 @@ mod tests {
     fn applied(set: &Migrations, v: u64) -> HistoryRow {
         let m = set.get(Version::new(v));
         HistoryRow {
+            set: set.set().to_owned(),
             version: Version::new(v),
             name: format!("m{v}"),
             checksum: m.map_or_else(
@@ -373,8 +637,10 @@ mod tests {
             statements_total: 1,
             applied_at: String::new(),
             execution_ms: 0,
+            completed: String::new(),
             applied_by: String::new(),
             error: None,
+            repaired: None,
         }
     }
 
@@ -388,7 +654,7 @@ mod tests {
     #[test]
     fn empty_history_applies_everything_in_order() {
         let s = set(&[3, 1, 2]);
-        let plan = plan_up(&s, &[], &Policy::default()).unwrap();
+        let plan = plan_up(&Composition::single(&s), &[], &Policy::default()).unwrap();
         assert_eq!(versions(&plan), [1, 2, 3]);
         assert!(plan.warnings.is_empty());
     }
@@ -397,7 +663,7 @@ mod tests {
     fn current_history_plans_nothing() {
         let s = set(&[1, 2]);
         let h = [applied(&s, 1), applied(&s, 2)];
-        let plan = plan_up(&s, &h, &Policy::default()).unwrap();
+        let plan = plan_up(&Composition::single(&s), &h, &Policy::default()).unwrap();
         assert!(plan.apply.is_empty() && plan.warnings.is_empty());
     }
 
@@ -406,11 +672,9 @@ mod tests {
         let s = set(&[1, 2]);
         let mut row = applied(&s, 1);
         row.checksum = Checksum::of("other").to_string();
-        let err = plan_up(&s, &[row], &Policy::default()).unwrap_err();
+        let err = plan_up(&Composition::single(&s), &[row], &Policy::default()).unwrap_err();
         let text = err.to_string();
-        assert!(
-            matches!(err, Error::ChecksumMismatch { version, .. } if version == Version::new(1))
-        );
+        assert!(matches!(err, Error::ChecksumMismatch(ref c) if c.version == Version::new(1)));
         assert!(text.contains(&Checksum::of("other").to_string()), "{text}");
         assert!(
             text.contains(&s.as_slice()[0].checksum().to_string()),
@@ -423,11 +687,12 @@ mod tests {
     fn ahead_of_binary_warns() {
         let s = set(&[1, 2]);
         let h = [applied(&s, 1), applied(&s, 2), applied(&s, 3)];
-        let plan = plan_up(&s, &h, &Policy::default()).unwrap();
+        let plan = plan_up(&Composition::single(&s), &h, &Policy::default()).unwrap();
         assert!(plan.apply.is_empty());
         assert_eq!(
             plan.warnings,
             [Warning::AheadOfBinary {
+                set: None,
                 versions: vec![Version::new(3)]
             }]
         );
@@ -437,13 +702,15 @@ mod tests {
     fn missing_refuses_unless_allowed() {
         let s = set(&[1, 3]);
         let h = [applied(&s, 1), applied(&s, 2), applied(&s, 3)];
-        let err = plan_up(&s, &h, &Policy::default()).unwrap_err();
-        assert!(matches!(err, Error::Missing { ref versions } if versions == &[Version::new(2)]));
+        let err = plan_up(&Composition::single(&s), &h, &Policy::default()).unwrap_err();
+        assert!(
+            matches!(err, Error::Missing { ref versions, .. } if versions == &[Version::new(2)])
+        );
         let policy = Policy {
             allow_missing: true,
             ..Policy::default()
         };
-        let plan = plan_up(&s, &h, &policy).unwrap();
+        let plan = plan_up(&Composition::single(&s), &h, &policy).unwrap();
         assert!(plan.apply.is_empty());
         assert!(matches!(plan.warnings[0], Warning::Missing { .. }));
     }
@@ -452,11 +719,12 @@ mod tests {
     fn out_of_order_refuses_unless_allowed() {
         let s = set(&[1, 2, 3, 4]);
         let h = [applied(&s, 1), applied(&s, 3)];
-        let err = plan_up(&s, &h, &Policy::default()).unwrap_err();
+        let err = plan_up(&Composition::single(&s), &h, &Policy::default()).unwrap_err();
         match err {
             Error::OutOfOrder {
                 pending,
                 newest_applied,
+                ..
             } => {
                 assert_eq!(pending, [Version::new(2)]);
                 assert_eq!(newest_applied, Version::new(3));
@@ -467,7 +735,7 @@ mod tests {
             out_of_order: true,
             ..Policy::default()
         };
-        let plan = plan_up(&s, &h, &policy).unwrap();
+        let plan = plan_up(&Composition::single(&s), &h, &policy).unwrap();
         assert_eq!(versions(&plan), [2, 4]);
         assert!(matches!(plan.warnings[0], Warning::OutOfOrder { .. }));
     }
@@ -479,14 +747,14 @@ mod tests {
         row.state = State::InProgress;
         row.statements_done = 0;
         let h = [applied(&s, 1), row];
-        let err = plan_up(&s, &h, &Policy::default()).unwrap_err();
+        let err = plan_up(&Composition::single(&s), &h, &Policy::default()).unwrap_err();
         assert!(matches!(err, Error::Unfinished(ref u) if u.version == Version::new(2)));
         let policy = Policy {
             resume_unfinished: true,
             ..Policy::default()
         };
-        let plan = plan_up(&s, &h, &policy).unwrap();
-        assert!(matches!(plan.apply[0], Step::Resume { from: 0, .. }));
+        let plan = plan_up(&Composition::single(&s), &h, &policy).unwrap();
+        assert!(plan.apply[0].is_resume() && plan.apply[0].from() == 0);
         assert_eq!(versions(&plan), [2, 3]);
     }
 
@@ -499,7 +767,7 @@ mod tests {
             resume_unfinished: true,
             ..Policy::default()
         };
-        let err = plan_up(&s, &[applied(&s, 1), row], &policy).unwrap_err();
+        let err = plan_up(&Composition::single(&s), &[applied(&s, 1), row], &policy).unwrap_err();
         assert!(matches!(err, Error::Unfinished(ref u) if u.path.is_none()));
     }
 
@@ -510,19 +778,21 @@ mod tests {
             target: Some(Version::new(2)),
             ..Policy::default()
         };
-        let plan = plan_up(&s, &[], &policy).unwrap();
+        let plan = plan_up(&Composition::single(&s), &[], &policy).unwrap();
         assert_eq!(versions(&plan), [1, 2]);
-        assert_eq!(plan.skipped, [Version::new(3)]);
+        assert_eq!(plan.skipped.len(), 1);
+        assert_eq!(plan.skipped[0].migration().version(), Version::new(3));
         let bad = Policy {
             target: Some(Version::new(7)),
             ..Policy::default()
         };
         assert!(matches!(
-            plan_up(&s, &[], &bad),
+            plan_up(&Composition::single(&s), &[], &bad),
             Err(Error::UnknownVersion(_))
         ));
-        assert_eq!(goal(&s, Some(Version::new(2))).unwrap().1, 2);
-        assert!(goal(&s, Some(Version::new(0))).is_none());
+        let goal = goals(&Composition::single(&s), &policy).unwrap();
+        assert_eq!(goal[0].1.map(|m| m.version()), Some(Version::new(2)));
+        assert!(goals(&Composition::single(&s), &bad).is_err());
     }
 
     #[test]
@@ -538,7 +808,7 @@ mod tests {
             checksum: s.as_slice()[0].checksum().to_string(),
             ..applied(&s, 0)
         };
-        let plan = plan_up(&s, &[row], &Policy::default()).unwrap();
+        let plan = plan_up(&Composition::single(&s), &[row], &Policy::default()).unwrap();
         assert_eq!(plan.apply.len(), 1);
         assert_eq!(plan.apply[0].migration().version().to_string(), "1.11");
     }
@@ -552,23 +822,191 @@ mod tests {
         ])
         .unwrap();
         let h: Vec<_> = [1, 2, 3].iter().map(|&v| applied(&s, v)).collect();
-        let one = plan_down(&s, &h, Revert::Steps(1)).unwrap();
-        assert_eq!(one[0].version(), Version::new(3));
-        let err = plan_down(&s, &h, Revert::To(Version::new(0))).unwrap_err();
+        let one = plan_down(
+            &Composition::single(&s),
+            &h,
+            Revert::Steps(1),
+            &Policy::default(),
+        )
+        .unwrap();
+        assert_eq!(one[0].migration().version(), Version::new(3));
+        let err = plan_down(
+            &Composition::single(&s),
+            &h,
+            Revert::To(Version::new(0)),
+            &Policy::default(),
+        )
+        .unwrap_err();
         assert!(
             err.to_string()
                 .contains("migration 2 (2_b.sql) has no down"),
             "{err}"
         );
         let h2 = [applied(&s, 1), applied(&s, 3)];
-        let all = plan_down(&s, &h2, Revert::To(Version::new(0))).unwrap();
+        let all = plan_down(
+            &Composition::single(&s),
+            &h2,
+            Revert::To(Version::new(0)),
+            &Policy::default(),
+        )
+        .unwrap();
         assert_eq!(
-            all.iter().map(|m| m.version()).collect::<Vec<_>>(),
+            all.iter()
+                .map(|m| m.migration().version())
+                .collect::<Vec<_>>(),
             [Version::new(3), Version::new(1)]
         );
         let mut ghost = applied(&s, 9);
         ghost.name = "ghost".into();
-        let err = plan_down(&s, &[applied(&s, 1), ghost], Revert::Steps(1)).unwrap_err();
+        let err = plan_down(
+            &Composition::single(&s),
+            &[applied(&s, 1), ghost],
+            Revert::Steps(1),
+            &Policy::default(),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("not in this binary"), "{err}");
+    }
+
+    #[test]
+    fn down_to_zero_reverts_version_zero_too() {
+        // diesel's `00000000000000_diesel_initial_setup` is version 0.
+        let s = Migrations::from_specs(vec![
+            MigrationSpec::new(0, "setup", "select 0;").down("select -0;"),
+            MigrationSpec::new(1, "a", "select 1;").down("select -1;"),
+        ])
+        .unwrap();
+        let h = [applied(&s, 0), applied(&s, 1)];
+        let comp = Composition::single(&s);
+        let all = plan_down(&comp, &h, Revert::To(Version::new(0)), &Policy::default()).unwrap();
+        let versions: Vec<_> = all.iter().map(|m| m.migration().version()).collect();
+        assert_eq!(versions, [Version::new(1), Version::new(0)]);
+        assert_eq!(plan_down_all(&comp, &h).unwrap().len(), 2);
+        let one = plan_down(&comp, &h, Revert::To(Version::new(1)), &Policy::default()).unwrap();
+        assert!(one.is_empty());
+    }
+
+    /// A no-transaction migration 2 of three statements, as the history records it after
+    /// its second statement failed.
+    fn stopped(s: &Migrations, text: [&str; 3]) -> HistoryRow {
+        let m = s.get(Version::new(2)).unwrap();
+        let completed = crate::history::completed_of(text.iter().copied(), 1);
+        HistoryRow {
+            state: State::Failed,
+            statements_done: 1,
+            statements_total: 3,
+            completed,
+            checksum: m.checksum().to_string(),
+            ..applied(s, 2)
+        }
+    }
+
+    fn no_tx(statements: [&str; 3]) -> Migrations {
+        Migrations::from_specs(vec![
+            MigrationSpec::new(1, "a", "select 1;"),
+            MigrationSpec::new(2, "idx", "").no_transaction(&statements),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn a_failed_migration_fixed_after_its_completed_statements_resumes_there() {
+        let ran = [
+            "CREATE TABLE t (id int);",
+            "CREATE INDEX CONCURRENTLY i ON t (idd);",
+            "select 3;",
+        ];
+        let before = no_tx(ran);
+        let row = stopped(&before, ran);
+        let h = [applied(&before, 1), row];
+        // Unchanged file: refused, naming the recovery.
+        let err = plan_up(&Composition::single(&before), &h, &Policy::default()).unwrap_err();
+        assert!(matches!(err, Error::Unfinished(_)), "{err}");
+        assert!(
+            err.to_string()
+                .contains("fix the file at or after statement 2"),
+            "{err}"
+        );
+        // Fixed at the failed statement: resumes at statement 2 (index 1) and says so.
+        let fixed = no_tx([
+            "CREATE TABLE t (id int);",
+            "CREATE INDEX CONCURRENTLY i ON t (id);",
+            "select 3;",
+        ]);
+        let plan = plan_up(&Composition::single(&fixed), &h, &Policy::default()).unwrap();
+        assert!(plan.apply[0].is_resume() && plan.apply[0].from() == 1);
+        assert!(matches!(
+            plan.warnings[..],
+            [Warning::ResumedAfterFix {
+                from_statement: 1,
+                ..
+            }]
+        ));
+        // A completed statement changed: refused, naming it and the command.
+        let edited = no_tx([
+            "CREATE TABLE t (id bigint);",
+            "CREATE INDEX CONCURRENTLY i ON t (id);",
+            "select 3;",
+        ]);
+        let err = plan_up(&Composition::single(&edited), &h, &Policy::default()).unwrap_err();
+        match &err {
+            Error::CompletedChanged(c) => assert_eq!(c.statement, Some(0)),
+            other => panic!("{other}"),
+        }
+        let text = err.to_string();
+        assert!(text.contains("completed statement 1"), "{text}");
+        assert!(text.contains("preflight repair --resume 2"), "{text}");
+        // ... which the resume repair (a run with the unfinished policy lifted) overrides.
+        let resume = Policy {
+            resume_unfinished: true,
+            ..Policy::default()
+        };
+        let plan = plan_up(&Composition::single(&edited), &h, &resume).unwrap();
+        assert!(plan.apply[0].is_resume() && plan.apply[0].from() == 1);
+    }
+
+    #[test]
+    fn a_half_reverted_migration_refuses_up_and_continues_down() {
+        let s = Migrations::from_specs(vec![
+            MigrationSpec::new(1, "a", "select 1;").down("select -1;"),
+            MigrationSpec::new(2, "b", "select 2;").down("select -2;"),
+        ])
+        .unwrap();
+        let down: Vec<&str> = s
+            .get(Version::new(2))
+            .unwrap()
+            .down()
+            .unwrap()
+            .statements()
+            .collect();
+        let row = HistoryRow {
+            state: State::RevertFailed,
+            statements_done: 1,
+            statements_total: 1,
+            completed: crate::history::completed_of(down.iter().copied(), 1),
+            ..applied(&s, 2)
+        };
+        let h = [applied(&s, 1), row.clone()];
+        let err = plan_up(&Composition::single(&s), &h, &Policy::default()).unwrap_err();
+        assert!(err.to_string().contains("was being reverted"), "{err}");
+        let comp = Composition::single(&s);
+        let steps = plan_down(&comp, &h, Revert::Steps(1), &Policy::default()).unwrap();
+        assert!(steps[0].is_resume() && steps[0].from() == 1);
+        // A revert to below it that leaves it out of range is refused.
+        let unknown = HistoryRow {
+            completed: String::new(),
+            ..row
+        };
+        let err = plan_down(
+            &comp,
+            &[applied(&s, 1), unknown],
+            Revert::Steps(1),
+            &Policy::default(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, Error::CompletedChanged(ref c) if c.down && c.statement.is_none()),
+            "{err}"
+        );
     }
 }

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::error::in_set;
 use crate::Version;
 
 /// The outcome of an operation (run, revert, repair, adopt, reset).
@@ -16,8 +17,8 @@ pub struct Report {
     /// Migrations recorded as applied without running them: a baseline, or a migration
     /// marked applied by hand ([`Repair`](crate::Repair)).
     pub marked: Vec<Version>,
-    /// Pending migrations left alone because they are above the target version.
-    pub skipped: Vec<Version>,
+    /// Pending migrations left alone because they come after the target: (set, version).
+    pub skipped: Vec<(String, Version)>,
     /// Conditions that did not stop the run (also emitted as `tracing` warnings).
     pub warnings: Vec<Warning>,
     /// Whether the one-query fast path found the database current (no lock, nothing else):
@@ -48,10 +49,20 @@ impl Report {
 /// 3`, ...), followed by its warnings.
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // In a composition of several sets each version is shown with its set.
+        let mut sets = self.applied.iter().chain(&self.reverted).map(|a| &a.set);
+        let first = sets.next();
+        let multi = sets.any(|s| Some(s) != first);
         let list = |items: &[Applied]| {
             items
                 .iter()
-                .map(|a| a.version.to_string())
+                .map(|a| {
+                    if multi {
+                        format!("{} {}", a.set, a.version)
+                    } else {
+                        a.version.to_string()
+                    }
+                })
                 .collect::<Vec<_>>()
                 .join(", ")
         };
@@ -91,6 +102,8 @@ impl fmt::Display for Report {
 /// One migration applied or reverted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied {
+    /// The migration's set.
+    pub set: String,
     /// The version.
     pub version: Version,
     /// The name.
@@ -102,25 +115,35 @@ pub struct Applied {
 /// A condition that does not stop the run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
+///
+/// Warnings about migrations carry their set when the run composes several (`None` otherwise).
 pub enum Warning {
     /// The history has versions above the binary's newest (a newer release already migrated;
     /// this is an older replica in a rolling deploy).
     AheadOfBinary {
+        /// The set, when the run composes several.
+        set: Option<String>,
         /// The versions the binary does not know, ascending.
         versions: Vec<Version>,
     },
     /// Applied versions the binary does not have, allowed by `allow_missing`.
     Missing {
+        /// The set, when the run composes several.
+        set: Option<String>,
         /// The versions, ascending.
         versions: Vec<Version>,
     },
     /// Pending versions below the newest applied one, applied because `out_of_order` allows it.
     OutOfOrder {
+        /// The set, when the run composes several.
+        set: Option<String>,
         /// The versions, ascending.
         versions: Vec<Version>,
     },
     /// The database is already past the target version; migrate does not revert (use revert).
     BeyondTarget {
+        /// The set, when the run composes several.
+        set: Option<String>,
         /// The target.
         target: Version,
         /// Applied versions above it.
@@ -128,9 +151,21 @@ pub enum Warning {
     },
     /// An unfinished migration was resumed, as [`Repair::Resume`](crate::Repair::Resume) asked.
     Resumed {
+        /// The set, when the run composes several.
+        set: Option<String>,
         /// The version.
         version: Version,
-        /// The statement (0-based) it resumed from.
+        /// The unit (statement or block; 0-based) it resumed from.
+        from_statement: u32,
+    },
+    /// An unfinished migration whose file was changed at or after the unit that stopped it
+    /// (the units it completed are unchanged) was resumed there by a plain run.
+    ResumedAfterFix {
+        /// The set, when the run composes several.
+        set: Option<String>,
+        /// The version.
+        version: Version,
+        /// The unit (statement or block; 0-based) it resumed from.
         from_statement: u32,
     },
     /// The database is CockroachDB: the lease lock was used and migrations were recorded
@@ -147,35 +182,62 @@ impl fmt::Display for Warning {
                 .join(", ")
         };
         match self {
-            Warning::AheadOfBinary { versions } => write!(
+            Warning::AheadOfBinary { set, versions } => write!(
                 f,
-                "the database has migration(s) {} newer than this binary knows (a newer release \
-                 migrated it); booting anyway",
+                "the database has migration(s) {}{} newer than this binary knows (a newer \
+                 release migrated it); booting anyway",
+                in_set(set),
                 list(versions)
             ),
-            Warning::Missing { versions } => write!(
+            Warning::Missing { set, versions } => write!(
                 f,
-                "applied migration(s) {} are not in this binary (allowed)",
+                "applied migration(s) {}{} are not in this binary (allowed)",
+                in_set(set),
                 list(versions)
             ),
-            Warning::OutOfOrder { versions } => write!(
+            Warning::OutOfOrder { set, versions } => write!(
                 f,
-                "migration(s) {} applied out of order (allowed)",
+                "migration(s) {}{} applied out of order (allowed)",
+                in_set(set),
                 list(versions)
             ),
-            Warning::BeyondTarget { target, versions } => write!(
+            Warning::BeyondTarget {
+                set,
+                target,
+                versions,
+            } => write!(
                 f,
-                "the database is past the target {target}: {} applied; use revert to go back",
+                "the database is past the target {}{target}: {} applied; use revert to go back",
+                in_set(set),
                 list(versions)
             ),
             Warning::Resumed {
+                set,
                 version,
                 from_statement,
             } => write!(
                 f,
-                "resumed unfinished migration {version} from statement {}",
+                "resumed unfinished migration {}{version} from statement {}",
+                in_set(set),
                 from_statement + 1
             ),
+            Warning::ResumedAfterFix {
+                set,
+                version,
+                from_statement,
+            } => {
+                let n = from_statement + 1;
+                write!(
+                    f,
+                    "migration {}{version} had stopped at statement {n}; its file changed at or \
+                     after that statement",
+                    in_set(set)
+                )?;
+                if *from_statement > 0 {
+                    write!(f, " and statements 1..{from_statement} are unchanged")?;
+                }
+                write!(f, ", so it resumed at statement {n}")
+            }
             Warning::CockroachDb => f.write_str(
                 "CockroachDB: lease lock, each migration recorded in_progress then applied \
                  (DDL is not transactional there)",
@@ -193,11 +255,13 @@ mod display_tests {
         assert_eq!(Report::default().to_string(), "database is current");
         let r = Report {
             applied: vec![Applied {
+                set: "app".into(),
                 version: Version::new(2),
                 name: "b".into(),
                 duration: Duration::from_millis(3),
             }],
             warnings: vec![Warning::AheadOfBinary {
+                set: None,
                 versions: vec![Version::new(9)],
             }],
             ..Report::default()

@@ -560,6 +560,7 @@ fn killed_inside_a_no_transaction_migration_refuses_then_resumes<D: Db>(test: &s
     let report = db.repair(&m.runner(), Repair::Resume(v(2))).unwrap();
     assert_eq!(report.applied_versions(), [v(2)]);
     assert!(report.warnings.contains(&Warning::Resumed {
+        set: None,
         version: v(2),
         from_statement: 1
     }));
@@ -568,7 +569,7 @@ fn killed_inside_a_no_transaction_migration_refuses_then_resumes<D: Db>(test: &s
     assert!(db.run(&m.runner()).unwrap().fast_path);
 }
 
-fn failed_no_transaction_statement_is_recorded_and_repairs_are_logged<D: Db>() {
+fn failed_no_transaction_statement_is_recorded_and_repairs_are_recorded<D: Db>() {
     let mut db = D::fresh();
     let broken = set(vec![MigrationSpec::new(1, "nt", "").no_transaction(&[
         "CREATE TABLE IF NOT EXISTS n1 (id int);",
@@ -601,11 +602,12 @@ fn failed_no_transaction_statement_is_recorded_and_repairs_are_logged<D: Db>() {
         .unwrap();
     assert_eq!(rows(&mut db, &broken), [(v(1), State::Applied, 3, 3)]);
     assert!(db.run(&broken.runner()).unwrap().fast_path);
-    assert_eq!(
-        db.count(
-            "SELECT count(*) FROM preflight_history_log WHERE action IN ('forget', 'mark-applied')"
-        ),
-        2
+    // The repair is recorded in the row it changed.
+    let history = db.history(&broken.runner()).unwrap();
+    let repaired = history[0].repaired.as_deref().unwrap_or_default();
+    assert!(
+        repaired.starts_with("mark-applied (was: failed 1/3) by "),
+        "{repaired}"
     );
 }
 
@@ -620,7 +622,7 @@ fn edited_migration_refuses_naming_both_checksums_and_can_be_accepted<D: Db>() {
     ]);
     let err = db.run(&edited.runner()).unwrap_err();
     let text = err.to_string();
-    assert!(matches!(err, Error::ChecksumMismatch { version, .. } if version == v(1)));
+    assert!(matches!(err, Error::ChecksumMismatch(ref c) if c.version == v(1)));
     assert!(text.contains(&three().get(v(1)).unwrap().checksum().to_string()));
     assert!(text.contains(&edited.get(v(1)).unwrap().checksum().to_string()));
     assert!(text.contains("1_users.sql"), "{text}");
@@ -642,13 +644,14 @@ fn missing_ahead_and_out_of_order<D: Db>() {
     ]);
     let err = db.run(&without_2.runner()).unwrap_err();
     assert!(
-        matches!(&err, Error::Missing { versions } if versions == &[v(2)]),
+        matches!(&err, Error::Missing { versions, .. } if versions == &[v(2)]),
         "{err}"
     );
     let report = db.run(&without_2.runner().allow_missing(true)).unwrap();
     assert_eq!(
         report.warnings,
         [Warning::Missing {
+            set: None,
             versions: vec![v(2)]
         }]
     );
@@ -664,6 +667,7 @@ fn missing_ahead_and_out_of_order<D: Db>() {
     assert_eq!(
         report.warnings,
         [Warning::AheadOfBinary {
+            set: None,
             versions: vec![v(3)]
         }]
     );
@@ -718,10 +722,185 @@ fn revert_by_steps_and_to_a_version_refusing_without_down<D: Db>() {
     assert!(err.to_string().contains("2_keep.sql"), "{err}");
     assert_eq!(versions(&mut db), [v(1), v(2), v(3)]);
     assert!(db.table_exists("posts"), "nothing was touched");
-    assert_eq!(
-        db.count("SELECT count(*) FROM preflight_history_log WHERE action = 'revert'"),
-        3
+}
+
+/// diesel's first migration is `00000000000000_diesel_initial_setup`: version 0.
+fn with_version_zero() -> Migrations {
+    set(vec![
+        MigrationSpec::new(0, "diesel_initial_setup", "CREATE TABLE setup0 (id int);")
+            .down("DROP TABLE setup0;"),
+        MigrationSpec::new(1, "users", "CREATE TABLE users (id int);").down("DROP TABLE users;"),
+    ])
+}
+
+fn down_to_zero_and_reset_revert_version_zero_too<D: Db>() {
+    let mut db = D::fresh();
+    let m = with_version_zero();
+    db.run(&m.runner()).unwrap();
+    let report = db.revert(&m.runner(), Revert::To(v(0))).unwrap();
+    assert_eq!(report.reverted_versions(), [v(1), v(0)]);
+    assert!(versions(&mut db).is_empty());
+    assert!(!db.table_exists("setup0"));
+    db.run(&m.runner()).unwrap();
+    let report = m.runner().reset(db.conn()).unwrap();
+    assert_eq!(report.reverted_versions(), [v(1), v(0)]);
+    assert_eq!(report.applied_versions(), [v(0), v(1)]);
+    assert_eq!(versions(&mut db), [v(0), v(1)]);
+}
+
+/// Migration 1 creates two tables; its down body runs outside a transaction, statement by
+/// statement: `down` given as its statements.
+fn with_no_transaction_down(down: &[&str]) -> Migrations {
+    let up = "CREATE TABLE d1 (id int);\nCREATE TABLE d2 (id int);\n";
+    let mut text = String::new();
+    let mut spans = Vec::new();
+    for statement in down {
+        let start = text.len() as u32;
+        text.push_str(statement);
+        spans.push(Span::new(start, text.len() as u32));
+        text.push('\n');
+    }
+    Migrations::from_parts(vec![MigrationParts {
+        version: v(1),
+        name: "two".into(),
+        path: "1_two.up.sql".into(),
+        checksum_text: up.into(),
+        up: Body::owned(
+            up.into(),
+            vec![Span::new(0, up.len() as u32)],
+            Kind::Transactional,
+        ),
+        down: Some(Body::owned(text, spans, Kind::NoTransaction)),
+    }])
+    .unwrap()
+}
+
+fn a_no_transaction_down_records_its_progress_and_continues<D: Db>() {
+    let mut db = D::fresh();
+    let broken = with_no_transaction_down(&[
+        "DROP TABLE d1;",
+        "DROP TABLE missing_table;",
+        "DROP TABLE d2;",
+    ]);
+    db.run(&broken.runner()).unwrap();
+    let err = db.revert(&broken.runner(), Revert::Steps(1)).unwrap_err();
+    assert!(
+        matches!(&err, Error::Migration(e) if e.down && e.statement == Some(1)),
+        "{err}"
     );
+    // Half-way: the row says so (it used to stay `applied`), with the down units done.
+    assert_eq!(rows(&mut db, &broken), [(v(1), State::RevertFailed, 1, 3)]);
+    assert!(!db.table_exists("d1") && db.table_exists("d2"));
+    let refused = db.run(&broken.runner()).unwrap_err();
+    assert!(
+        refused.to_string().contains("was being reverted"),
+        "{refused}"
+    );
+    // The down file fixed at the failed statement: the same revert continues there.
+    let fixed = with_no_transaction_down(&[
+        "DROP TABLE d1;",
+        "DROP TABLE IF EXISTS missing_table;",
+        "DROP TABLE d2;",
+    ]);
+    let report = db.revert(&fixed.runner(), Revert::Steps(1)).unwrap();
+    assert_eq!(report.reverted_versions(), [v(1)]);
+    assert!(versions(&mut db).is_empty() && !db.table_exists("d2"));
+
+    // A completed down statement changed: refused, naming it and the command that resolves it.
+    db.run(&broken.runner()).unwrap();
+    db.revert(&broken.runner(), Revert::Steps(1)).unwrap_err();
+    let edited = with_no_transaction_down(&[
+        "DROP TABLE IF EXISTS d1;",
+        "DROP TABLE IF EXISTS missing_table;",
+        "DROP TABLE d2;",
+    ]);
+    let err = db.revert(&edited.runner(), Revert::Steps(1)).unwrap_err();
+    assert!(
+        matches!(&err, Error::CompletedChanged(c) if c.down && c.statement == Some(0)),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(text.contains("completed down statement 1"), "{text}");
+    assert!(text.contains("preflight repair --forget 1"), "{text}");
+    // That command, in that state: the operator finished the revert by hand.
+    db.exec("DROP TABLE d2");
+    db.repair(&edited.runner(), Repair::Forget(v(1))).unwrap();
+    assert!(versions(&mut db).is_empty());
+    db.run(&edited.runner()).unwrap();
+    assert!(db.table_exists("d1") && db.table_exists("d2"));
+}
+
+fn a_failed_no_transaction_migration_fixed_after_the_failure_resumes_there<D: Db>() {
+    let mut db = D::fresh();
+    let typo = [
+        "CREATE TABLE f1 (id int);",
+        "CREATE TABLE f2 (id innt);",
+        "CREATE TABLE f3 (id int);",
+    ];
+    let first = |statements: &[&str]| {
+        set(vec![
+            MigrationSpec::new(1, "base", "CREATE TABLE base (id int);"),
+            MigrationSpec::new(2, "nt", "").no_transaction(statements),
+        ])
+    };
+    let broken = first(&typo);
+    if db.run(&broken.runner()).is_ok() {
+        // SQLite accepts any type name: make statement 2 fail there too.
+        db.exec("DROP TABLE f2; DROP TABLE f3; DROP TABLE f1; DROP TABLE base; DROP TABLE preflight_history");
+        let broken = first(&[typo[0], "INSERT INTO missing_table VALUES (1);", typo[2]]);
+        return resumes_after_fix(&mut db, &broken, first);
+    }
+    resumes_after_fix(&mut db, &broken, first);
+}
+
+fn resumes_after_fix<D: Db>(
+    db: &mut D,
+    broken: &Migrations,
+    first: impl Fn(&[&str]) -> Migrations,
+) {
+    let _ = db.run(&broken.runner());
+    assert_eq!(rows(db, broken)[1], (v(2), State::Failed, 1, 3));
+    // The engineer fixes statement 2; a plain run resumes there and says so.
+    let fixed = first(&[
+        "CREATE TABLE f1 (id int);",
+        "CREATE TABLE f2 (id int);",
+        "CREATE TABLE f3 (id int);",
+    ]);
+    let report = db.run(&fixed.runner()).unwrap();
+    assert_eq!(report.applied_versions(), [v(2)]);
+    assert!(report.warnings.contains(&Warning::ResumedAfterFix {
+        set: None,
+        version: v(2),
+        from_statement: 1
+    }));
+    assert_eq!(rows(db, &fixed)[1], (v(2), State::Applied, 3, 3));
+    let history = db.history(&fixed.runner()).unwrap();
+    assert!(history[1].checksum_is(&fixed.get(v(2)).unwrap().checksum()));
+    assert!(db.run(&fixed.runner()).unwrap().fast_path);
+
+    // Again, but the fix also edits statement 1, which had run: refused, naming it and the
+    // one command that resolves it, which is then run in that state.
+    db.exec("DROP TABLE f1; DROP TABLE f2; DROP TABLE f3");
+    db.repair(&fixed.runner(), Repair::Forget(v(2))).unwrap();
+    let _ = db.run(&broken.runner().out_of_order(true));
+    assert_eq!(rows(db, broken)[1], (v(2), State::Failed, 1, 3));
+    let edited = first(&[
+        "CREATE TABLE f1 (id int, note text);",
+        "CREATE TABLE f2 (id int);",
+        "CREATE TABLE f3 (id int);",
+    ]);
+    let err = db.run(&edited.runner()).unwrap_err();
+    assert!(
+        matches!(&err, Error::CompletedChanged(c) if c.statement == Some(0) && c.line == Some(1)),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(text.contains("completed statement 1"), "{text}");
+    assert!(text.contains("preflight repair --resume 2"), "{text}");
+    let report = db.repair(&edited.runner(), Repair::Resume(v(2))).unwrap();
+    assert_eq!(report.applied_versions(), [v(2)]);
+    assert!(db.table_exists("f3"));
+    assert!(db.run(&edited.runner()).unwrap().fast_path);
 }
 
 fn grouped_mode_is_all_or_nothing<D: Db>() {
@@ -757,7 +936,10 @@ fn target_version_stops_there_and_is_current_there<D: Db>() {
     let m = three();
     let report = db.run(&m.runner().target(2u64)).unwrap();
     assert_eq!(report.applied_versions(), [v(1), v(2)]);
-    assert_eq!(report.skipped, [v(3)]);
+    assert_eq!(
+        report.skipped,
+        [(preflight_runtime::DEFAULT_SET.to_owned(), v(3))]
+    );
     assert!(db.run(&m.runner().target(2u64)).unwrap().fast_path);
     assert!(!db.run(&m.runner()).unwrap().fast_path);
     assert_eq!(versions(&mut db), [v(1), v(2), v(3)]);
@@ -825,8 +1007,14 @@ fn a_dry_run_takes_the_same_decisions_as_the_run<D: Db>() {
     let plan = to_one.plan(db.conn()).unwrap();
     let report = to_one.run(db.conn()).unwrap();
     assert_eq!(planned(&plan), report.applied_versions());
-    assert_eq!(plan.skipped, report.skipped);
-    assert_eq!(report.skipped, [v(2), v(3)]);
+    let skipped: Vec<Version> = plan
+        .skipped
+        .iter()
+        .map(|s| s.migration().version())
+        .collect();
+    assert_eq!(skipped, [v(2), v(3)]);
+    let in_set = |v| (m.set().to_owned(), v);
+    assert_eq!(report.skipped, [in_set(v(2)), in_set(v(3))]);
 
     // A policy refusal is the same error: 3 applied by a set without 2, then 2 is pending
     // below it.
@@ -855,7 +1043,11 @@ fn a_dry_run_takes_the_same_decisions_as_the_run<D: Db>() {
 
     // A revert: the same migrations, newest first.
     let plan = m.plan_revert(db.conn(), Revert::Steps(2)).unwrap();
-    let listed: Vec<Version> = plan.revert.iter().map(|m| m.version()).collect();
+    let listed: Vec<Version> = plan
+        .revert
+        .iter()
+        .map(|m| m.migration().version())
+        .collect();
     let report = m.revert(db.conn(), Revert::Steps(2)).unwrap();
     assert_eq!(listed, report.reverted_versions());
     assert_eq!(listed, [v(3), v(2)]);
@@ -875,14 +1067,21 @@ fn a_baseline_is_one_step_all_or_nothing<D: Db>() {
     let err = db.repair(&m.runner(), Repair::Baseline(v(3))).unwrap_err();
     assert!(err.to_string().contains("interrupted"), "{err}");
     assert_eq!(versions(&mut db), [v(1)], "nothing of the baseline remains");
-    assert_eq!(db.count("SELECT count(*) FROM preflight_history_log"), 0);
 
     db.allow_history_inserts();
     let report = db.repair(&m.runner(), Repair::Baseline(v(3))).unwrap();
     assert_eq!(report.marked, [v(2), v(3)]);
     assert!(report.applied.is_empty());
     assert_eq!(versions(&mut db), [v(1), v(2), v(3)]);
-    assert_eq!(db.count("SELECT count(*) FROM preflight_history_log"), 1);
+    let history = db.history(&m.runner()).unwrap();
+    assert!(history[0].repaired.is_none());
+    for row in &history[1..] {
+        let note = row.repaired.as_deref().unwrap_or_default();
+        assert!(
+            note.starts_with("baseline 3: recorded as applied without running it by "),
+            "{note}"
+        );
+    }
     // Recorded without running: migration 3's table was never created.
     assert!(!db.table_exists("posts"));
     assert!(db.run(&m.runner()).unwrap().fast_path);
@@ -895,7 +1094,11 @@ fn a_reset_reverts_or_tears_down_under_the_lock_then_reapplies<D: Db>() {
     db.exec("INSERT INTO users (id) VALUES (7)");
     // Every migration is reversible: the reset reverts, as its dry run says.
     let plan = m.plan_reset(db.conn()).unwrap();
-    let listed: Vec<Version> = plan.revert.iter().map(|m| m.version()).collect();
+    let listed: Vec<Version> = plan
+        .revert
+        .iter()
+        .map(|m| m.migration().version())
+        .collect();
     assert_eq!(listed, [v(3), v(2), v(1)]);
     assert!(plan.teardown.is_none());
     let report = m.reset(db.conn()).unwrap();
@@ -964,8 +1167,20 @@ macro_rules! shared_tests {
                 ));
             }
             #[test]
-            fn failed_no_transaction_statement_is_recorded_and_repairs_are_logged() {
-                super::failed_no_transaction_statement_is_recorded_and_repairs_are_logged::<$db>();
+            fn failed_no_transaction_statement_is_recorded_and_repairs_are_recorded() {
+                super::failed_no_transaction_statement_is_recorded_and_repairs_are_recorded::<$db>();
+            }
+            #[test]
+            fn down_to_zero_and_reset_revert_version_zero_too() {
+                super::down_to_zero_and_reset_revert_version_zero_too::<$db>();
+            }
+            #[test]
+            fn a_no_transaction_down_records_its_progress_and_continues() {
+                super::a_no_transaction_down_records_its_progress_and_continues::<$db>();
+            }
+            #[test]
+            fn a_failed_no_transaction_migration_fixed_after_the_failure_resumes_there() {
+                super::a_failed_no_transaction_migration_fixed_after_the_failure_resumes_there::<$db>();
             }
             #[test]
             fn edited_migration_refuses_naming_both_checksums_and_can_be_accepted() {

@@ -108,7 +108,7 @@ fn applies_once_then_takes_the_fast_path_without_a_lock() {
     assert_eq!(row.get::<_, String>(0), m3.checksum().to_string());
     assert_eq!(row.get::<_, String>(1), m3.chain().to_string());
     assert!(row.get::<_, String>(2).starts_with("test-app 1.0 on "));
-    assert_eq!(row.get::<_, String>(3), "preflight-history v1");
+    assert_eq!(row.get::<_, String>(3), "preflight-history v2");
     // The connection's application_name is restored.
     let name: String = client
         .query_one("SELECT current_setting('application_name')", &[])
@@ -423,6 +423,7 @@ fn killed_inside_a_no_transaction_migration_refuses_then_resumes() {
     let report = m.repair(&mut client, Repair::Resume(v(2))).unwrap();
     assert_eq!(report.applied_versions(), [v(2)]);
     assert!(report.warnings.contains(&Warning::Resumed {
+        set: None,
         version: v(2),
         from_statement: 1
     }));
@@ -479,13 +480,19 @@ fn failed_no_transaction_statement_is_recorded_and_repairs_are_logged() {
         [(v(1), "applied".to_owned(), 3, 3)]
     );
     assert!(broken.run(&mut client).unwrap().fast_path);
-    let actions: Vec<String> = client
-        .query("SELECT action FROM preflight_history_log ORDER BY at", &[])
+    // The repair is recorded in the row it changed (the forget deleted its row).
+    let repaired: String = client
+        .query_one(
+            "SELECT repaired FROM preflight_history WHERE version = '1'",
+            &[],
+        )
         .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    assert_eq!(actions, ["forget", "mark-applied"]);
+        .get(0);
+    assert!(
+        repaired.starts_with("mark-applied (was: failed 1/3) by "),
+        "{repaired}"
+    );
+    assert_eq!(repaired.lines().count(), 1, "{repaired}");
 }
 
 #[test]
@@ -501,7 +508,7 @@ fn edited_migration_refuses_naming_both_checksums_and_can_be_accepted() {
     ]);
     let err = edited.run(&mut client).unwrap_err();
     let text = err.to_string();
-    assert!(matches!(err, Error::ChecksumMismatch { version, .. } if version == v(1)));
+    assert!(matches!(err, Error::ChecksumMismatch(ref c) if c.version == v(1)));
     assert!(
         text.contains(&three().get(v(1)).unwrap().checksum().to_string()),
         "{text}"
@@ -535,7 +542,7 @@ fn missing_migration_refuses_unless_allowed() {
     ]);
     let err = without_2.run(&mut client).unwrap_err();
     assert!(
-        matches!(&err, Error::Missing { versions } if versions == &[v(2)]),
+        matches!(&err, Error::Missing { versions, .. } if versions == &[v(2)]),
         "{err}"
     );
     let report = without_2
@@ -546,6 +553,7 @@ fn missing_migration_refuses_unless_allowed() {
     assert_eq!(
         report.warnings,
         [Warning::Missing {
+            set: None,
             versions: vec![v(2)]
         }]
     );
@@ -567,6 +575,7 @@ fn history_ahead_of_the_binary_boots_with_a_warning() {
     assert_eq!(
         report.warnings,
         [Warning::AheadOfBinary {
+            set: None,
             versions: vec![v(3)]
         }]
     );
@@ -589,7 +598,7 @@ fn out_of_order_refused_by_default_and_applied_when_allowed() {
     ]);
     let err = merged.run(&mut client).unwrap_err();
     assert!(
-        matches!(&err, Error::OutOfOrder { pending, newest_applied } if pending == &[v(2)] && *newest_applied == v(3)),
+        matches!(&err, Error::OutOfOrder { pending, newest_applied, .. } if pending == &[v(2)] && *newest_applied == v(3)),
         "{err}"
     );
     assert!(!table_exists(&mut client, "b"));
@@ -598,6 +607,7 @@ fn out_of_order_refused_by_default_and_applied_when_allowed() {
     assert_eq!(
         report.warnings,
         [Warning::OutOfOrder {
+            set: None,
             versions: vec![v(2)]
         }]
     );
@@ -682,14 +692,18 @@ fn revert_by_steps_and_to_a_version_refusing_without_down() {
     // Nothing was touched, not even migration 3 which has a down.
     assert_eq!(versions(&mut client), [v(1), v(2), v(3)]);
     assert!(table_exists(&mut client, "posts"));
-    let logged: i64 = client
-        .query_one(
-            "SELECT count(*) FROM preflight_history_log WHERE action = 'revert'",
+}
+
+/// The lease row of the history table: (owner, seconds until it expires).
+fn lease_row(client: &mut postgres::Client) -> Option<(String, f64)> {
+    client
+        .query_opt(
+            "SELECT applied_by, extract(epoch FROM expires_at - now())::float8 \
+             FROM preflight_history WHERE \"set\" = '' AND version = 'lease'",
             &[],
         )
         .unwrap()
-        .get(0);
-    assert_eq!(logged, 3);
+        .map(|r| (r.get(0), r.get(1)))
 }
 
 #[test]
@@ -700,16 +714,7 @@ fn lease_lock_takes_over_an_expired_lease_and_names_a_live_holder() {
         ttl: Duration::from_secs(30),
     };
     let m = three();
-    // A dead owner's expired lease is taken over.
-    client
-        .batch_execute(
-            "CREATE TABLE preflight_history_lease (id integer PRIMARY KEY CHECK (id = 1), \
-             owner text NOT NULL, acquired_at timestamptz NOT NULL, expires_at timestamptz NOT NULL, \
-             renewed_at timestamptz NOT NULL); \
-             INSERT INTO preflight_history_lease VALUES (1, 'dead replica', now() - interval '1 hour', \
-             now() - interval '1 minute', now() - interval '2 minutes')",
-        )
-        .unwrap();
+    // The lease is a row of the history table, gone once released.
     let report = m
         .runner()
         .lock(lease)
@@ -718,16 +723,30 @@ fn lease_lock_takes_over_an_expired_lease_and_names_a_live_holder() {
         .unwrap();
     assert!(report.lock_taken);
     assert_eq!(report.applied_versions(), [v(1)]);
-    let left: i64 = client
-        .query_one("SELECT count(*) FROM preflight_history_lease", &[])
-        .unwrap()
-        .get(0);
-    assert_eq!(left, 0, "the lease is released");
+    assert_eq!(lease_row(&mut client), None, "the lease is released");
+    assert!(!table_exists(&mut client, "preflight_history_lease"));
+    // A dead owner's expired lease is taken over.
+    client
+        .batch_execute(
+            "INSERT INTO preflight_history (\"set\", version, name, checksum, chain, state, \
+             applied_by, expires_at) VALUES ('', 'lease', '', '', '', 'lease', 'dead replica', \
+             now() - interval '1 minute')",
+        )
+        .unwrap();
+    let report = m
+        .runner()
+        .lock(lease)
+        .target(2u64)
+        .run(&mut client)
+        .unwrap();
+    assert_eq!(report.applied_versions(), [v(2)]);
+    assert_eq!(lease_row(&mut client), None);
     // A live lease held by someone else: timeout naming it.
     client
         .batch_execute(
-            "INSERT INTO preflight_history_lease VALUES (1, 'replica-b on host-b', now(), \
-             now() + interval '1 hour', now())",
+            "INSERT INTO preflight_history (\"set\", version, name, checksum, chain, state, \
+             applied_by, expires_at) VALUES ('', 'lease', '', '', '', 'lease', \
+             'replica-b on host-b', now() + interval '1 hour')",
         )
         .unwrap();
     let err = m
@@ -740,10 +759,13 @@ fn lease_lock_takes_over_an_expired_lease_and_names_a_live_holder() {
         matches!(&err, Error::LockTimeout { holder: Some(h), .. } if matches!(h.as_ref(), Holder::Lease { owner, .. } if owner == "replica-b on host-b")),
         "{err}"
     );
+    // The lease row is not a migration: history and dry runs do not see it.
+    assert_eq!(m.history(&mut client).unwrap().len(), 2);
     // A lease that expires while we wait is taken over.
     client
         .batch_execute(
-            "UPDATE preflight_history_lease SET expires_at = now() + interval '1 second'",
+            "UPDATE preflight_history SET expires_at = now() + interval '1 second' \
+             WHERE \"set\" = ''",
         )
         .unwrap();
     let report = m
@@ -752,8 +774,9 @@ fn lease_lock_takes_over_an_expired_lease_and_names_a_live_holder() {
         .lock_timeout(Duration::from_secs(20))
         .run(&mut client)
         .unwrap();
-    assert_eq!(report.applied_versions(), [v(2), v(3)]);
+    assert_eq!(report.applied_versions(), [v(3)]);
     assert!(report.lock_wait >= Duration::from_millis(200), "{report:?}");
+    assert_eq!(lease_row(&mut client), None);
 }
 
 #[test]
@@ -789,7 +812,10 @@ fn target_version_stops_there_and_is_current_there() {
     let m = three();
     let report = m.runner().target(2u64).run(&mut client).unwrap();
     assert_eq!(report.applied_versions(), [v(1), v(2)]);
-    assert_eq!(report.skipped, [v(3)]);
+    assert_eq!(
+        report.skipped,
+        [(preflight_runtime::DEFAULT_SET.to_owned(), v(3))]
+    );
     assert!(m.runner().target(2u64).run(&mut client).unwrap().fast_path);
     assert!(!m.run(&mut client).unwrap().fast_path);
     assert_eq!(versions(&mut client), [v(1), v(2), v(3)]);
@@ -809,14 +835,16 @@ fn schema_qualified_table_with_quotes_in_its_names() {
     let runner = m.runner().schema(schema).table(table);
     assert_eq!(runner.run(&mut client).unwrap().applied.len(), 3);
     assert!(runner.run(&mut client).unwrap().fast_path);
-    let n: i64 = client
-        .query_one(
-            "SELECT count(*) FROM pg_tables WHERE schemaname = $1 AND tablename IN ($2, $3)",
-            &[&schema, &table, &format!("{table}_log")],
+    let tables: Vec<String> = client
+        .query(
+            "SELECT tablename::text FROM pg_tables WHERE schemaname = $1",
+            &[&schema],
         )
         .unwrap()
-        .get(0);
-    assert_eq!(n, 2);
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(tables, [table]);
     let rows = runner.history(&mut client).unwrap();
     assert_eq!(rows.len(), 3);
     assert!(rows.iter().all(|r| r.state == State::Applied));
@@ -1208,184 +1236,292 @@ fn pipelined_run_records_every_migration_in_order_and_only_the_last_synchronousl
     assert!(run_async(&db, &m).unwrap().fast_path);
 }
 
-/// (total, unfinished) as `count` (the `<table>_count` of `table`) holds them, and as counting
-/// the rows says.
-fn counts(client: &mut postgres::Client, table: &str, count: &str) -> ((i64, i64), (i64, i64)) {
-    let kept = client
-        .query_one(&format!("SELECT total, unfinished FROM {count}"), &[])
-        .unwrap();
-    let real = client
-        .query_one(
-            &format!("SELECT count(*), count(*) FILTER (WHERE state <> 'applied') FROM {table}"),
-            &[],
+/// What `pg_dump --schema-only` would show of a schema, from the catalog: its relations
+/// (tables, views, sequences, ...) with their kind, its functions and types of its own, and
+/// the triggers on its tables.
+fn schema_objects(client: &mut postgres::Client, schema: &str) -> Vec<String> {
+    client
+        .query(
+            "SELECT 'relation ' || c.relkind::text || ' ' || c.relname FROM pg_class c \
+               JOIN pg_namespace n ON n.oid = c.relnamespace \
+               WHERE n.nspname = $1 AND c.relkind NOT IN ('i', 'I', 't') \
+             UNION ALL SELECT 'function ' || p.proname FROM pg_proc p \
+               JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = $1 \
+             UNION ALL SELECT 'type ' || t.typname FROM pg_type t \
+               JOIN pg_namespace n ON n.oid = t.typnamespace \
+               WHERE n.nspname = $1 AND t.typtype NOT IN ('c', 'b') \
+             UNION ALL SELECT 'trigger ' || g.tgname FROM pg_trigger g \
+               JOIN pg_class c ON c.oid = g.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+               WHERE n.nspname = $1 AND NOT g.tgisinternal \
+             ORDER BY 1",
+            &[&schema],
         )
-        .unwrap();
-    ((kept.get(0), kept.get(1)), (real.get(0), real.get(1)))
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// The indexes of a table, by name.
+fn indexes(client: &mut postgres::Client, table: &str) -> Vec<String> {
+    client
+        .query(
+            "SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = to_regclass($1) \
+             ORDER BY 1",
+            &[&table],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
 }
 
 #[test]
-fn the_trigger_kept_row_count_follows_every_write_and_feeds_the_fast_path() {
-    let db = TestDatabase::empty();
-    let mut client = db.connect();
-    // Names that need quoting in the trigger function's body, including its dollar quote.
-    let schema = "count \"schema\"";
-    let table = "h$preflight$ \"x\"";
-    let m = three();
-    let runner = m.runner().schema(schema).table(table);
-    runner.run(&mut client).unwrap();
-    let t = "\"count \"\"schema\"\"\".\"h$preflight$ \"\"x\"\"\"";
-    let count = "\"count \"\"schema\"\"\".\"h$preflight$ \"\"x\"\"_count\"";
-    let c = |client: &mut postgres::Client| counts(client, t, count);
-    assert_eq!(c(&mut client), ((3, 0), (3, 0)));
-    assert!(runner.run(&mut client).unwrap().fast_path);
-    // A writer with another search_path: the function names its table itself.
-    client
-        .batch_execute(&format!(
-            "SET search_path = pg_catalog; \
-             INSERT INTO {t} (version, name, checksum, chain, state) \
-             VALUES ('4', 'by hand', 'x', 'x', 'in_progress'); RESET search_path"
-        ))
-        .unwrap();
-    assert_eq!(c(&mut client), ((4, 1), (4, 1)));
-    client
-        .batch_execute(&format!(
-            "UPDATE {t} SET state = 'applied' WHERE version = '4'"
-        ))
-        .unwrap();
-    assert_eq!(c(&mut client), ((4, 0), (4, 0)));
-    // One row more than the binary knows: the fast path sees it through the count alone
-    // (the goal row 3 is unchanged), and the slow path reports it.
-    let report = runner.run(&mut client).unwrap();
-    assert!(!report.fast_path);
-    assert_eq!(
-        report.warnings,
-        [Warning::AheadOfBinary {
-            versions: vec![v(4)]
-        }]
-    );
-    client
-        .batch_execute(&format!(
-            "UPDATE {t} SET state = 'failed' WHERE version = '4'"
-        ))
-        .unwrap();
-    assert_eq!(c(&mut client), ((4, 1), (4, 1)));
-    client
-        .batch_execute(&format!("DELETE FROM {t} WHERE version = '4'"))
-        .unwrap();
-    assert_eq!(c(&mut client), ((3, 0), (3, 0)));
-    assert!(runner.run(&mut client).unwrap().fast_path);
-    // A row deleted behind the triggers' back: the stale count sends the boot to the slow
-    // path (goal row missing), which recounts before re-applying.
-    client
-        .batch_execute(&format!(
-            "BEGIN; SET LOCAL session_replication_role = replica; \
-             DELETE FROM {t} WHERE version = '3'; COMMIT"
-        ))
-        .unwrap();
-    assert_eq!(c(&mut client), ((3, 0), (2, 0)));
-    client.batch_execute("DROP TABLE posts").unwrap();
-    let report = runner.run(&mut client).unwrap();
-    assert_eq!(report.applied_versions(), [v(3)]);
-    assert_eq!(c(&mut client), ((3, 0), (3, 0)));
-    assert!(runner.run(&mut client).unwrap().fast_path);
-    // The count's row deleted: the fast path cannot answer, the slow path puts it back.
-    client
-        .batch_execute(&format!("DELETE FROM {count}"))
-        .unwrap();
-    assert!(!runner.run(&mut client).unwrap().fast_path);
-    assert_eq!(c(&mut client), ((3, 0), (3, 0)));
-    assert!(runner.run(&mut client).unwrap().fast_path);
-    client.batch_execute(&format!("TRUNCATE {t}")).unwrap();
-    assert_eq!(c(&mut client), ((0, 0), (0, 0)));
-}
-
-/// A database migrated by `three()` whose history looks as one written before the row count
-/// existed.
-fn migrated_without_row_count() -> (TestDatabase, postgres::Client, Migrations) {
+fn after_up_the_schema_holds_one_preflight_table_and_nothing_else() {
     let db = TestDatabase::empty();
     let mut client = db.connect();
     let m = three();
     m.run(&mut client).unwrap();
+    // What pg_dump --schema-only would list: the migrations' two tables and one of Preflight's;
+    // no function, no trigger, no sequence, no side table.
+    assert_eq!(
+        schema_objects(&mut client, "public"),
+        [
+            "relation r posts",
+            "relation r preflight_history",
+            "relation r users"
+        ]
+    );
+    assert_eq!(
+        indexes(&mut client, "preflight_history"),
+        [
+            "preflight_history_open",
+            "preflight_history_ord",
+            "preflight_history_pkey"
+        ]
+    );
+    // The lease lock and a repair add nothing either.
+    m.runner()
+        .lock(LockStrategy::lease())
+        .repair(&mut client, Repair::AcceptChecksum(v(2)))
+        .unwrap();
+    assert_eq!(schema_objects(&mut client, "public").len(), 3);
+}
+
+/// A history of layout 1 exactly as Preflight 0.1 left it on PostgreSQL: the table with its
+/// comment, `<table>_count` kept by the function `<table>_counter` and three triggers,
+/// `<table>_log` with entries, and (when `lease`) `<table>_lease`; rows for migrations 1 and 2
+/// of `m` (applied by "v1 binary"), whose tables exist.
+fn layout_1(client: &mut postgres::Client, m: &Migrations, lease: bool) {
     client
         .batch_execute(
-            "DROP TABLE preflight_history_count; \
-             DROP FUNCTION preflight_history_counter() CASCADE",
+            "CREATE TABLE users (id int primary key); ALTER TABLE users ADD email text;
+             CREATE TABLE preflight_history (
+               version text PRIMARY KEY,
+               name text NOT NULL,
+               checksum text NOT NULL,
+               chain text NOT NULL,
+               state text NOT NULL CHECK (state IN ('applied', 'in_progress', 'failed')),
+               statements_done integer NOT NULL DEFAULT 0,
+               statements_total integer NOT NULL DEFAULT 0,
+               applied_at timestamptz NOT NULL DEFAULT now(),
+               execution_ms bigint NOT NULL DEFAULT 0,
+               applied_by text NOT NULL DEFAULT '',
+               error text
+             );
+             COMMENT ON TABLE preflight_history IS 'preflight-history v1';
+             CREATE TABLE preflight_history_log (
+               at timestamptz NOT NULL DEFAULT now(),
+               action text NOT NULL,
+               version text,
+               detail text NOT NULL,
+               performed_by text NOT NULL
+             );
+             CREATE TABLE preflight_history_count (
+               id integer PRIMARY KEY CHECK (id = 1),
+               total bigint NOT NULL,
+               unfinished bigint NOT NULL
+             );
+             CREATE FUNCTION public.preflight_history_counter() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+               IF TG_OP = 'INSERT' THEN
+                 UPDATE public.preflight_history_count SET total = total + 1 WHERE id = 1;
+               ELSIF TG_OP = 'DELETE' THEN
+                 UPDATE public.preflight_history_count SET total = total - 1 WHERE id = 1;
+               END IF;
+               RETURN NULL;
+             END $$;
+             CREATE TRIGGER preflight_count_rows AFTER INSERT OR DELETE ON preflight_history
+               FOR EACH ROW EXECUTE FUNCTION preflight_history_counter();
+             CREATE TRIGGER preflight_count_state AFTER UPDATE ON preflight_history
+               FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state) EXECUTE FUNCTION preflight_history_counter();
+             CREATE TRIGGER preflight_count_truncate AFTER TRUNCATE ON preflight_history
+               FOR EACH STATEMENT EXECUTE FUNCTION preflight_history_counter();
+             INSERT INTO preflight_history_count VALUES (1, 0, 0);
+             INSERT INTO preflight_history_log (action, version, detail, performed_by)
+               VALUES ('accept-checksum', '1', 'checksum x replaced by y', 'ops'),
+                      ('revert', '3', 'reverted posts', 'ops');",
         )
         .unwrap();
-    (db, client, m)
+    if lease {
+        client
+            .batch_execute(
+                "CREATE TABLE preflight_history_lease (id integer PRIMARY KEY CHECK (id = 1), \
+                 owner text NOT NULL, acquired_at timestamptz NOT NULL, \
+                 expires_at timestamptz NOT NULL, renewed_at timestamptz NOT NULL)",
+            )
+            .unwrap();
+    }
+    for migration in m.iter().take(2) {
+        client
+            .execute(
+                "INSERT INTO preflight_history (version, name, checksum, chain, state, \
+                 statements_done, statements_total, applied_by) \
+                 VALUES ($1, $2, $3, $4, 'applied', 1, 1, 'v1 binary')",
+                &[
+                    &migration.version().to_string(),
+                    &migration.name(),
+                    &migration.checksum().to_string(),
+                    &migration.chain().to_string(),
+                ],
+            )
+            .unwrap();
+    }
 }
 
 #[test]
-fn a_history_without_the_row_count_gets_it_on_its_next_boot() {
-    let (_db, mut client, m) = migrated_without_row_count();
+fn a_layout_1_history_is_upgraded_in_place_under_the_lock() {
+    let db = TestDatabase::empty();
+    let mut client = db.connect();
+    let m = three().named("app");
+    layout_1(&mut client, &m, false);
+    let role = format!("pf_reader_{}", std::process::id());
+    client
+        .batch_execute(&format!(
+            "DROP ROLE IF EXISTS {role}; CREATE ROLE {role}; \
+             GRANT SELECT ON preflight_history TO {role}"
+        ))
+        .unwrap();
+    // The old fast path query cannot read it: the slow path upgrades, then applies 3.
     let report = m.run(&mut client).unwrap();
-    assert!(!report.fast_path && report.lock_taken, "{report:?}");
-    assert!(report.applied.is_empty());
+    assert_eq!(report.applied_versions(), [v(3)]);
     assert_eq!(
-        counts(&mut client, "preflight_history", "preflight_history_count"),
-        ((3, 0), (3, 0))
+        schema_objects(&mut client, "public"),
+        [
+            "relation r posts",
+            "relation r preflight_history",
+            "relation r users"
+        ]
     );
-    let triggers: i64 = client
+    let comment: String = client
         .query_one(
-            "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'preflight_history'::regclass \
-             AND NOT tgisinternal",
+            "SELECT obj_description('preflight_history'::regclass, 'pg_class')",
             &[],
         )
         .unwrap()
         .get(0);
-    assert_eq!(triggers, 3);
+    assert_eq!(comment, "preflight-history v2");
+    // Altered in place: the grant is still there; the key is (set, version).
+    let granted: bool = client
+        .query_one(
+            "SELECT has_table_privilege($1, 'preflight_history', 'SELECT')",
+            &[&role],
+        )
+        .unwrap()
+        .get(0);
+    let key: String = client
+        .query_one(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint \
+             WHERE conrelid = 'preflight_history'::regclass AND contype = 'p'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    client
+        .batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
+        .unwrap();
+    assert!(granted);
+    assert_eq!(key, "PRIMARY KEY (set, version)");
+    let rows = m.history(&mut client).unwrap();
+    assert_eq!(rows.len(), 3);
+    assert!(rows.iter().all(|r| r.set == "app"));
+    assert_eq!(rows[0].applied_by, "v1 binary");
+    let repaired = rows[0].repaired.as_deref().unwrap_or_default();
+    assert!(
+        repaired.starts_with("accept-checksum: checksum x replaced by y by ops at "),
+        "{repaired}"
+    );
+    assert!(rows[1].repaired.is_none());
     assert!(m.run(&mut client).unwrap().fast_path);
 }
 
 #[test]
-fn a_role_that_cannot_create_the_trigger_still_boots_and_counts_in_the_fast_query() {
-    let (db, mut admin, m) = migrated_without_row_count();
-    let role = format!("pf_count_{}", std::process::id());
+fn a_layout_1_history_under_the_lease_lock_moves_the_lease_into_the_table() {
+    let db = TestDatabase::empty();
+    let mut client = db.connect();
+    let m = three().named("app");
+    layout_1(&mut client, &m, true);
+    // A binary that knows only layout 1 holds the lease: the upgrade waits for it.
+    client
+        .batch_execute(
+            "INSERT INTO preflight_history_lease VALUES (1, 'old replica', now(), \
+             now() + interval '1 hour', now())",
+        )
+        .unwrap();
+    let runner = m.runner().lock(LockStrategy::lease());
+    let err = runner
+        .clone()
+        .lock_timeout(Duration::from_millis(200))
+        .run(&mut client)
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::LockTimeout { holder: Some(h), .. } if matches!(h.as_ref(), Holder::Lease { owner, .. } if owner == "old replica")),
+        "{err}"
+    );
+    assert!(
+        table_exists(&mut client, "preflight_history_count"),
+        "untouched"
+    );
+    client
+        .batch_execute("DELETE FROM preflight_history_lease")
+        .unwrap();
+    let report = runner.run(&mut client).unwrap();
+    assert_eq!(report.applied_versions(), [v(3)]);
+    assert_eq!(schema_objects(&mut client, "public").len(), 3);
+    assert_eq!(lease_row(&mut client), None, "released from the table");
+    assert!(runner.run(&mut client).unwrap().fast_path);
+}
+
+#[test]
+fn a_role_with_only_row_privileges_on_the_history_boots() {
+    let db = TestDatabase::empty();
+    let mut admin = db.connect();
+    let m = three();
+    m.run(&mut admin).unwrap();
+    let role = format!("pf_rows_{}", std::process::id());
     admin
         .batch_execute(&format!(
             "DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN; \
-             GRANT SELECT, INSERT, UPDATE, DELETE ON preflight_history, preflight_history_log \
-             TO {role}"
+             GRANT SELECT, INSERT, UPDATE, DELETE ON preflight_history TO {role}"
         ))
         .unwrap();
-    let cleanup = |admin: &mut postgres::Client| {
-        admin
-            .batch_execute(&format!(
-                "REVOKE ALL ON SCHEMA public FROM {role}; DROP OWNED BY {role}"
-            ))
-            .unwrap();
-        let mut server =
-            postgres::Client::connect(preflight_runtime::testing::server_url(), postgres::NoTls)
-                .unwrap();
-        server.batch_execute(&format!("DROP ROLE {role}")).unwrap();
-    };
     let mut as_role: postgres::Config = db.url().parse().unwrap();
     as_role.user(&role).password("");
     let mut client = as_role.connect(postgres::NoTls).unwrap();
-    // No privilege to create anything: the run warns and goes on, every time.
-    let first = m.run(&mut client);
-    let second = m.run(&mut client);
-    // May create tables, not triggers on a table it does not own: the `-1` marker.
+    let fast = m.run(&mut client);
+    // A goal row whose chain another binary wrote: the slow path verifies and refreshes it,
+    // with no DDL.
     admin
-        .batch_execute(&format!("GRANT CREATE ON SCHEMA public TO {role}"))
+        .batch_execute("UPDATE preflight_history SET chain = '' WHERE version = '3'")
         .unwrap();
-    let third = m.run(&mut client);
-    let fourth = m.run(&mut client);
-    let marker: Option<(i64, i64)> = admin
-        .query_opt("SELECT total, unfinished FROM preflight_history_count", &[])
-        .unwrap()
-        .map(|r| (r.get(0), r.get(1)));
+    let slow = m.run(&mut client);
+    let again = m.run(&mut client);
     drop(client);
-    cleanup(&mut admin);
-    let (first, second, third, fourth) = (
-        first.unwrap(),
-        second.unwrap(),
-        third.unwrap(),
-        fourth.unwrap(),
-    );
-    assert!(first.applied.is_empty() && !first.fast_path);
-    assert!(second.applied.is_empty() && !second.fast_path);
-    assert!(third.applied.is_empty() && !third.fast_path);
-    assert_eq!(marker, Some((-1, -1)));
-    assert!(fourth.fast_path, "{fourth:?}");
+    admin
+        .batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
+        .unwrap();
+    assert!(fast.unwrap().fast_path);
+    let slow = slow.unwrap();
+    assert!(!slow.fast_path && slow.applied.is_empty(), "{slow:?}");
+    assert!(again.unwrap().fast_path);
 }

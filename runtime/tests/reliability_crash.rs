@@ -455,12 +455,12 @@ fn establish(
             run(
                 &mut c,
                 &format!(
-                    // Without firing the history's triggers: the row count they keep is one
-                    // row that the child's transaction may hold already (grouped mode), and
-                    // this session must only block the child's INSERT, not wait itself.
-                    "BEGIN; SET LOCAL session_replication_role = replica; \
-                     INSERT INTO preflight_history (version, name, checksum, chain, state) \
-                     VALUES ('{m}', 'held by the test', 'x', 'x', 'applied')"
+                    // An uncommitted row with the migration's key: the child's INSERT of it
+                    // waits for this transaction.
+                    "BEGIN; \
+                     INSERT INTO preflight_history (\"set\", version, name, checksum, chain, state) \
+                     VALUES ('{set}', '{m}', 'held by the test', 'x', 'x', 'applied')",
+                    set = preflight_runtime::DEFAULT_SET
                 ),
             )?;
             Ok(Some(c))
@@ -579,7 +579,8 @@ fn history(c: &mut postgres::Client) -> Result<Vec<(u64, String, i32, String)>, 
     }
     let mut rows: Vec<_> = c
         .query(
-            "SELECT version, state, statements_done, checksum FROM preflight_history",
+            "SELECT version, state, statements_done, checksum FROM preflight_history \
+             WHERE \"set\" <> ''",
             &[],
         )
         .map_err(|e| e.to_string())?

@@ -70,7 +70,10 @@ fn triggers_vacuum_and_the_layout_marker() {
             |r| r.get(0),
         )
         .unwrap();
-    assert!(definition.contains("preflight-history v1"), "{definition}");
+    assert!(
+        definition.contains(preflight_runtime::history::LAYOUT),
+        "{definition}"
+    );
     // The lock file exists next to the database and nobody holds it any more.
     let mut lock = path.as_os_str().to_owned();
     lock.push("-preflight-lock");
@@ -87,7 +90,7 @@ fn a_foreign_table_with_the_history_name_is_refused() {
         .run(&mut conn)
         .unwrap_err();
     assert!(matches!(err, Error::History(_)), "{err}");
-    assert!(err.to_string().contains("preflight-history v1"), "{err}");
+    assert!(err.to_string().contains("preflight-history v2"), "{err}");
 }
 
 #[test]
@@ -126,14 +129,20 @@ fn quoted_table_in_an_attached_database() {
     let runner = m.runner().schema("ops").table(table);
     assert_eq!(runner.run(&mut conn).unwrap().applied.len(), 1);
     assert!(runner.run(&mut conn).unwrap().fast_path);
-    let n: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM ops.sqlite_schema WHERE name IN (?1, ?2)",
-            [table, &format!("{table}_log")],
-            |r| r.get(0),
-        )
+    // One table (and its indexes) in the attached database, nothing else.
+    let objects: Vec<(String, String)> = conn
+        .prepare("SELECT type, name FROM ops.sqlite_schema ORDER BY type, name")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(n, 2);
+    let tables: Vec<&str> = objects
+        .iter()
+        .filter(|(kind, _)| kind != "index")
+        .map(|(_, name)| name.as_str())
+        .collect();
+    assert_eq!(tables, [table], "{objects:?}");
     // The default table in `main` is a different history.
     assert!(m.runner().history(&mut conn).unwrap().is_empty());
     // An unknown attached database is a configuration error, not a crash.
@@ -236,20 +245,20 @@ fn lock_held_by_another_process_names_its_pid_and_dies_with_it() {
     assert!(report.lock_wait < Duration::from_secs(1), "{report:?}");
 }
 
-/// (total, unfinished) as `h_count` holds them, and as counting the rows says.
-fn counts(conn: &Connection) -> ((i64, i64), (i64, i64)) {
-    let pair = |sql: &str| {
-        conn.query_row(sql, [], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-    };
-    (
-        pair("SELECT total, unfinished FROM aux.h_count"),
-        pair("SELECT count(*), count(*) FILTER (WHERE state <> 'applied') FROM aux.h"),
-    )
+/// The objects of an attached database besides its indexes: (type, name).
+fn objects(conn: &Connection, schema: &str) -> Vec<(String, String)> {
+    conn.prepare(&format!(
+        "SELECT type, name FROM {schema}.sqlite_schema WHERE type <> 'index' ORDER BY type, name"
+    ))
+    .unwrap()
+    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
 }
 
 #[test]
-fn the_trigger_kept_row_count_follows_every_write_and_a_history_without_it_gets_it() {
+fn the_fast_path_reads_the_newest_row_and_sees_unfinished_and_newer_rows() {
     let (dir, _path, mut conn) = file_db();
     conn.execute(
         "ATTACH DATABASE ?1 AS aux",
@@ -262,53 +271,168 @@ fn the_trigger_kept_row_count_follows_every_write_and_a_history_without_it_gets_
     ]);
     let runner = m.runner().schema("aux").table("h");
     runner.run(&mut conn).unwrap();
-    assert_eq!(counts(&conn), ((2, 0), (2, 0)));
+    // The migrations went to `main`; `aux` holds the history table alone (and its indexes).
+    assert_eq!(
+        objects(&conn, "aux"),
+        [("table".to_owned(), "h".to_owned())]
+    );
     assert!(runner.run(&mut conn).unwrap().fast_path);
-    conn.execute_batch(
-        "INSERT INTO aux.h (version, name, checksum, chain, state) \
-         VALUES ('3', 'by hand', 'x', 'x', 'in_progress')",
+    // An unfinished row (here one the binary does not know): no fast path, and a refusal.
+    conn.execute(
+        "INSERT INTO aux.h (\"set\", version, ord, name, checksum, chain, state) \
+         VALUES (?1, '3', ?2, 'by hand', 'x', 'x', 'in_progress')",
+        [
+            m.set(),
+            &preflight_runtime::history::order_key(Version::new(3)),
+        ],
     )
     .unwrap();
-    assert_eq!(counts(&conn), ((3, 1), (3, 1)));
+    assert!(matches!(runner.run(&mut conn), Err(Error::Unfinished(_))));
+    // Applied, it is newer than the binary's newest: the slow path warns.
     conn.execute_batch("UPDATE aux.h SET state = 'applied' WHERE version = '3'")
         .unwrap();
-    assert_eq!(counts(&conn), ((3, 0), (3, 0)));
-    // One row more than the binary knows, seen through the count alone.
     let report = runner.run(&mut conn).unwrap();
     assert!(!report.fast_path && report.applied.is_empty());
+    assert!(matches!(
+        report.warnings[..],
+        [preflight_runtime::Warning::AheadOfBinary { .. }]
+    ));
     conn.execute_batch("DELETE FROM aux.h WHERE version = '3'")
         .unwrap();
-    assert_eq!(counts(&conn), ((2, 0), (2, 0)));
     assert!(runner.run(&mut conn).unwrap().fast_path);
-    // A history from before the count: the next boot installs it, the one after is fast.
-    conn.execute_batch(
-        "DROP TRIGGER aux.h_count_insert; DROP TRIGGER aux.h_count_delete; \
-         DROP TRIGGER aux.h_count_state; DROP TABLE aux.h_count",
-    )
-    .unwrap();
-    let report = runner.run(&mut conn).unwrap();
-    assert!(!report.fast_path && report.applied.is_empty());
-    assert_eq!(counts(&conn), ((2, 0), (2, 0)));
-    assert!(runner.run(&mut conn).unwrap().fast_path);
-    // A count that drifted (a trigger dropped meanwhile) is recounted by the next slow path,
-    // and the trigger restored.
-    conn.execute_batch(
-        "DROP TRIGGER aux.h_count_delete; DELETE FROM aux.h WHERE version = '2'; DROP TABLE b",
-    )
-    .unwrap();
-    assert_eq!(counts(&conn), ((2, 0), (1, 0)));
-    let report = runner.run(&mut conn).unwrap();
-    assert_eq!(report.applied_versions(), [Version::new(2)]);
-    assert_eq!(counts(&conn), ((2, 0), (2, 0)));
-    // The count's row deleted: the slow path puts it back.
-    conn.execute_batch("DELETE FROM aux.h_count").unwrap();
-    let report = runner.run(&mut conn).unwrap();
-    assert!(!report.fast_path && report.applied.is_empty());
-    assert_eq!(counts(&conn), ((2, 0), (2, 0)));
-    assert!(runner.run(&mut conn).unwrap().fast_path);
-    conn.execute_batch("DELETE FROM aux.h WHERE version = '2'")
+    // A row deleted by hand below the newest is the slow path's business: the fast path
+    // still finds the goal row; the next slow path (a release with a new migration) sees it.
+    conn.execute_batch("DELETE FROM aux.h WHERE version = '1'")
         .unwrap();
-    assert_eq!(counts(&conn), ((1, 0), (1, 0)));
+    assert!(runner.run(&mut conn).unwrap().fast_path);
+    let next = set(vec![
+        MigrationSpec::new(1, "a", "CREATE TABLE a (id INTEGER);"),
+        MigrationSpec::new(2, "b", "CREATE TABLE b (id INTEGER);"),
+        MigrationSpec::new(3, "c", "CREATE TABLE c (id INTEGER);"),
+    ]);
+    let err = next
+        .runner()
+        .schema("aux")
+        .table("h")
+        .run(&mut conn)
+        .unwrap_err();
+    assert!(matches!(err, Error::OutOfOrder { .. }), "{err}");
+}
+
+/// A history of layout 1 as Preflight 0.1 wrote it on SQLite: the table with its marker, the
+/// row count kept by three triggers, and the log.
+fn layout_1(conn: &Connection, rows: &[(&str, &str, &str)]) {
+    conn.execute_batch(
+        "CREATE TABLE \"main\".\"preflight_history\" ( -- preflight-history v1
+           version text PRIMARY KEY NOT NULL,
+           name text NOT NULL,
+           checksum text NOT NULL,
+           chain text NOT NULL,
+           state text NOT NULL CHECK (state IN ('applied', 'in_progress', 'failed')),
+           statements_done integer NOT NULL DEFAULT 0,
+           statements_total integer NOT NULL DEFAULT 0,
+           applied_at text NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f+00', 'now')),
+           execution_ms integer NOT NULL DEFAULT 0,
+           applied_by text NOT NULL DEFAULT '',
+           error text
+         );
+         CREATE TABLE IF NOT EXISTS \"main\".\"preflight_history_log\" (
+           at text NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f+00', 'now')),
+           action text NOT NULL,
+           version text,
+           detail text NOT NULL,
+           performed_by text NOT NULL
+         );
+         CREATE TABLE IF NOT EXISTS \"main\".\"preflight_history_count\" (
+           id integer PRIMARY KEY CHECK (id = 1),
+           total integer NOT NULL,
+           unfinished integer NOT NULL
+         );
+         CREATE TRIGGER IF NOT EXISTS \"main\".\"preflight_history_count_insert\" AFTER INSERT ON \"preflight_history\" BEGIN UPDATE \"preflight_history_count\" SET total = total + 1, unfinished = unfinished + (NEW.state <> 'applied') WHERE id = 1; END;
+         CREATE TRIGGER IF NOT EXISTS \"main\".\"preflight_history_count_delete\" AFTER DELETE ON \"preflight_history\" BEGIN UPDATE \"preflight_history_count\" SET total = total - 1, unfinished = unfinished - (OLD.state <> 'applied') WHERE id = 1; END;
+         CREATE TRIGGER IF NOT EXISTS \"main\".\"preflight_history_count_state\" AFTER UPDATE OF state ON \"preflight_history\" WHEN OLD.state IS NOT NEW.state BEGIN UPDATE \"preflight_history_count\" SET unfinished = unfinished + (NEW.state <> 'applied') - (OLD.state <> 'applied') WHERE id = 1; END;
+         INSERT INTO preflight_history_count VALUES (1, 0, 0);",
+    )
+    .unwrap();
+    for (version, checksum, chain) in rows {
+        conn.execute(
+            "INSERT INTO preflight_history (version, name, checksum, chain, state, \
+             statements_done, statements_total, applied_by) \
+             VALUES (?1, 'm' || ?1, ?2, ?3, 'applied', 1, 1, 'v1 binary')",
+            [version, checksum, chain],
+        )
+        .unwrap();
+    }
+    conn.execute(
+        "INSERT INTO preflight_history_log (action, version, detail, performed_by) \
+         VALUES ('accept-checksum', '1', 'checksum x replaced by y', 'ops')",
+        [],
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_layout_1_history_is_upgraded_in_place_under_the_lock() {
+    let (_dir, _path, mut conn) = file_db();
+    let m = set(vec![
+        MigrationSpec::new(1, "a", "CREATE TABLE a (id INTEGER);"),
+        MigrationSpec::new(2, "b", "CREATE TABLE b (id INTEGER);"),
+        MigrationSpec::new(3, "c", "CREATE TABLE c (id INTEGER);"),
+    ])
+    .named("app");
+    let recorded: Vec<(String, String, String)> = m
+        .iter()
+        .take(2)
+        .map(|x| {
+            (
+                x.version().to_string(),
+                x.checksum().to_string(),
+                x.chain().to_string(),
+            )
+        })
+        .collect();
+    conn.execute_batch("CREATE TABLE a (id INTEGER); CREATE TABLE b (id INTEGER);")
+        .unwrap();
+    let rows: Vec<(&str, &str, &str)> = recorded
+        .iter()
+        .map(|(v, c, h)| (v.as_str(), c.as_str(), h.as_str()))
+        .collect();
+    layout_1(&conn, &rows);
+    // A dry run reads it as it is, with the set an upgrade would give it.
+    let plan = m.plan(&mut conn).unwrap();
+    assert_eq!(plan.apply.len(), 1);
+    let before = m.history(&mut conn).unwrap();
+    assert!(before.iter().all(|r| r.set == "app"), "{before:?}");
+    // The run upgrades it and applies what is pending.
+    let report = m.run(&mut conn).unwrap();
+    assert_eq!(report.applied_versions(), [Version::new(3)]);
+    assert_eq!(
+        objects(&conn, "main"),
+        [
+            ("table".to_owned(), "a".to_owned()),
+            ("table".to_owned(), "b".to_owned()),
+            ("table".to_owned(), "c".to_owned()),
+            ("table".to_owned(), "preflight_history".to_owned())
+        ]
+    );
+    let rows = m.history(&mut conn).unwrap();
+    assert_eq!(rows.len(), 3);
+    assert!(rows.iter().all(|r| r.set == "app"));
+    assert_eq!(rows[0].applied_by, "v1 binary");
+    let repaired = rows[0].repaired.as_deref().unwrap_or_default();
+    assert!(
+        repaired.starts_with("accept-checksum: checksum x replaced by y by ops at "),
+        "{repaired}"
+    );
+    let definition: String = conn
+        .query_row(
+            "SELECT sql FROM sqlite_schema WHERE name = 'preflight_history'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(definition.contains("preflight-history v2"), "{definition}");
+    assert!(m.run(&mut conn).unwrap().fast_path);
 }
 
 /// Migrations that each record the connection's `synchronous` level while they run.
@@ -372,7 +496,7 @@ fn in_wal_mode_every_migration_but_the_last_commits_unsynced() {
 }
 
 #[test]
-fn a_read_only_file_with_a_history_from_before_the_row_count_still_boots() {
+fn a_read_only_file_boots_on_the_fast_path() {
     let (_dir, path, mut conn) = file_db();
     let m = set(vec![MigrationSpec::new(
         1,
@@ -380,23 +504,9 @@ fn a_read_only_file_with_a_history_from_before_the_row_count_still_boots() {
         "CREATE TABLE a (id INTEGER);",
     )]);
     m.run(&mut conn).unwrap();
-    conn.execute_batch(
-        "DROP TRIGGER preflight_history_count_insert; DROP TRIGGER preflight_history_count_delete; \
-         DROP TRIGGER preflight_history_count_state; DROP TABLE preflight_history_count",
-    )
-    .unwrap();
     drop(conn);
     let mut read_only =
         Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-    // The count cannot be installed here: a warning, not a failed boot.
     let report = m.run(&mut read_only).unwrap();
-    assert!(!report.fast_path && report.applied.is_empty(), "{report:?}");
-    let tables: i64 = read_only
-        .query_row(
-            "SELECT count(*) FROM sqlite_schema WHERE name = 'preflight_history_count'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(tables, 0);
+    assert!(report.fast_path, "{report:?}");
 }

@@ -7,7 +7,9 @@ use crate::backend::Locking;
 use crate::error::Error;
 use crate::lock::{pg_locks_ids, Holder};
 
-use super::history::is_creation_race;
+use crate::history::{LAYOUT, LAYOUT_V1};
+
+use super::history::{is_creation_race, unknown_layout};
 use super::sql;
 use super::wire::{get, Op, Param, PgConn};
 use super::PgBackend;
@@ -100,18 +102,37 @@ impl<C: PgConn> Locking for PgBackend<C> {
         owner: &str,
         ttl: Duration,
     ) -> Result<Result<(), Option<Holder>>, Error> {
+        // The lease is a row of the history table (layout 2). While the table is of layout 1,
+        // it is taken in layout 1's `<table>_lease`, as binaries that know only layout 1 take
+        // it, so that they are excluded too; the upgrade then moves it into the table.
         self.ensure_schema().await?;
-        let create = self.sql.lease_create.clone();
-        if let Err(e) = self.one(Op::Simple(&create)).await {
-            if !is_creation_race(&e) {
-                return Err(Error::db("creating the lease table", e));
+        let legacy = match self.layout().await? {
+            None => {
+                self.create_table().await?;
+                false
             }
-        }
-        let sql = self.sql.lease_try.clone();
+            Some(found) if found.comment == LAYOUT_V1 => true,
+            Some(found) if found.comment == LAYOUT => false,
+            Some(found) => return Err(unknown_layout(&self.sql.table, &found.comment)),
+        };
+        let (take, holder) = if legacy {
+            let create = self.sql.legacy_lease.create.clone();
+            if let Err(e) = self.one(Op::Simple(&create)).await {
+                if !is_creation_race(&e) {
+                    return Err(Error::db("creating the lease table", e));
+                }
+            }
+            (
+                self.sql.legacy_lease.try_take.clone(),
+                self.sql.legacy_lease.holder.clone(),
+            )
+        } else {
+            (self.sql.lease_try.clone(), self.sql.lease_holder.clone())
+        };
         let rows = self
             .bookkeeping(
                 "taking the lease",
-                &sql,
+                &take,
                 vec![
                     Param::Text(owner.to_owned()),
                     Param::Float8(ttl.as_secs_f64()),
@@ -119,15 +140,19 @@ impl<C: PgConn> Locking for PgBackend<C> {
             )
             .await;
         let rows = match rows {
-            // Two first-comers inserting at once: the loser retries.
-            Err(e) if e.sqlstate() == Some("23505") => Vec::new(),
+            // Two first-comers inserting at once: the loser retries. Layout 1's lease table
+            // dropped meanwhile by an upgrade: the next attempt finds the lease in the table.
+            Err(e) if matches!(e.sqlstate(), Some("23505" | "42P01")) => Vec::new(),
             other => other?,
         };
         if !rows.is_empty() {
+            self.legacy_lease_owner = legacy.then(|| owner.to_owned());
             return Ok(Ok(()));
         }
-        let sql = self.sql.lease_holder.clone();
-        let rows = self.bookkeeping("reading the lease", &sql, vec![]).await?;
+        let rows = match self.bookkeeping("reading the lease", &holder, vec![]).await {
+            Err(e) if e.sqlstate() == Some("42P01") => Vec::new(),
+            other => other?,
+        };
         Ok(Err(match rows.first() {
             Some(row) => Some(Holder::Lease {
                 owner: get(row, 0)?,
@@ -139,7 +164,11 @@ impl<C: PgConn> Locking for PgBackend<C> {
     }
 
     async fn renew_lease(&mut self, owner: &str, ttl: Duration) -> Result<bool, Error> {
-        let sql = self.sql.lease_renew.clone();
+        let sql = if self.legacy_lease_owner.is_some() {
+            self.sql.legacy_lease.renew.clone()
+        } else {
+            self.sql.lease_renew.clone()
+        };
         let rows = self
             .bookkeeping(
                 "renewing the lease",
@@ -154,14 +183,23 @@ impl<C: PgConn> Locking for PgBackend<C> {
     }
 
     async fn release_lease(&mut self, owner: &str) -> Result<(), Error> {
-        let sql = self.sql.lease_release.clone();
-        self.bookkeeping(
-            "releasing the lease",
-            &sql,
-            vec![Param::Text(owner.to_owned())],
-        )
-        .await
-        .map(drop)
+        let sql = if self.legacy_lease_owner.take().is_some() {
+            self.sql.legacy_lease.release.clone()
+        } else {
+            self.sql.lease_release.clone()
+        };
+        match self
+            .bookkeeping(
+                "releasing the lease",
+                &sql,
+                vec![Param::Text(owner.to_owned())],
+            )
+            .await
+        {
+            // A lease table of layout 1 that is gone has no lease left to release.
+            Err(e) if e.sqlstate() == Some("42P01") => Ok(()),
+            other => other.map(drop),
+        }
     }
 }
 

@@ -32,12 +32,11 @@
 //!
 //! Files, one concern each: `wire.rs` (requests, the driver trait, server errors),
 //! `sync_client.rs` / `async_client.rs` (the two drivers), `sql.rs` (the history table's SQL),
-//! `history.rs` (reads and progress rows), `count.rs` (the row count of the fast path),
+//! `history.rs` (the fast path, creation, the upgrade from layout 1, reads and progress rows),
 //! `lock.rs` (advisory lock and lease), `transaction.rs` (migration transactions and pipelined
 //! windows), `retry.rs` (CockroachDB's serialization retries), `foreign.rs` (other tools'
 //! histories), and `reset.rs` (the schema's objects). The pools (deadpool, bb8, r2d2) are in `crate::pool`.
 
-mod count;
 mod foreign;
 mod history;
 mod lock;
@@ -87,6 +86,9 @@ pub(crate) struct PgBackend<C> {
     /// The backend pid the run's session query saw: the advisory lock is taken and released
     /// only there (see `sql::TRY_ADVISORY`); -1 before the session query.
     session_pid: i64,
+    /// The owner of the lease this run holds in layout 1's `<table>_lease` (the history table
+    /// was of layout 1 when the lease was taken), until the upgrade moves it into the table.
+    legacy_lease_owner: Option<String>,
 }
 
 impl<C: PgConn> PgBackend<C> {
@@ -101,6 +103,7 @@ impl<C: PgConn> PgBackend<C> {
             sql_statement_timeout: cfg.sql_statement_timeout,
             cockroach: false,
             session_pid: -1,
+            legacy_lease_owner: None,
         }
     }
 

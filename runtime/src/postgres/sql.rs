@@ -1,7 +1,7 @@
 //! Every SQL text the PostgreSQL backend sends. Identifiers are quoted with [`quote_ident`];
 //! values are always parameters (`$1`), never interpolated.
 
-use crate::history::LAYOUT;
+use crate::history::{LAYOUT, LEASE_ROW};
 
 /// Quotes an identifier for PostgreSQL: wrapped in `"`, inner `"` doubled. The caller has
 /// rejected NUL bytes, which no identifier may contain.
@@ -9,50 +9,210 @@ pub(crate) fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// The statements for one history table.
+/// The statements for one history table (its layout: [`crate::history`]).
 #[derive(Debug, Clone)]
 pub(crate) struct Sql {
     /// The qualified, quoted table name, also passed as a *value* to `to_regclass`.
     pub table: String,
     pub create_schema: Option<String>,
-    /// The fast-path query: the goal row and the counts kept in `<table>_count` (see
-    /// [`counter_install`]); a count of `-1` there means "not kept: count the rows".
+    /// The fast-path query: for each set of `$1` (text[]), its newest row by `ord`, and whether
+    /// any of their rows is unfinished (see [`crate::history`]).
     pub fast_check: String,
-    /// The fast-path query of a history that has no `<table>_count` yet: counts the rows.
-    pub fast_check_uncounted: String,
-    /// The layout comment, whether `<table>_count` exists and whether its three triggers do
-    /// (and are enabled).
+    /// The layout comment and whether layout 1's side objects exist (`<table>_count`,
+    /// `<table>_log`, `<table>_lease`, the function `<table>_counter()`), given their names as
+    /// values `$1`..`$5`.
     pub layout: String,
-    /// `layout` for CockroachDB, which keeps no triggers (the third column is `false`).
+    /// `layout` for CockroachDB, which has no `to_regprocedure` (and layout 1 kept no function
+    /// there): the fifth column is `false`.
     pub layout_cockroach: String,
-    /// The qualified, quoted name of `<table>_count`, also passed as a value to `to_regclass`.
-    pub count_table: String,
-    /// Recounts the rows into `<table>_count` when they differ (rows written with triggers
-    /// disabled), or puts its row back if it was deleted; writes nothing otherwise (so the
-    /// transaction gets no id and its commit no flush).
-    pub recount: String,
-    /// Creates `<table>_count` holding `-1`: counts not kept (CockroachDB, or no privilege to
-    /// create the trigger), so the fast path counts the rows itself, in the same query.
-    pub counter_marker: String,
+    /// The names `layout` takes as values: the table, `<table>_count`, `<table>_log`,
+    /// `<table>_lease` and `<table>_counter()`, qualified and quoted.
+    pub names: [String; 5],
+    /// Creates the table, its indexes and comment, in one transaction.
     pub create: String,
     pub read: String,
-    /// Fails (division by zero) unless migration `$1` is recorded `applied`: the first request
-    /// of a pipelined migration transaction (see `Backend::transaction_window`).
+    /// Reads a layout-1 table as layout-2 rows with an empty set.
+    pub read_v1: String,
+    /// A layout-1 table's versions and checksums (to choose the set its rows get).
+    pub v1_rows: String,
+    /// The constraints an upgrade replaces: the primary key and the check on `state`.
+    pub v1_constraints: String,
+    /// Fails (division by zero) unless migration (`$1`, `$2`) is recorded `applied`: the first
+    /// request of a pipelined migration transaction (see `Backend::transaction_window`).
     pub guard: String,
     pub insert_applied: String,
     pub upsert_applied: String,
     pub delete: String,
     pub set_checksum: String,
     pub set_chain: String,
+    /// Appends a line to a row's `repaired` column, stamped with the server's clock.
+    pub note: String,
     pub start_row: String,
+    pub start_revert: String,
     pub progress: String,
     pub finish_row: String,
-    pub log: String,
-    pub lease_create: String,
     pub lease_try: String,
     pub lease_holder: String,
     pub lease_renew: String,
     pub lease_release: String,
+    /// Layout 1's lease table, which a run uses while the history is of layout 1 (so that it
+    /// excludes binaries that know only layout 1), until the upgrade moves the lease into the
+    /// table.
+    pub legacy_lease: LegacyLease,
+    /// The qualified, quoted names of layout 1's side objects.
+    pub legacy: Legacy,
+}
+
+/// Layout 1's `<table>_lease`.
+#[derive(Debug, Clone)]
+pub(crate) struct LegacyLease {
+    pub create: String,
+    pub try_take: String,
+    pub holder: String,
+    pub renew: String,
+    pub release: String,
+    /// Copies lease `$1` into the history table's lease row (inside the upgrade).
+    pub transfer: String,
+}
+
+/// The qualified, quoted names of what layout 1 kept beside the history table.
+#[derive(Debug, Clone)]
+pub(crate) struct Legacy {
+    pub count: String,
+    pub log: String,
+    pub lease: String,
+    pub counter: String,
+}
+
+/// The states a row may have (layout 2).
+const STATES: &str = "'applied', 'in_progress', 'failed', 'reverting', 'revert_failed', 'lease'";
+
+/// The unfinished rows, as the partial index `<table>_open` and the fast path both say it (the
+/// same text, so that the planner sees the index's predicate in the query).
+const OPEN: &str = "state NOT IN ('applied', 'lease')";
+
+/// The triggers that kept layout 1's `<table>_count` (their `pg_trigger.tgname`).
+const COUNT_TRIGGERS: [&str; 3] = [
+    "preflight_count_rows",
+    "preflight_count_state",
+    "preflight_count_truncate",
+];
+
+/// The columns every insert writes, in the order of the parameters `$1`..`$8`:
+/// set, version, ord, name, checksum, chain, statements (done and total), applied_by.
+const INSERT_COLUMNS: &str = "\"set\", version, ord, name, checksum, chain, state, \
+     statements_done, statements_total, applied_at, execution_ms, applied_by";
+
+/// The upgrade of a layout-1 table (see [`crate::history`]), as requests: the table altered in
+/// place (grants and ownership stay), rows given set `$1` and their `ord`, the log folded into
+/// `repaired`, the side objects dropped, the lease moved into the table when `lease_owner` (a
+/// run holding layout 1's lease) is given, the comment changed; all in one transaction, with
+/// the table locked against every other session. `constraints`: the names of the primary key
+/// and of the check on `state` to replace. Returns (simple SQL, parameterised SQL, simple SQL)
+/// segments in order; the parameterised ones take `set`, the versions and the ords.
+pub(crate) fn upgrade(
+    sql: &Sql,
+    table_name: &str,
+    constraints: &[String],
+    log_exists: bool,
+    transfer_lease: bool,
+    cockroach: bool,
+) -> Upgrade {
+    let t = &sql.table;
+    let mut head = String::new();
+    if !cockroach {
+        head.push_str(&format!(
+            "BEGIN;\nLOCK TABLE {t} IN ACCESS EXCLUSIVE MODE;\n"
+        ));
+    }
+    head.push_str(&format!(
+        "ALTER TABLE {t} ADD COLUMN \"set\" text, ADD COLUMN ord text NOT NULL DEFAULT '', \
+         ADD COLUMN completed text NOT NULL DEFAULT '', ADD COLUMN repaired text, \
+         ADD COLUMN expires_at timestamptz"
+    ));
+    let set_rows = format!("UPDATE {t} SET \"set\" = $1");
+    let ords = format!(
+        "UPDATE {t} AS h SET ord = u.ord FROM unnest($1::text[], $2::text[]) AS u(version, ord) \
+         WHERE h.version = u.version"
+    );
+    let mut tail = Vec::new();
+    if log_exists {
+        tail.push(format!(
+            "UPDATE {t} AS h SET repaired = l.text FROM (SELECT version, \
+             string_agg(action || ': ' || detail || ' by ' || performed_by || ' at ' || at::text, \
+             E'\\n' ORDER BY at) AS text FROM {log} WHERE version IS NOT NULL GROUP BY version) AS l \
+             WHERE h.version = l.version",
+            log = sql.legacy.log
+        ));
+    }
+    tail.push(format!("ALTER TABLE {t} ALTER COLUMN \"set\" SET NOT NULL"));
+    for name in constraints {
+        tail.push(format!(
+            "ALTER TABLE {t} DROP CONSTRAINT {}",
+            quote_ident(name)
+        ));
+    }
+    if cockroach {
+        tail.push(format!(
+            "ALTER TABLE {t} ALTER PRIMARY KEY USING COLUMNS (\"set\", version)"
+        ));
+    } else {
+        tail.push(format!(
+            "ALTER TABLE {t} ADD PRIMARY KEY (\"set\", version)"
+        ));
+    }
+    tail.push(format!("ALTER TABLE {t} ADD CHECK (state IN ({STATES}))"));
+    tail.extend(indexes(t, table_name));
+    if !cockroach {
+        for trigger in COUNT_TRIGGERS {
+            tail.push(format!("DROP TRIGGER IF EXISTS {trigger} ON {t}"));
+        }
+        tail.push(format!("DROP FUNCTION IF EXISTS {}", sql.legacy.counter));
+    }
+    tail.push(format!("DROP TABLE IF EXISTS {}", sql.legacy.count));
+    tail.push(format!("DROP TABLE IF EXISTS {}", sql.legacy.log));
+    let transfer = transfer_lease.then(|| sql.legacy_lease.transfer.clone());
+    let mut last = vec![format!("DROP TABLE IF EXISTS {}", sql.legacy.lease)];
+    last.push(format!("COMMENT ON TABLE {t} IS '{LAYOUT}'"));
+    if !cockroach {
+        last.push("COMMIT".to_owned());
+    }
+    Upgrade {
+        head,
+        set_rows,
+        ords,
+        tail: tail.join(";\n"),
+        transfer,
+        last: last.join(";\n"),
+    }
+}
+
+/// The requests of an upgrade, in order (see [`upgrade`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Upgrade {
+    pub head: String,
+    /// `$1`: the set.
+    pub set_rows: String,
+    /// `$1`, `$2`: the versions and their ords (text[]).
+    pub ords: String,
+    pub tail: String,
+    /// `$1`: the owner of layout 1's lease this run holds.
+    pub transfer: Option<String>,
+    pub last: String,
+}
+
+/// The two indexes of layout 2.
+fn indexes(t: &str, table_name: &str) -> [String; 2] {
+    [
+        format!(
+            "CREATE INDEX {} ON {t} (\"set\", ord)",
+            quote_ident(&format!("{table_name}_ord"))
+        ),
+        format!(
+            "CREATE INDEX {} ON {t} (\"set\") WHERE {OPEN}",
+            quote_ident(&format!("{table_name}_open"))
+        ),
+    ]
 }
 
 /// The session query: what the slow path needs to know first.
@@ -123,95 +283,6 @@ pub(crate) fn read_foreign(tool: crate::adopt::Tool, schema: &str, table: &str) 
     }
 }
 
-/// The triggers that keep `<table>_count` (their `pg_trigger.tgname`).
-const COUNT_TRIGGER: &str = "preflight_count_rows";
-const COUNT_TRIGGER_STATE: &str = "preflight_count_state";
-const COUNT_TRIGGER_TRUNCATE: &str = "preflight_count_truncate";
-
-/// The columns of `<table>_count`: one row, `id` 1.
-const COUNT_COLUMNS: &str = "  id integer PRIMARY KEY CHECK (id = 1),\n  \
-     total bigint NOT NULL,\n  unfinished bigint NOT NULL";
-
-/// Installs `<table>_count` and the triggers that keep it, in `schema` (the history table's,
-/// resolved: the trigger function names it explicitly, whatever a writer's `search_path`).
-/// One transaction that first locks the history table against writers, so the initial count
-/// and the trigger see the same rows, and concurrent installers (lock strategy `None`) queue.
-///
-/// The count lets the fast path answer "how many rows, how many unfinished" in one index
-/// lookup instead of a scan, so a no-op boot costs the same with 10 or 10,000 migrations.
-pub(crate) fn counter_install(schema: &str, table: &str) -> String {
-    let q = |name: &str| format!("{}.{}", quote_ident(schema), quote_ident(name));
-    let t = q(table);
-    let count = q(&format!("{table}_count"));
-    let function = q(&format!("{table}_counter"));
-    let body = format!(
-        "\nBEGIN\n\
-         IF TG_OP = 'INSERT' THEN\n\
-           UPDATE {count} SET total = total + 1, \
-           unfinished = unfinished + (NEW.state <> 'applied')::int WHERE id = 1;\n\
-         ELSIF TG_OP = 'DELETE' THEN\n\
-           UPDATE {count} SET total = total - 1, \
-           unfinished = unfinished - (OLD.state <> 'applied')::int WHERE id = 1;\n\
-         ELSIF TG_OP = 'UPDATE' THEN\n\
-           UPDATE {count} SET unfinished = unfinished \
-           + (NEW.state <> 'applied')::int - (OLD.state <> 'applied')::int WHERE id = 1;\n\
-         ELSE\n\
-           UPDATE {count} SET total = 0, unfinished = 0 WHERE id = 1;\n\
-         END IF;\n\
-         RETURN NULL;\n\
-         END\n"
-    );
-    let body = dollar_quote(&body);
-    format!(
-        "BEGIN;\n\
-         LOCK TABLE {t} IN SHARE ROW EXCLUSIVE MODE;\n\
-         CREATE TABLE IF NOT EXISTS {count} (\n{COUNT_COLUMNS}\n);\n\
-         CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS {body};\n\
-         DROP TRIGGER IF EXISTS {COUNT_TRIGGER} ON {t};\n\
-         DROP TRIGGER IF EXISTS {COUNT_TRIGGER_STATE} ON {t};\n\
-         DROP TRIGGER IF EXISTS {COUNT_TRIGGER_TRUNCATE} ON {t};\n\
-         CREATE TRIGGER {COUNT_TRIGGER} AFTER INSERT OR DELETE ON {t} \
-         FOR EACH ROW EXECUTE FUNCTION {function}();\n\
-         CREATE TRIGGER {COUNT_TRIGGER_STATE} AFTER UPDATE ON {t} \
-         FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state) EXECUTE FUNCTION {function}();\n\
-         CREATE TRIGGER {COUNT_TRIGGER_TRUNCATE} AFTER TRUNCATE ON {t} \
-         FOR EACH STATEMENT EXECUTE FUNCTION {function}();\n\
-         INSERT INTO {count} (id, total, unfinished) SELECT 1, s.total, s.unfinished FROM {counts} \
-         ON CONFLICT (id) DO UPDATE SET total = excluded.total, unfinished = excluded.unfinished;\n\
-         COMMIT",
-        counts = row_counts(&t),
-    )
-}
-
-/// The history's counts as one row (`total`, `unfinished`), as a subquery aliased `s`: what
-/// `<table>_count` holds, counted the slow way.
-fn row_counts(t: &str) -> String {
-    format!(
-        "(SELECT count(*) AS total, count(*) FILTER (WHERE state <> 'applied') AS unfinished \
-         FROM {t}) AS s"
-    )
-}
-
-/// The layout query with `triggers_kept` as its third column.
-fn layout(triggers_kept: &str) -> String {
-    format!(
-        "SELECT coalesce(obj_description(c.oid, 'pg_class'), ''), to_regclass($2) IS NOT NULL, \
-         {triggers_kept} FROM pg_class c WHERE c.oid = to_regclass($1)"
-    )
-}
-
-/// Wraps a function body in a dollar quote whose tag the body does not contain (a quoted
-/// identifier in it may hold any text).
-fn dollar_quote(body: &str) -> String {
-    let mut tag = "$preflight$".to_owned();
-    let mut n = 0;
-    while body.contains(&tag) {
-        n += 1;
-        tag = format!("$preflight{n}$");
-    }
-    format!("{tag}{body}{tag}")
-}
-
 impl Sql {
     pub fn new(schema: Option<&str>, table: &str) -> Sql {
         let qualify = |name: &str| match schema {
@@ -219,141 +290,190 @@ impl Sql {
             None => quote_ident(name),
         };
         let t = qualify(table);
-        let log = qualify(&format!("{table}_log"));
-        let lease = qualify(&format!("{table}_lease"));
-        let count = qualify(&format!("{table}_count"));
-        let counts = row_counts(&t);
-        let columns = "version, name, checksum, chain, state, statements_done, \
-                       statements_total, applied_at, execution_ms, applied_by";
+        let legacy = Legacy {
+            count: qualify(&format!("{table}_count")),
+            log: qualify(&format!("{table}_log")),
+            lease: qualify(&format!("{table}_lease")),
+            counter: format!("{}()", qualify(&format!("{table}_counter"))),
+        };
+        let lease = &legacy.lease;
+        let key = "\"set\" = $1 AND version = $2";
+        let own = format!("\"set\" = '' AND version = '{LEASE_ROW}'");
+        let [ord_index, open_index] = indexes(&t, table);
         Sql {
             create_schema: schema.map(|s| format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(s))),
-            // The subqueries are init plans, evaluated only when their CASE branch is taken:
-            // never while the trigger keeps the counts.
             fast_check: format!(
-                "SELECT h.chain, h.state, \
-                 CASE WHEN c.total >= 0 THEN c.total ELSE (SELECT count(*) FROM {t}) END, \
-                 CASE WHEN c.total >= 0 THEN c.unfinished \
-                 ELSE (SELECT count(*) FROM {t} WHERE state <> 'applied') END \
-                 FROM {count} AS c LEFT JOIN {t} AS h ON h.version = $1 WHERE c.id = 1"
+                "SELECT h.version, h.chain, h.state, x.open \
+                 FROM unnest($1::text[]) WITH ORDINALITY AS s(name, i) \
+                 CROSS JOIN (SELECT EXISTS (SELECT 1 FROM {t} \
+                 WHERE \"set\" = ANY($1) AND {OPEN}) AS open) AS x \
+                 LEFT JOIN LATERAL (SELECT version, chain, state FROM {t} \
+                 WHERE \"set\" = s.name ORDER BY ord DESC LIMIT 1) AS h ON true \
+                 ORDER BY s.i"
             ),
-            fast_check_uncounted: format!(
-                "SELECT h.chain, h.state, s.total, s.unfinished FROM {counts} \
-                 LEFT JOIN {t} AS h ON h.version = $1"
-            ),
-            layout: layout(&format!(
-                "(SELECT count(*) FROM pg_trigger g WHERE g.tgrelid = c.oid AND g.tgenabled <> 'D' \
-                 AND g.tgname IN ('{COUNT_TRIGGER}', '{COUNT_TRIGGER_STATE}', '{COUNT_TRIGGER_TRUNCATE}')) = 3"
-            )),
-            layout_cockroach: layout("false"),
-            recount: format!(
-                "BEGIN; LOCK TABLE {t} IN SHARE MODE; \
-                 UPDATE {count} AS c SET total = s.total, unfinished = s.unfinished FROM {counts} \
-                 WHERE c.id = 1 AND c.total >= 0 AND (c.total, c.unfinished) <> (s.total, s.unfinished); \
-                 INSERT INTO {count} (id, total, unfinished) SELECT 1, s.total, s.unfinished \
-                 FROM {counts} WHERE NOT EXISTS (SELECT 1 FROM {count} WHERE id = 1); \
-                 COMMIT"
-            ),
-            counter_marker: format!(
-                "CREATE TABLE IF NOT EXISTS {count} (\n{COUNT_COLUMNS}\n);\n\
-                 INSERT INTO {count} (id, total, unfinished) VALUES (1, -1, -1) \
-                 ON CONFLICT (id) DO NOTHING"
-            ),
-            count_table: count,
+            layout: layout("to_regprocedure($5) IS NOT NULL"),
+            layout_cockroach: layout("$5::text IS NULL"),
+            names: [
+                t.clone(),
+                legacy.count.clone(),
+                legacy.log.clone(),
+                legacy.lease.clone(),
+                legacy.counter.clone(),
+            ],
             create: format!(
                 "BEGIN;\n\
                  CREATE TABLE {t} (\n\
-                   version text PRIMARY KEY,\n\
+                   \"set\" text NOT NULL,\n\
+                   version text NOT NULL,\n\
+                   ord text NOT NULL DEFAULT '',\n\
                    name text NOT NULL,\n\
                    checksum text NOT NULL,\n\
                    chain text NOT NULL,\n\
-                   state text NOT NULL CHECK (state IN ('applied', 'in_progress', 'failed')),\n\
+                   state text NOT NULL CHECK (state IN ({STATES})),\n\
                    statements_done integer NOT NULL DEFAULT 0,\n\
                    statements_total integer NOT NULL DEFAULT 0,\n\
+                   completed text NOT NULL DEFAULT '',\n\
                    applied_at timestamptz NOT NULL DEFAULT now(),\n\
                    execution_ms bigint NOT NULL DEFAULT 0,\n\
                    applied_by text NOT NULL DEFAULT '',\n\
-                   error text\n\
+                   error text,\n\
+                   repaired text,\n\
+                   expires_at timestamptz,\n\
+                   PRIMARY KEY (\"set\", version)\n\
                  );\n\
+                 {ord_index};\n\
+                 {open_index};\n\
                  COMMENT ON TABLE {t} IS '{LAYOUT}';\n\
-                 CREATE TABLE IF NOT EXISTS {log} (\n\
-                   at timestamptz NOT NULL DEFAULT now(),\n\
-                   action text NOT NULL,\n\
-                   version text,\n\
-                   detail text NOT NULL,\n\
-                   performed_by text NOT NULL\n\
-                 );\n\
                  COMMIT"
             ),
             read: format!(
-                "SELECT version, name, checksum, chain, state, statements_done, statements_total, \
-                 applied_at::text, execution_ms, applied_by, error FROM {t}"
+                "SELECT \"set\", version, name, checksum, chain, state, statements_done, \
+                 statements_total, completed, applied_at::text, execution_ms, applied_by, error, \
+                 repaired FROM {t} WHERE \"set\" <> ''"
             ),
+            read_v1: format!(
+                "SELECT ''::text, version, name, checksum, chain, state, statements_done, \
+                 statements_total, ''::text, applied_at::text, execution_ms, applied_by, error, \
+                 NULL::text FROM {t}"
+            ),
+            v1_rows: format!("SELECT version, checksum FROM {t}"),
+            v1_constraints: "SELECT conname::text FROM pg_constraint WHERE conrelid = to_regclass($1) \
+                 AND (contype = 'p' OR (contype = 'c' AND pg_get_constraintdef(oid) LIKE '%state%')) \
+                 ORDER BY contype"
+                .to_owned(),
             guard: format!(
-                "SELECT 1 / count(*)::int FROM {t} WHERE version = $1 AND state = 'applied'"
+                "SELECT 1 / count(*)::int FROM {t} WHERE {key} AND state = 'applied'"
             ),
             insert_applied: format!(
-                "INSERT INTO {t} ({columns}) VALUES ($1, $2, $3, $4, 'applied', $5, $5, now(), \
-                 (extract(epoch FROM clock_timestamp() - now()) * 1000)::bigint, $6)"
+                "INSERT INTO {t} ({INSERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, 'applied', \
+                 $7, $7, now(), (extract(epoch FROM clock_timestamp() - now()) * 1000)::bigint, $8)"
             ),
             upsert_applied: format!(
-                "INSERT INTO {t} ({columns}) VALUES ($1, $2, $3, $4, 'applied', $5, $5, now(), 0, $6) \
-                 ON CONFLICT (version) DO UPDATE SET name = excluded.name, \
+                "INSERT INTO {t} ({INSERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, 'applied', \
+                 $7, $7, now(), 0, $8) \
+                 ON CONFLICT (\"set\", version) DO UPDATE SET name = excluded.name, \
                  checksum = excluded.checksum, chain = excluded.chain, state = 'applied', \
                  statements_done = excluded.statements_done, \
-                 statements_total = excluded.statements_total, applied_by = excluded.applied_by, \
-                 error = NULL"
+                 statements_total = excluded.statements_total, completed = '', \
+                 applied_by = excluded.applied_by, error = NULL"
             ),
-            delete: format!("DELETE FROM {t} WHERE version = $1"),
-            set_checksum: format!("UPDATE {t} SET checksum = $2, chain = $3 WHERE version = $1"),
-            set_chain: format!("UPDATE {t} SET chain = $2 WHERE version = $1"),
-            // A fresh start ($8 false) inserts or finds the row taken (no row returned); a
-            // resume ($8 true) takes over the unfinished row.
+            delete: format!("DELETE FROM {t} WHERE {key}"),
+            set_checksum: format!("UPDATE {t} SET checksum = $3, chain = $4 WHERE {key}"),
+            set_chain: format!("UPDATE {t} SET chain = $3 WHERE {key}"),
+            note: format!(
+                "UPDATE {t} SET repaired = coalesce(repaired || E'\\n', '') || $3 || ' at ' \
+                 || now()::text WHERE {key}"
+            ),
+            // A fresh start ($10 false) inserts or finds the row taken (no row returned); a
+            // resume ($10 true) takes over the unfinished row.
             start_row: format!(
-                "INSERT INTO {t} AS h ({columns}) VALUES ($1, $2, $3, $4, 'in_progress', $5, $6, now(), 0, $7) \
-                 ON CONFLICT (version) DO UPDATE SET state = 'in_progress', \
+                "INSERT INTO {t} AS h ({INSERT_COLUMNS}, completed) VALUES ($1, $2, $3, $4, $5, $6, \
+                 'in_progress', $7, $8, now(), 0, $9, $11) \
+                 ON CONFLICT (\"set\", version) DO UPDATE SET state = 'in_progress', \
                  checksum = excluded.checksum, chain = excluded.chain, \
                  statements_done = excluded.statements_done, \
-                 statements_total = excluded.statements_total, applied_by = excluded.applied_by, \
-                 error = NULL WHERE $8 AND h.state <> 'applied' RETURNING 1"
+                 statements_total = excluded.statements_total, completed = excluded.completed, \
+                 applied_by = excluded.applied_by, error = NULL \
+                 WHERE $10 AND h.state <> 'applied' RETURNING 1"
             ),
-            progress: format!("UPDATE {t} SET statements_done = $2 WHERE version = $1"),
+            start_revert: format!(
+                "UPDATE {t} SET state = 'reverting', statements_done = $3, statements_total = $4, \
+                 completed = $5, error = NULL \
+                 WHERE {key} AND state IN ('applied', 'reverting', 'revert_failed') RETURNING 1"
+            ),
+            progress: format!(
+                "UPDATE {t} SET statements_done = $3, completed = $4 WHERE {key}"
+            ),
             finish_row: format!(
-                "UPDATE {t} SET state = $2, statements_done = $3, \
-                 execution_ms = execution_ms + $4, error = $5 WHERE version = $1"
-            ),
-            log: format!(
-                "INSERT INTO {log} (action, version, detail, performed_by) VALUES ($1, $2, $3, $4)"
-            ),
-            lease_create: format!(
-                "CREATE TABLE IF NOT EXISTS {lease} (\n\
-                   id integer PRIMARY KEY CHECK (id = 1),\n\
-                   owner text NOT NULL,\n\
-                   acquired_at timestamptz NOT NULL,\n\
-                   expires_at timestamptz NOT NULL,\n\
-                   renewed_at timestamptz NOT NULL\n\
-                 )"
+                "UPDATE {t} SET state = $3, statements_done = $4, \
+                 execution_ms = execution_ms + $5, error = $6 WHERE {key}"
             ),
             // One atomic statement: take the lease if there is none, if it expired (its
             // holder died) or if it is already ours.
             lease_try: format!(
-                "INSERT INTO {lease} AS l (id, owner, acquired_at, expires_at, renewed_at) \
-                 VALUES (1, $1, now(), now() + $2 * interval '1 second', now()) \
-                 ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, \
-                 acquired_at = excluded.acquired_at, expires_at = excluded.expires_at, \
-                 renewed_at = excluded.renewed_at \
-                 WHERE l.expires_at < now() OR l.owner = excluded.owner RETURNING l.owner"
+                "INSERT INTO {t} AS l (\"set\", version, name, checksum, chain, state, applied_at, \
+                 applied_by, expires_at) \
+                 VALUES ('', '{LEASE_ROW}', '', '', '', 'lease', now(), $1, \
+                 now() + $2 * interval '1 second') \
+                 ON CONFLICT (\"set\", version) DO UPDATE SET applied_by = excluded.applied_by, \
+                 applied_at = excluded.applied_at, expires_at = excluded.expires_at \
+                 WHERE l.expires_at < now() OR l.applied_by = excluded.applied_by \
+                 RETURNING l.applied_by"
             ),
             lease_holder: format!(
-                "SELECT owner, acquired_at::text, expires_at::text FROM {lease} WHERE id = 1"
+                "SELECT applied_by, applied_at::text, expires_at::text FROM {t} WHERE {own}"
             ),
             lease_renew: format!(
-                "UPDATE {lease} SET expires_at = now() + $2 * interval '1 second', \
-                 renewed_at = now() WHERE id = 1 AND owner = $1 RETURNING 1"
+                "UPDATE {t} SET expires_at = now() + $2 * interval '1 second' \
+                 WHERE {own} AND applied_by = $1 RETURNING 1"
             ),
-            lease_release: format!("DELETE FROM {lease} WHERE id = 1 AND owner = $1"),
+            lease_release: format!("DELETE FROM {t} WHERE {own} AND applied_by = $1"),
+            legacy_lease: LegacyLease {
+                create: format!(
+                    "CREATE TABLE IF NOT EXISTS {lease} (\n\
+                       id integer PRIMARY KEY CHECK (id = 1),\n\
+                       owner text NOT NULL,\n\
+                       acquired_at timestamptz NOT NULL,\n\
+                       expires_at timestamptz NOT NULL,\n\
+                       renewed_at timestamptz NOT NULL\n\
+                     )"
+                ),
+                try_take: format!(
+                    "INSERT INTO {lease} AS l (id, owner, acquired_at, expires_at, renewed_at) \
+                     VALUES (1, $1, now(), now() + $2 * interval '1 second', now()) \
+                     ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, \
+                     acquired_at = excluded.acquired_at, expires_at = excluded.expires_at, \
+                     renewed_at = excluded.renewed_at \
+                     WHERE l.expires_at < now() OR l.owner = excluded.owner RETURNING l.owner"
+                ),
+                holder: format!(
+                    "SELECT owner, acquired_at::text, expires_at::text FROM {lease} WHERE id = 1"
+                ),
+                renew: format!(
+                    "UPDATE {lease} SET expires_at = now() + $2 * interval '1 second', \
+                     renewed_at = now() WHERE id = 1 AND owner = $1 RETURNING 1"
+                ),
+                release: format!("DELETE FROM {lease} WHERE id = 1 AND owner = $1"),
+                transfer: format!(
+                    "INSERT INTO {t} (\"set\", version, name, checksum, chain, state, applied_at, \
+                     applied_by, expires_at) \
+                     SELECT '', '{LEASE_ROW}', '', '', '', 'lease', acquired_at, owner, expires_at \
+                     FROM {lease} WHERE id = 1 AND owner = $1"
+                ),
+            },
+            legacy,
             table: t,
         }
     }
+}
+
+/// The layout query with the function check as its fifth column.
+fn layout(function_exists: &str) -> String {
+    format!(
+        "SELECT coalesce(obj_description(c.oid, 'pg_class'), ''), to_regclass($2) IS NOT NULL, \
+         to_regclass($3) IS NOT NULL, to_regclass($4) IS NOT NULL, {function_exists} \
+         FROM pg_class c WHERE c.oid = to_regclass($1)"
+    )
 }
 
 #[cfg(test)]
@@ -369,17 +489,6 @@ mod tests {
         assert_eq!(sql.table, "\"s\"\"x\".\"t\"\"; DROP TABLE x; --\"");
         assert!(sql
             .read
-            .ends_with("FROM \"s\"\"x\".\"t\"\"; DROP TABLE x; --\""));
-    }
-
-    #[test]
-    fn dollar_quotes_avoid_the_body_text() {
-        assert_eq!(dollar_quote("x"), "$preflight$x$preflight$");
-        assert_eq!(
-            dollar_quote("a $preflight$ b"),
-            "$preflight1$a $preflight$ b$preflight1$"
-        );
-        let install = counter_install("s", "t$preflight$");
-        assert!(install.contains("AS $preflight1$"), "{install}");
+            .contains("FROM \"s\"\"x\".\"t\"\"; DROP TABLE x; --\" WHERE"));
     }
 }

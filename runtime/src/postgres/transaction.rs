@@ -3,10 +3,9 @@
 
 use tokio_postgres::Row;
 
-use crate::backend::{Apply, LogEntry, Record, TxFailure, TxItem, WindowFailure, WindowTx};
+use crate::backend::{Apply, Record, TxFailure, TxItem, WindowFailure, WindowTx};
 use crate::error::{DbError, Error};
-use crate::history::NewRow;
-use crate::Version;
+use crate::history::{Key, NewRow};
 
 use super::retry::retried;
 use super::sql::{self, Sql};
@@ -58,40 +57,42 @@ impl<C: PgConn> Apply for PgBackend<C> {
 
 impl<C: PgConn> PgBackend<C> {
     fn record_op<'s>(sql: &'s Sql, record: &Record) -> Op<'s> {
+        let key = |key: &Key| {
+            vec![
+                Param::Text(key.set.clone()),
+                Param::Text(key.version.to_string()),
+            ]
+        };
+        let chain =
+            |c: &Option<crate::Checksum>| Param::Text(c.map(|c| c.to_string()).unwrap_or_default());
         match record {
             Record::Insert(row) => Op::Query(&sql.insert_applied, applied_params(row)),
             Record::Upsert(row) => Op::Query(&sql.upsert_applied, applied_params(row)),
-            Record::Delete(v) => Op::Query(&sql.delete, vec![Param::Text(v.to_string())]),
+            Record::Delete(k) => Op::Query(&sql.delete, key(k)),
             Record::SetChecksum {
-                version,
+                key: k,
                 checksum,
-                chain,
-            } => Op::Query(
-                &sql.set_checksum,
-                vec![
-                    Param::Text(version.to_string()),
-                    Param::Text(checksum.to_string()),
-                    Param::Text(chain.to_string()),
-                ],
-            ),
-            Record::SetChain { version, chain } => Op::Query(
-                &sql.set_chain,
-                vec![
-                    Param::Text(version.to_string()),
-                    Param::Text(chain.to_string()),
-                ],
-            ),
+                chain: c,
+            } => {
+                let mut params = key(k);
+                params.extend([Param::Text(checksum.to_string()), chain(c)]);
+                Op::Query(&sql.set_checksum, params)
+            }
+            Record::SetChain { key: k, chain: c } => {
+                let mut params = key(k);
+                params.push(chain(c));
+                Op::Query(&sql.set_chain, params)
+            }
         }
     }
 
-    fn log_op<'s>(sql: &'s Sql, log: &LogEntry) -> Op<'s> {
+    fn note_op<'s>(sql: &'s Sql, key: &Key, note: &str) -> Op<'s> {
         Op::Query(
-            &sql.log,
+            &sql.note,
             vec![
-                Param::Text(log.action.to_owned()),
-                Param::OptText(log.version.map(|v| v.to_string())),
-                Param::Text(log.detail.clone()),
-                Param::Text(log.by.clone()),
+                Param::Text(key.set.clone()),
+                Param::Text(key.version.to_string()),
+                Param::Text(note.to_owned()),
             ],
         )
     }
@@ -109,7 +110,7 @@ impl<C: PgConn> PgBackend<C> {
         roles: &mut Vec<Role>,
         items: &[TxItem<'s>],
         async_commit: bool,
-        after: Option<Version>,
+        after: Option<&Key>,
     ) {
         // Asynchronous commit rides with `BEGIN`: one request fewer per migration.
         let asynchronous = async_commit && !self.cockroach;
@@ -124,9 +125,12 @@ impl<C: PgConn> PgBackend<C> {
             // not commit: the division by zero aborts it and its `COMMIT` becomes `ROLLBACK`.
             ops.push(Op::Query(
                 &sql.guard,
-                vec![Param::Text(previous.to_string())],
+                vec![
+                    Param::Text(previous.set.clone()),
+                    Param::Text(previous.version.to_string()),
+                ],
             ));
-            roles.push(Role::Guard(previous));
+            roles.push(Role::Guard(previous.version));
         }
         for (name, value) in [
             ("lock_timeout", self.sql_lock_timeout),
@@ -151,8 +155,8 @@ impl<C: PgConn> PgBackend<C> {
             }
             ops.push(Self::record_op(sql, &item.record));
             roles.push(Role::Record);
-            if let Some(log) = &item.log {
-                ops.push(Self::log_op(sql, log));
+            if let Some(note) = &item.note {
+                ops.push(Self::note_op(sql, item.record.key(), note));
                 roles.push(Role::Record);
             }
         }
@@ -199,7 +203,7 @@ impl<C: PgConn> PgBackend<C> {
                 &mut roles,
                 std::slice::from_ref(&tx.item),
                 tx.async_commit,
-                tx.after,
+                tx.after.as_ref(),
             );
         }
         // Every transaction of a window sends the same guard and history INSERT.
@@ -226,7 +230,7 @@ impl<C: PgConn> PgBackend<C> {
 enum Role {
     Setup,
     /// The check that this migration committed before the transaction's own.
-    Guard(Version),
+    Guard(crate::Version),
     Body(usize),
     Record,
     Commit,
@@ -261,10 +265,12 @@ fn first_failure(roles: &[Role], results: Vec<Result<Vec<Row>, DbError>>) -> Opt
 
 fn applied_params(row: &NewRow) -> Vec<Param> {
     vec![
-        Param::Text(row.version.to_string()),
+        Param::Text(row.key.set.clone()),
+        Param::Text(row.key.version.to_string()),
+        Param::Text(row.ord()),
         Param::Text(row.name.clone()),
         Param::Text(row.checksum.to_string()),
-        Param::Text(row.chain.to_string()),
+        Param::Text(row.chain_text()),
         Param::Int4(i32::try_from(row.statements_total).unwrap_or(i32::MAX)),
         Param::Text(row.applied_by.clone()),
     ]
@@ -297,9 +303,10 @@ mod tests {
             let (mut aborted, mut pending) = (false, Vec::new());
             let mut results = Vec::new();
             for op in ops {
+                // Preflight's own requests start with the set and the version.
                 let (text, first) = match op {
                     Op::Simple(t) => (*t, None),
-                    Op::Query(t, params) => match params.first() {
+                    Op::Query(t, params) => match params.get(1) {
                         Some(Param::Text(v)) => (*t, Some(v.clone())),
                         _ => (*t, None),
                     },
@@ -363,11 +370,13 @@ mod tests {
             .map(|(j, m)| WindowTx {
                 item: TxItem {
                     body: m.up().script(),
-                    record: Record::Insert(NewRow::of(m, "test")),
-                    log: None,
+                    record: Record::Insert(NewRow::of("app", m, "test")),
+                    note: None,
                 },
                 async_commit: j + 1 < migrations.len(),
-                after: j.checked_sub(1).map(|p| migrations[p].version()),
+                after: j
+                    .checked_sub(1)
+                    .map(|p| Key::new("app", migrations[p].version())),
             })
             .collect();
         let mut backend = PgBackend::new(Scripted::default(), &Config::default());
@@ -400,7 +409,11 @@ mod tests {
 
     #[test]
     fn a_guard_failing_first_names_the_predecessor() {
-        let roles = [Role::Setup, Role::Guard(Version::new(41)), Role::Body(0)];
+        let roles = [
+            Role::Setup,
+            Role::Guard(crate::Version::new(41)),
+            Role::Body(0),
+        ];
         let results = vec![
             Ok(Vec::new()),
             Err(DbError {

@@ -14,6 +14,7 @@ use crate::error::{DbError, Error};
 #[derive(Debug, Clone)]
 pub(crate) enum Param {
     Text(String),
+    TextArray(Vec<String>),
     OptText(Option<String>),
     Int4(i32),
     Int8(i64),
@@ -26,6 +27,7 @@ impl Param {
     fn typed(&self) -> (&(dyn ToSql + Sync), Type) {
         match self {
             Param::Text(v) => (v, Type::TEXT),
+            Param::TextArray(v) => (v, Type::TEXT_ARRAY),
             Param::OptText(v) => (v, Type::TEXT),
             Param::Int4(v) => (v, Type::INT4),
             Param::Int8(v) => (v, Type::INT8),

@@ -2,8 +2,10 @@
 //! (`crate::adopt` decides), and recording it in one transaction; or, for a dry run, only
 //! what would be recorded.
 
+use std::collections::HashSet;
+
 use crate::adopt::{self, Adopt, AdoptError, Adopted, ForeignTable};
-use crate::backend::{Backend, LogEntry, Session};
+use crate::backend::{Backend, Session};
 use crate::error::Error;
 use crate::history::{HistoryRow, State};
 use crate::{Migration, Migrations};
@@ -21,9 +23,9 @@ pub(super) fn wanted(work: Work, configured: Adopt) -> Adopt {
     }
 }
 
-/// Reads the other tool's history chosen by `how`, checks it against the files, and records
-/// its applied versions in one transaction (with a `<table>_log` entry). `Ok(None)`: there is
-/// no other tool's table (an error when `explicit`).
+/// Reads the other tool's history chosen by `how`, checks it against the files of `set`, and
+/// records its applied versions in one transaction (each row's `applied_by` names the tool and
+/// its table). `Ok(None)`: there is no other tool's table (an error when `explicit`).
 pub(super) async fn adopt<B: Backend>(
     b: &mut B,
     set: &Migrations,
@@ -38,19 +40,13 @@ pub(super) async fn adopt<B: Backend>(
     };
     let by = adopt::applied_by(adopted.tool, &adopted.table);
     let shown = crate::error::list(&adopted.versions);
-    let log = LogEntry {
-        action: "adopt",
-        version: adopted.versions.last().copied(),
-        detail: format!(
-            "adopted {} migration(s) from {}'s table {} ({shown}); that table was left \
-             untouched",
-            adopted.versions.len(),
-            adopted.tool,
-            adopted.qualified()
-        ),
-        by: cfg.applied_by(),
-    };
-    let items = recorded_as_applied(&list, &by, Some(log));
+    let note = format!(
+        "adopted from {}'s table {} by {}",
+        adopted.tool,
+        adopted.qualified(),
+        cfg.applied_by()
+    );
+    let items = recorded_as_applied(set, &HashSet::new(), &list, &by, Some(note));
     if !items.is_empty() {
         b.transaction(&items)
             .await
@@ -96,10 +92,11 @@ pub(super) async fn preview<'m, B: Backend>(
 }
 
 /// The history rows an adoption records, as a dry run plans on them.
-pub(super) fn rows_of(list: &[&Migration], adopted: &Adopted) -> Vec<HistoryRow> {
+pub(super) fn rows_of(set: &str, list: &[&Migration], adopted: &Adopted) -> Vec<HistoryRow> {
     let by = adopt::applied_by(adopted.tool, &adopted.table);
     list.iter()
         .map(|m| HistoryRow {
+            set: set.to_owned(),
             version: m.version(),
             name: m.name().to_owned(),
             checksum: m.checksum().to_string(),
@@ -109,8 +106,10 @@ pub(super) fn rows_of(list: &[&Migration], adopted: &Adopted) -> Vec<HistoryRow>
             statements_total: u32::try_from(m.up().statement_count()).unwrap_or(u32::MAX),
             applied_at: String::new(),
             execution_ms: 0,
+            completed: String::new(),
             applied_by: by.clone(),
             error: None,
+            repaired: None,
         })
         .collect()
 }

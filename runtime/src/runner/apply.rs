@@ -5,18 +5,20 @@
 use std::time::{Duration, Instant};
 
 use crate::backend::{Backend, Record, TxFailure, TxItem, WindowTx};
+use crate::composition::Composition;
 use crate::error::{DbError, Error};
-use crate::history::{HistoryRow, NewRow, State};
+use crate::history::{completed_of, unit_digest, HistoryRow, Key, NewRow, State};
 use crate::plan::{self, Plan, Step};
 use crate::report::Applied;
-use crate::{Body, Kind, Migration, Migrations};
+use crate::{Body, Kind, Migration};
 
 use super::context::Ctx;
 
-/// Applies a plan's steps, then refreshes the goal row's chain when another binary wrote it.
+/// Applies a plan's steps, then refreshes each set's goal row's chain when another binary
+/// wrote it.
 pub(super) async fn migrate<B: Backend>(
     b: &mut B,
-    set: &Migrations,
+    comp: &Composition<'_>,
     rows: &[HistoryRow],
     plan: Plan<'_>,
     ctx: &mut Ctx<'_>,
@@ -24,7 +26,11 @@ pub(super) async fn migrate<B: Backend>(
     for w in plan.warnings {
         ctx.warn(w);
     }
-    ctx.report.skipped = plan.skipped;
+    ctx.report.skipped = plan
+        .skipped
+        .iter()
+        .map(|s| (s.set().to_owned(), s.migration().version()))
+        .collect();
     let steps = plan.apply;
     if ctx.cfg.grouped && !ctx.cockroach && !steps.is_empty() {
         apply_grouped(b, &steps, ctx).await?;
@@ -50,47 +56,41 @@ pub(super) async fn migrate<B: Backend>(
         let mut i = 0;
         while let Some(step) = steps.get(i) {
             ctx.guard.renew_if_due(b).await?;
-            match *step {
-                Step::Apply(m) if atomic(m, ctx) => {
-                    let window = window(&steps[i..], limit, ctx);
-                    if let [one] = window.as_slice() {
-                        apply_transactional(b, one, i < last, ctx).await?;
-                    } else {
-                        apply_window(b, &window, i + window.len() - 1 == last, ctx).await?;
-                    }
-                    i += window.len();
+            if !step.is_resume() && atomic(step.migration(), ctx) {
+                let window = window(&steps[i..], limit, ctx);
+                if let [one] = window.as_slice() {
+                    apply_transactional(b, one, i < last, ctx).await?;
+                } else {
+                    apply_window(b, &window, i + window.len() - 1 == last, ctx).await?;
                 }
-                Step::Apply(m) => {
-                    apply_recorded(b, m, None, ctx).await?;
-                    i += 1;
-                }
-                Step::Resume { migration, from } => {
-                    apply_recorded(b, migration, Some(from), ctx).await?;
-                    i += 1;
-                }
+                i += window.len();
+            } else {
+                apply_recorded(b, step, ctx).await?;
+                i += 1;
             }
         }
     }
-    // A slow path that verified the whole set refreshes the goal row's chain, so that the next
-    // boot takes the fast path (the chain differs when another binary applied the row, e.g.
-    // after an out-of-order application).
-    if let Some((goal, _)) = plan::goal(set, ctx.cfg.policy.target) {
+    // A slow path that verified the whole composition refreshes each set's goal row's chain,
+    // so that the next boot takes the fast path (the chain differs when another binary applied
+    // the row, e.g. after an out-of-order application, or when a repair left it unverified).
+    for (set, goal) in plan::goals(comp, &ctx.cfg.policy)? {
+        let Some(goal) = goal else { continue };
         let stale = rows
             .iter()
-            .find(|r| r.version == goal.version())
+            .find(|r| r.set == set && r.version == goal.version())
             .is_some_and(|r| r.is_applied() && r.chain != goal.chain().to_string());
         if stale {
             let item = TxItem {
                 body: None,
                 record: Record::SetChain {
-                    version: goal.version(),
-                    chain: goal.chain(),
+                    key: Key::new(set, goal.version()),
+                    chain: Some(goal.chain()),
                 },
-                log: None,
+                note: None,
             };
             b.transaction(&[item])
                 .await
-                .map_err(|f| tx_error(f, &[goal], false))?;
+                .map_err(|f| tx_error(f, &[], false, ctx))?;
         }
     }
     Ok(())
@@ -118,20 +118,23 @@ fn window_limit<B: Backend>(b: &B, ctx: &Ctx<'_>) -> usize {
     }
 }
 
-/// The migrations of the next window: the transactional `Apply` steps at the start of `steps`,
+/// The migrations of the next window: the fresh transactional steps at the start of `steps`,
 /// at most `limit` of them and [`WINDOW_BYTES`] of scripts (but at least one). It stops before
 /// anything else (a no-transaction migration, a resumption), which runs on its own.
-fn window<'m>(steps: &[Step<'m>], limit: usize, ctx: &Ctx<'_>) -> Vec<&'m Migration> {
+fn window<'m>(steps: &[Step<'m>], limit: usize, ctx: &Ctx<'_>) -> Vec<Step<'m>> {
     let mut window = Vec::new();
     let mut bytes = 0;
     for step in steps.iter().take(limit) {
-        let Step::Apply(m) = *step else { break };
+        let m = step.migration();
         let size = m.up().script().map_or(0, str::len);
-        if !atomic(m, ctx) || (!window.is_empty() && bytes + size > WINDOW_BYTES) {
+        if step.is_resume()
+            || !atomic(m, ctx)
+            || (!window.is_empty() && bytes + size > WINDOW_BYTES)
+        {
             break;
         }
         bytes += size;
-        window.push(m);
+        window.push(*step);
     }
     window
 }
@@ -142,47 +145,48 @@ fn window<'m>(steps: &[Step<'m>], limit: usize, ctx: &Ctx<'_>) -> Vec<&'m Migrat
 /// migration is the run's, and commits synchronously (see [`migrate`]).
 async fn apply_window<B: Backend>(
     b: &mut B,
-    migrations: &[&Migration],
+    steps: &[Step<'_>],
     ends_run: bool,
     ctx: &mut Ctx<'_>,
 ) -> Result<(), Error> {
     let started = Instant::now();
-    let last = migrations.len().saturating_sub(1);
-    let txs: Vec<WindowTx<'_>> = migrations
+    let last = steps.len().saturating_sub(1);
+    let txs: Vec<WindowTx<'_>> = steps
         .iter()
         .enumerate()
-        .map(|(j, m)| WindowTx {
-            item: up_item(m, &ctx.applied_by),
+        .map(|(j, step)| WindowTx {
+            item: up_item(step, &ctx.applied_by),
             async_commit: !(ends_run && j == last),
             after: j
                 .checked_sub(1)
-                .and_then(|p| migrations.get(p))
-                .map(|p| p.version()),
+                .and_then(|p| steps.get(p))
+                .map(|p| Key::new(p.set(), p.migration().version())),
         })
         .collect();
     let outcome = b.transaction_window(&txs).await;
     // Sent together, the migrations are not timed one by one: each is reported with an equal
     // share of the window's time (the history's `execution_ms` is measured by the server).
-    let share = started.elapsed() / u32::try_from(migrations.len()).unwrap_or(u32::MAX).max(1);
+    let share = started.elapsed() / u32::try_from(steps.len()).unwrap_or(u32::MAX).max(1);
     let committed = match &outcome {
-        Ok(()) => migrations.len(),
+        Ok(()) => steps.len(),
         Err(f) => f.index,
     };
-    for m in migrations.iter().take(committed) {
-        applied(ctx, m, share);
+    for step in steps.iter().take(committed) {
+        applied(ctx, step, share);
     }
-    outcome.map_err(|f| match migrations.get(f.index) {
-        Some(m) => tx_error(f.failure, &[m], false),
-        None => tx_error(f.failure, &[], false),
+    outcome.map_err(|f| match steps.get(f.index) {
+        Some(step) => tx_error(f.failure, &[*step], false, ctx),
+        None => tx_error(f.failure, &[], false, ctx),
     })
 }
 
 /// A migration's up body with the `applied` row it records.
-fn up_item<'m>(m: &'m Migration, applied_by: &str) -> TxItem<'m> {
+fn up_item<'m>(step: &Step<'m>, applied_by: &str) -> TxItem<'m> {
+    let m = step.migration();
     TxItem {
         body: m.up().script(),
-        record: Record::Insert(NewRow::of(m, applied_by)),
-        log: None,
+        record: Record::Insert(NewRow::of(step.set(), m, applied_by)),
+        note: None,
     }
 }
 
@@ -190,30 +194,33 @@ fn up_item<'m>(m: &'m Migration, applied_by: &str) -> TxItem<'m> {
 /// last (see [`migrate`]).
 async fn apply_transactional<B: Backend>(
     b: &mut B,
-    m: &Migration,
+    step: &Step<'_>,
     async_commit: bool,
     ctx: &mut Ctx<'_>,
 ) -> Result<(), Error> {
     let started = Instant::now();
-    let items = [up_item(m, &ctx.applied_by)];
+    let items = [up_item(step, &ctx.applied_by)];
     let outcome = if async_commit {
         b.transaction_async_commit(&items).await
     } else {
         b.transaction(&items).await
     };
-    outcome.map_err(|f| tx_error(f, &[m], false))?;
-    applied(ctx, m, started.elapsed());
+    outcome.map_err(|f| tx_error(f, &[*step], false, ctx))?;
+    applied(ctx, step, started.elapsed());
     Ok(())
 }
 
-fn applied(ctx: &mut Ctx<'_>, m: &Migration, duration: Duration) {
+fn applied(ctx: &mut Ctx<'_>, step: &Step<'_>, duration: Duration) {
+    let m = step.migration();
     tracing::info!(
+        set = step.set(),
         version = %m.version(),
         name = m.name(),
         ms = duration.as_millis() as u64,
         "migration applied"
     );
     ctx.report.applied.push(Applied {
+        set: step.set().to_owned(),
         version: m.version(),
         name: m.name().to_owned(),
         duration,
@@ -225,132 +232,123 @@ async fn apply_grouped<B: Backend>(
     steps: &[Step<'_>],
     ctx: &mut Ctx<'_>,
 ) -> Result<(), Error> {
-    let mut migrations = Vec::with_capacity(steps.len());
     for step in steps {
-        match *step {
-            Step::Apply(m) if m.up().kind() == Kind::Transactional => migrations.push(m),
-            other => {
-                let m = other.migration();
-                return Err(Error::Config(format!(
-                    "grouped mode applies everything in one transaction, but migration {} ({}) \
-                     is no-transaction or unfinished; migrate without grouped mode",
-                    m.version(),
-                    m.path()
-                )));
-            }
+        let m = step.migration();
+        if step.is_resume() || m.up().kind() != Kind::Transactional {
+            return Err(Error::Config(format!(
+                "grouped mode applies everything in one transaction, but migration {} ({}) \
+                 is no-transaction or unfinished; migrate without grouped mode",
+                m.version(),
+                m.path()
+            )));
         }
     }
-    let items: Vec<TxItem<'_>> = migrations
-        .iter()
-        .map(|m| up_item(m, &ctx.applied_by))
-        .collect();
+    let items: Vec<TxItem<'_>> = steps.iter().map(|s| up_item(s, &ctx.applied_by)).collect();
     let started = Instant::now();
     b.transaction(&items)
         .await
-        .map_err(|f| tx_error(f, &migrations, false))?;
+        .map_err(|f| tx_error(f, steps, false, ctx))?;
     // One transaction: each migration is reported with the group's duration.
     let elapsed = started.elapsed();
-    for m in migrations {
-        applied(ctx, m, elapsed);
+    for step in steps {
+        applied(ctx, step, elapsed);
     }
     Ok(())
 }
 
-/// A non-atomic migration (no-transaction, or any on CockroachDB): recorded `in_progress`,
-/// then statement by statement with progress, then `applied` (or `failed` with the statement).
+/// A non-atomic migration (no-transaction, a file that manages its own transactions, or any
+/// on CockroachDB): recorded `in_progress`, then unit by unit with progress, then `applied`
+/// (or `failed` with the unit). A resumption starts at the step's unit, recording the units
+/// before it as the file has them now (the plan checked that they are unchanged, or the
+/// operator asked to resume anyway).
 async fn apply_recorded<B: Backend>(
     b: &mut B,
-    m: &Migration,
-    resume_from: Option<u32>,
+    step: &Step<'_>,
     ctx: &mut Ctx<'_>,
 ) -> Result<(), Error> {
     let started = Instant::now();
-    let mut row = NewRow::of(m, &ctx.applied_by);
+    let m = step.migration();
+    let mut row = NewRow::of(step.set(), m, &ctx.applied_by);
     // A fresh start claims the migration: its row must not exist yet (see
     // `HistoryTable::start_row`).
-    row.resume = resume_from.is_some();
-    let from = resume_from.unwrap_or(0);
+    row.resume = step.is_resume();
+    let from = step.from();
     let total = row.statements_total;
-    b.start_row(&row, from).await?;
+    let completed = completed_of(m.up().statements(), from as usize);
+    b.start_row(&row, from, &completed).await?;
     if from > 0 || total > 0 {
-        tracing::info!(version = %m.version(), from = from + 1, total, "running statements one by one");
+        tracing::info!(set = step.set(), version = %m.version(), from = from + 1, total, "running statements one by one");
     }
-    one_by_one(b, m, false, from, Progress::Recorded, ctx).await?;
+    one_by_one(b, step, false, completed, ctx).await?;
     b.finish_row(
-        m.version(),
+        &row.key,
         State::Applied,
         total,
         millis(started.elapsed()),
         None,
     )
     .await?;
-    applied(ctx, m, started.elapsed());
+    applied(ctx, step, started.elapsed());
     Ok(())
 }
 
-/// Whether [`one_by_one`] records its progress in the migration's history row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Progress {
-    /// After each statement `statements_done` is recorded, and a failure marks the row
-    /// `failed` with the statement: the next run refuses, naming it, and can resume after it.
-    Recorded,
-    /// Nothing is recorded until the body is done (a down body today).
-    Unrecorded,
-}
-
-/// Runs a body's statements one by one, outside a transaction, from statement `from`
-/// (0-based), renewing the lease between them: the one place where up and down bodies that
-/// cannot run in a transaction are executed. `down` chooses the body.
+/// Runs a body's units one by one, outside a transaction, from the step's unit (0-based),
+/// renewing the lease between them: the one place where up and down bodies that cannot run in
+/// a transaction are executed. After each unit `statements_done` and `completed` are recorded,
+/// and a failure marks the row `failed` (`revert_failed` for a down body) with the unit: the
+/// next run refuses, naming it, and can resume after it. `down` chooses the body; `completed`
+/// holds the digests of the units before the step's first, and grows with each unit run.
 pub(super) async fn one_by_one<B: Backend>(
     b: &mut B,
-    m: &Migration,
+    step: &Step<'_>,
     down: bool,
-    from: u32,
-    progress: Progress,
+    mut completed: String,
     ctx: &mut Ctx<'_>,
 ) -> Result<(), Error> {
     let started = Instant::now();
+    let m = step.migration();
+    let key = Key::new(step.set(), m.version());
     let body = if down { m.down() } else { Some(m.up()) };
     let Some(body) = body else {
         return Ok(());
     };
-    for (i, statement) in body.statements().enumerate().skip(from as usize) {
+    for (i, statement) in body.statements().enumerate().skip(step.from() as usize) {
         ctx.guard.renew_if_due(b).await?;
         let index = u32::try_from(i).unwrap_or(u32::MAX);
         if let Err(source) = b.execute(statement).await {
-            let error = Error::migration(m, down, Some(i), source);
-            if progress == Progress::Recorded {
-                let ms = millis(started.elapsed());
-                let text = error.to_string();
-                if let Err(record_error) = b
-                    .finish_row(m.version(), State::Failed, index, ms, Some(&text))
-                    .await
-                {
-                    tracing::error!(error = %record_error, "could not record the failure");
-                }
+            let error = Error::migration(ctx.label(step.set()), m, down, Some(i), source);
+            let ms = millis(started.elapsed());
+            let text = error.to_string();
+            let state = if down {
+                State::RevertFailed
+            } else {
+                State::Failed
+            };
+            if let Err(record_error) = b.finish_row(&key, state, index, ms, Some(&text)).await {
+                tracing::error!(error = %record_error, "could not record the failure");
             }
             tracing::error!("{error}");
             return Err(error);
         }
-        if progress == Progress::Recorded {
-            b.progress(m.version(), index + 1).await?;
-        }
+        completed.push_str(&unit_digest(statement));
+        b.progress(&key, index + 1, &completed).await?;
     }
     Ok(())
 }
 
 /// Turns a failed transaction into the error naming the migration, statement and line.
-pub(super) fn tx_error(failure: TxFailure, migrations: &[&Migration], down: bool) -> Error {
+pub(super) fn tx_error(failure: TxFailure, steps: &[Step<'_>], down: bool, ctx: &Ctx<'_>) -> Error {
     match failure {
         TxFailure::Other(e) => e,
         TxFailure::Body { index, error } => {
-            let Some(m) = migrations.get(index) else {
+            let Some(step) = steps.get(index) else {
                 return Error::db("migration transaction", error);
             };
+            let m = step.migration();
             let body = if down { m.down() } else { Some(m.up()) };
             let statement = body.and_then(|b| statement_at_position(b, &error));
-            tracing::error!(version = %m.version(), error = %error, "migration failed, rolled back");
-            Error::migration(m, down, statement, error)
+            tracing::error!(set = step.set(), version = %m.version(), error = %error, "migration failed, rolled back");
+            Error::migration(ctx.label(step.set()), m, down, statement, error)
         }
     }
 }

@@ -47,8 +47,9 @@ impl Default for Config {
 
 impl Config {
     pub(crate) fn validate(&self) -> Result<(), Error> {
-        // PostgreSQL truncates identifiers to 63 bytes; the lease and log tables append up to
-        // six bytes, and two truncated names must not collide.
+        // PostgreSQL truncates identifiers to 63 bytes; the indexes append up to five bytes
+        // (`_open`), and the tables of layout 1 that an upgrade drops up to six (`_count`), and
+        // two truncated names must not collide.
         if self.table.is_empty() || self.table.len() > 57 || self.table.contains('\0') {
             return Err(Error::Config(format!(
                 "history table name `{}` must be 1 to 57 bytes without NUL",
@@ -123,7 +124,24 @@ impl<'m> Runner<'m> {
         self
     }
 
-    /// Migrate up to this version only (it must be in the binary).
+    /// The set that the versions given to the runner belong to (a target, a revert, a repair,
+    /// an adoption) in a composition of several sets; a composition of one set needs none.
+    ///
+    /// ```no_run
+    /// # use preflight_runtime::{Composition, Repair, Revert, Version};
+    /// # fn f(all: &Composition<'_>, client: &mut postgres::Client) -> Result<(), preflight_runtime::Error> {
+    /// all.runner().set("auth").revert(client, Revert::Steps(1))?;
+    /// all.runner().set("auth").repair(client, Repair::Forget(Version::new(4)))?;
+    /// # Ok(()) }
+    /// ```
+    pub fn set(mut self, name: impl Into<String>) -> Self {
+        self.cfg.policy.scope = Some(name.into());
+        self
+    }
+
+    /// Migrate up to this version only (it must be in the binary; in a composition of several
+    /// sets, a version of the set [`Runner::set`] names: the run goes up to it in the
+    /// composition's order).
     pub fn target(mut self, version: impl Into<Version>) -> Self {
         self.cfg.policy.target = Some(version.into());
         self

@@ -184,7 +184,7 @@ async fn became_current<B: Backend>(
     runner: &Runner<'_>,
     work: Work,
 ) -> Result<bool, Error> {
-    Ok(matches!(work, Work::Migrate) && fast_path(b, runner.set, &runner.cfg).await?)
+    Ok(matches!(work, Work::Migrate) && fast_path(b, &runner.comp, &runner.cfg).await?)
 }
 
 /// The report of a run that found the database current while waiting for the lock.

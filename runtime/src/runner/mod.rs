@@ -24,11 +24,15 @@ mod repair;
 mod reset;
 mod revert;
 pub(crate) mod run;
+mod upgrade;
 
 pub(crate) use config::Config;
 pub use config::DEFAULT_TABLE;
 pub use repair::Repair;
 
+use std::borrow::Cow;
+
+use crate::composition::Composition;
 use crate::plan::Revert;
 use crate::{Migrations, Version};
 
@@ -101,7 +105,7 @@ use crate::{Migrations, Version};
 /// ```
 #[derive(Debug, Clone)]
 pub struct Runner<'m> {
-    pub(crate) set: &'m Migrations,
+    pub(crate) comp: Cow<'m, Composition<'m>>,
     pub(crate) cfg: Config,
 }
 
@@ -111,7 +115,17 @@ impl Migrations {
     /// (see [`crate::plan`]).
     pub fn runner(&self) -> Runner<'_> {
         Runner {
-            set: self,
+            comp: Cow::Owned(Composition::single(self)),
+            cfg: Config::default(),
+        }
+    }
+}
+
+impl<'m> Composition<'m> {
+    /// A runner over the composition with the defaults (see [`Migrations::runner`]).
+    pub fn runner(&self) -> Runner<'_> {
+        Runner {
+            comp: Cow::Borrowed(self),
             cfg: Config::default(),
         }
     }

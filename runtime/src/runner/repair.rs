@@ -1,14 +1,18 @@
 //! Repairs of the history, as an operator asks for them after checking the database.
 
-use crate::backend::{Backend, LogEntry, Record, TxItem};
+use std::collections::HashSet;
+
+use crate::backend::{Backend, Record, TxItem};
+use crate::composition::Composition;
 use crate::error::Error;
-use crate::history::{HistoryRow, NewRow};
-use crate::{Migration, Migrations, Version};
+use crate::history::{HistoryRow, Key, NewRow};
+use crate::{Checksum, Migration, Migrations, Version};
 
 use super::context::Ctx;
 
 /// A repair of the history, as an operator (or the CLI) asks for it after checking the
-/// database. Every repair takes the lock and is recorded in `<table>_log`.
+/// database. Every repair takes the lock; what it did is recorded in the rows it changed (their
+/// `repaired` column; a forgotten row is deleted) and logged (`tracing`).
 ///
 /// ```no_run
 /// # use preflight_runtime::{Migrations, Repair, Version};
@@ -37,26 +41,32 @@ pub enum Repair {
 
 pub(super) async fn repair<B: Backend>(
     b: &mut B,
-    set: &Migrations,
+    comp: &Composition<'_>,
     rows: &[HistoryRow],
     repair: Repair,
     ctx: &mut Ctx<'_>,
 ) -> Result<(), Error> {
-    let find = |v: Version| rows.iter().find(|r| r.version == v);
+    let set = ctx.cfg.policy.scoped(comp)?;
+    let name = set.set();
+    let rows: Vec<&HistoryRow> = rows.iter().filter(|r| r.set == name).collect();
+    let find = |v: Version| rows.iter().copied().find(|r| r.version == v);
+    let label = ctx.label(name);
     let compiled = |v: Version| {
         set.get(v).ok_or_else(|| {
-            Error::UnknownVersion(format!("migration {v} is not in this migration set"))
+            Error::UnknownVersion(format!(
+                "migration {v} is not in {}",
+                label
+                    .as_ref()
+                    .map_or_else(|| "this migration set".to_owned(), |s| format!("set `{s}`"))
+            ))
         })
     };
+    let mut applied: HashSet<Version> = rows
+        .iter()
+        .filter(|r| r.is_applied())
+        .map(|r| r.version)
+        .collect();
     let by = ctx.applied_by.clone();
-    let log = |action, version, detail| {
-        Some(LogEntry {
-            action,
-            version: Some(version),
-            detail,
-            by: by.clone(),
-        })
-    };
     let items = match repair {
         Repair::MarkApplied(v) => {
             let m = compiled(v)?;
@@ -64,14 +74,13 @@ pub(super) async fn repair<B: Backend>(
                 format!("{} {}/{}", r.state, r.statements_done, r.statements_total)
             });
             ctx.report.marked.push(v);
+            applied.insert(v);
+            let mut row = NewRow::of(name, m, &by);
+            row.chain = verified_chain(set, &applied, m);
             vec![TxItem {
                 body: None,
-                record: Record::Upsert(NewRow::of(m, &by)),
-                log: log(
-                    "mark-applied",
-                    v,
-                    format!("marked applied by hand (was: {before})"),
-                ),
+                record: Record::Upsert(row),
+                note: Some(format!("mark-applied (was: {before}) by {by}")),
             }]
         }
         Repair::Forget(v) => {
@@ -80,18 +89,22 @@ pub(super) async fn repair<B: Backend>(
                     "migration {v} has no history row to forget"
                 )));
             };
-            vec![TxItem {
+            tracing::warn!(
+                set = name,
+                version = %v,
+                was = %format!("{} {}/{}, checksum {}", row.state, row.statements_done, row.statements_total, row.checksum),
+                by = %by,
+                "forget: history row deleted so that the migration runs again"
+            );
+            applied.remove(&v);
+            let mut items = vec![TxItem {
                 body: None,
-                record: Record::Delete(v),
-                log: log(
-                    "forget",
-                    v,
-                    format!(
-                        "row deleted so that it runs again (was: {} {}/{}, checksum {})",
-                        row.state, row.statements_done, row.statements_total, row.checksum
-                    ),
-                ),
-            }]
+                record: Record::Delete(Key::new(name, v)),
+                note: None,
+            }];
+            // Later rows' chains asserted that this one was applied: no longer.
+            items.extend(rechained(set, &rows, &applied, v));
+            items
         }
         Repair::AcceptChecksum(v) => {
             let m = compiled(v)?;
@@ -104,44 +117,44 @@ pub(super) async fn repair<B: Backend>(
             let mut items = vec![TxItem {
                 body: None,
                 record: Record::SetChecksum {
-                    version: v,
+                    key: Key::new(name, v),
                     checksum: m.checksum(),
-                    chain: m.chain(),
+                    chain: verified_chain(set, &applied, m),
                 },
-                log: log(
-                    "accept-checksum",
-                    v,
-                    format!("checksum {} replaced by {}", row.checksum, m.checksum()),
-                ),
+                note: Some(format!(
+                    "accept-checksum: checksum {} replaced by {} by {by}",
+                    row.checksum,
+                    m.checksum()
+                )),
             }];
             // Later rows' chains covered the old checksum: bring them to the binary's values.
-            for later in set.iter().filter(|l| l.version() > v) {
-                if find(later.version()).is_some_and(HistoryRow::is_applied) {
-                    items.push(TxItem {
-                        body: None,
-                        record: Record::SetChain {
-                            version: later.version(),
-                            chain: later.chain(),
-                        },
-                        log: None,
-                    });
-                }
-            }
+            items.extend(rechained(set, &rows, &applied, v));
             items
         }
         Repair::Baseline(v) => {
             compiled(v)?;
-            let marked: Vec<_> = set
+            let marked: Vec<&Migration> = set
                 .iter()
                 .take_while(|m| m.version() <= v)
                 .filter(|m| find(m.version()).is_none())
                 .collect();
             ctx.report.marked = marked.iter().map(|m| m.version()).collect();
-            let detail = format!(
-                "baseline {v}: {} migration(s) recorded as applied without running them",
-                marked.len()
+            tracing::warn!(
+                set = name,
+                version = %v,
+                count = marked.len(),
+                by = %by,
+                "baseline: migrations recorded as applied without running them"
             );
-            recorded_as_applied(&marked, &by, log("baseline", v, detail))
+            recorded_as_applied(
+                set,
+                &applied,
+                &marked,
+                &by,
+                Some(format!(
+                    "baseline {v}: recorded as applied without running it by {by}"
+                )),
+            )
         }
         // A run (see `Runner::repair`), never a locked repair.
         Repair::Resume(_) => Vec::new(),
@@ -152,27 +165,67 @@ pub(super) async fn repair<B: Backend>(
     b.transaction(&items)
         .await
         .map_err(|f| f.bookkeeping("repair"))?;
-    tracing::warn!(repair = ?repair, "history repaired");
+    tracing::warn!(repair = ?repair, set = name, "history repaired");
     Ok(())
 }
 
-/// One transaction's items that record `migrations` as applied without running them, with
-/// one `<table>_log` entry (on the first): a baseline, an adoption. Empty for no migration.
+/// The chain to record for `m` once `applied` (the set's applied versions after the write)
+/// holds: its compiled chain when every earlier migration of the set is applied, otherwise
+/// none (see [`crate::history`]: a chain asserts everything before it).
+fn verified_chain(set: &Migrations, applied: &HashSet<Version>, m: &Migration) -> Option<Checksum> {
+    set.iter()
+        .take_while(|e| e.version() < m.version())
+        .all(|e| applied.contains(&e.version()))
+        .then(|| m.chain())
+}
+
+/// The chain updates of the applied rows above `v` after a repair changed `v`.
+fn rechained(
+    set: &Migrations,
+    rows: &[&HistoryRow],
+    applied: &HashSet<Version>,
+    v: Version,
+) -> Vec<TxItem<'static>> {
+    rows.iter()
+        .filter(|r| r.version > v && r.is_applied())
+        .map(|r| {
+            let chain = set
+                .get(r.version)
+                .and_then(|m| verified_chain(set, applied, m));
+            TxItem {
+                body: None,
+                record: Record::SetChain {
+                    key: Key::new(set.set(), r.version),
+                    chain,
+                },
+                note: None,
+            }
+        })
+        .collect()
+}
+
+/// One transaction's items that record `migrations` of `set` as applied without running them
+/// (a baseline, an adoption), each with `note` in its `repaired` column; `applied` is what the
+/// set had applied before. Empty for no migration.
 pub(super) fn recorded_as_applied(
+    set: &Migrations,
+    applied: &HashSet<Version>,
     migrations: &[&Migration],
     by: &str,
-    log: Option<LogEntry>,
+    note: Option<String>,
 ) -> Vec<TxItem<'static>> {
-    let mut items: Vec<TxItem<'static>> = migrations
+    let mut after = applied.clone();
+    after.extend(migrations.iter().map(|m| m.version()));
+    migrations
         .iter()
-        .map(|m| TxItem {
-            body: None,
-            record: Record::Insert(NewRow::of(m, by)),
-            log: None,
+        .map(|m| {
+            let mut row = NewRow::of(set.set(), m, by);
+            row.chain = verified_chain(set, &after, m);
+            TxItem {
+                body: None,
+                record: Record::Insert(row),
+                note: note.clone(),
+            }
         })
-        .collect();
-    if let Some(first) = items.first_mut() {
-        first.log = log;
-    }
-    items
+        .collect()
 }

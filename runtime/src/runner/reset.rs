@@ -3,24 +3,24 @@
 //! then apply everything.
 
 use crate::backend::{Backend, Session};
+use crate::composition::Composition;
 use crate::error::Error;
 use crate::history::HistoryRow;
-use crate::plan::{self, Plan, Revert, Teardown};
-use crate::{Migrations, Version};
+use crate::plan::{self, Plan, Teardown};
 
 use super::context::Ctx;
-use super::{apply, revert, Config};
+use super::{apply, revert, run, upgrade, Config};
 
 /// Reverting when possible, dropping otherwise, then applying what a fresh database gets.
 pub(super) async fn decide<'m, B: Backend>(
     b: &mut B,
-    set: &'m Migrations,
+    comp: &Composition<'m>,
     cfg: &Config,
     session: &Session,
     rows: &[HistoryRow],
 ) -> Result<Plan<'m>, Error> {
-    let mut plan = plan::plan_up(set, &[], &cfg.policy)?;
-    let not_reversible = match plan::plan_down(set, rows, Revert::To(Version::new(0))) {
+    let mut plan = plan::plan_up(comp, &[], &cfg.policy)?;
+    let not_reversible = match plan::plan_down_all(comp, rows) {
         // An empty history reverts nothing, and would leave whatever else is there in the way.
         Ok(list) if !rows.is_empty() => {
             plan.revert = list;
@@ -43,7 +43,7 @@ pub(super) async fn decide<'m, B: Backend>(
 
 pub(super) async fn reset<B: Backend>(
     b: &mut B,
-    set: &Migrations,
+    comp: &Composition<'_>,
     plan: Plan<'_>,
     ctx: &mut Ctx<'_>,
 ) -> Result<(), Error> {
@@ -56,9 +56,9 @@ pub(super) async fn reset<B: Backend>(
             "reset: dropped every object of the schema"
         );
         // The history table went with the schema's objects.
-        b.ensure_history().await?;
+        upgrade::ensure(b, comp).await?;
     }
-    let rows = b.read_history().await?;
-    let again = plan::plan_up(set, &rows, &ctx.cfg.policy)?;
-    apply::migrate(b, set, &rows, again, ctx).await
+    let rows = run::read(b).await?;
+    let again = plan::plan_up(comp, &rows, &ctx.cfg.policy)?;
+    apply::migrate(b, comp, &rows, again, ctx).await
 }

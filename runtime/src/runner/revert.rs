@@ -2,49 +2,62 @@
 
 use std::time::Instant;
 
-use crate::backend::{Backend, LogEntry, Record, TxItem};
+use crate::backend::{Backend, Record, TxItem};
 use crate::error::Error;
+use crate::history::{completed_of, Key};
+use crate::plan::Step;
 use crate::report::Applied;
-use crate::{Kind, Migration};
+use crate::Kind;
 
-use super::apply::{one_by_one, tx_error, Progress};
+use super::apply::{one_by_one, tx_error};
 use super::context::Ctx;
 
 /// Reverts `list` (decided by `plan::plan_down`, which refused before anything was touched
-/// when one of them cannot be reverted): each down body with its history row deleted and a
-/// `<table>_log` entry, in one transaction; a down body that cannot run in a transaction (or
-/// any on CockroachDB) runs statement by statement, then its row goes.
+/// when one of them cannot be reverted): each down body with its history row deleted, in one
+/// transaction. A down body that cannot run in a transaction (or any on CockroachDB) runs unit
+/// by unit with its progress recorded in the row (`reverting`, then `revert_failed` if a unit
+/// fails), as an up body does; then its row goes. A revert that stopped half-way continues at
+/// the step's unit.
 pub(super) async fn revert<B: Backend>(
     b: &mut B,
-    list: &[&Migration],
+    list: &[Step<'_>],
     ctx: &mut Ctx<'_>,
 ) -> Result<(), Error> {
-    for &m in list {
+    for step in list {
         ctx.guard.renew_if_due(b).await?;
+        let m = step.migration();
         let Some(down) = m.down() else {
             continue; // plan_down guarantees a down body
         };
+        let key = Key::new(step.set(), m.version());
         let started = Instant::now();
-        let atomic = down.kind() == Kind::Transactional && !ctx.cockroach;
+        let atomic = down.kind() == Kind::Transactional && !ctx.cockroach && !step.is_resume();
         if !atomic {
-            one_by_one(b, m, true, 0, Progress::Unrecorded, ctx).await?;
+            let from = step.from();
+            let completed = completed_of(down.statements(), from as usize);
+            let total = u32::try_from(down.statement_count()).unwrap_or(u32::MAX);
+            b.start_revert(&key, total, from, &completed).await?;
+            one_by_one(b, step, true, completed, ctx).await?;
         }
         let item = TxItem {
             body: if atomic { down.script() } else { None },
-            record: Record::Delete(m.version()),
-            log: Some(LogEntry {
-                action: "revert",
-                version: Some(m.version()),
-                detail: format!("reverted {} ({})", m.name(), m.path()),
-                by: ctx.applied_by.clone(),
-            }),
+            record: Record::Delete(key),
+            note: None,
         };
         b.transaction(&[item])
             .await
-            .map_err(|f| tx_error(f, &[m], true))?;
+            .map_err(|f| tx_error(f, &[*step], true, ctx))?;
         let duration = started.elapsed();
-        tracing::info!(version = %m.version(), ms = duration.as_millis() as u64, "migration reverted");
+        tracing::warn!(
+            set = step.set(),
+            version = %m.version(),
+            name = m.name(),
+            by = %ctx.applied_by,
+            ms = duration.as_millis() as u64,
+            "migration reverted"
+        );
         ctx.report.reverted.push(Applied {
+            set: step.set().to_owned(),
             version: m.version(),
             name: m.name().to_owned(),
             duration,

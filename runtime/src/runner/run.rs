@@ -6,16 +6,16 @@ use tracing::Instrument;
 
 use crate::adopt::Adopt;
 use crate::backend::{Backend, Product, Session};
+use crate::composition::Composition;
 use crate::error::Error;
 use crate::history::HistoryRow;
 use crate::plan::{self, Plan};
 use crate::report::{Report, Warning};
-use crate::Migrations;
 
 use super::context::Ctx;
 use super::fast_path::fast_path;
 use super::lock::{self, LockGuard};
-use super::{adopt, apply, repair, reset, revert, Config, Runner, Work};
+use super::{adopt, apply, repair, reset, revert, upgrade, Config, Runner, Work};
 
 /// The whole operation: fast path, then the slow path under the lock.
 pub(crate) async fn run<B: Backend>(
@@ -32,11 +32,11 @@ async fn run_inner<B: Backend>(
     runner: &Runner<'_>,
     work: Work,
 ) -> Result<Report, Error> {
-    let (set, cfg) = (runner.set, &runner.cfg);
-    check(set, cfg)?;
+    let (comp, cfg) = (&*runner.comp, &runner.cfg);
+    check(comp, cfg)?;
     let mut report = Report::default();
     if let Work::Migrate = work {
-        if fast_path(b, set, cfg).await? {
+        if fast_path(b, comp, cfg).await? {
             tracing::debug!("database is current (fast path)");
             report.fast_path = true;
             return Ok(report);
@@ -55,10 +55,10 @@ pub(crate) async fn dry_run<'m, B: Backend>(
     runner: &Runner<'m>,
     work: Work,
 ) -> Result<Plan<'m>, Error> {
-    let (set, cfg) = (runner.set, &runner.cfg);
-    check(set, cfg)?;
+    let (comp, cfg) = (&*runner.comp, &runner.cfg);
+    check(comp, cfg)?;
     if let Work::Migrate = work {
-        if fast_path(b, set, cfg).await? {
+        if fast_path(b, comp, cfg).await? {
             return Ok(Plan::default());
         }
     }
@@ -74,46 +74,70 @@ async fn dry_run_inner<'m, B: Backend>(
     session: &Session,
     work: Work,
 ) -> Result<Plan<'m>, Error> {
-    let (set, cfg) = (runner.set, &runner.cfg);
-    let mut rows = b.read_history_if_any().await?;
+    let (comp, cfg) = (&*runner.comp, &runner.cfg);
+    let mut rows = read_if_any(b, comp).await?;
     let mut foreign = Vec::new();
     let mut adopted = None;
     if rows.is_empty() && matches!(work, Work::Migrate | Work::Adopt) {
         foreign = b.foreign_tables().await?;
         let how = adopt::wanted(work, cfg.adopt);
         if how != Adopt::Off {
+            let set = cfg.policy.scoped(comp)?;
             if let Some((found, list)) =
                 adopt::preview(b, set, session, how, matches!(work, Work::Adopt), &foreign).await?
             {
-                rows = adopt::rows_of(&list, &found);
+                rows = adopt::rows_of(set.set(), &list, &found);
                 adopted = Some(found);
                 foreign.clear();
             }
         }
     }
-    let mut plan = decide(b, set, cfg, session, &rows, work).await?;
+    let mut plan = decide(b, comp, cfg, session, &rows, work).await?;
     plan.adopted = adopted;
     plan.foreign = foreign;
     Ok(plan)
 }
 
 /// Reads the history (no lock; empty when the table does not exist yet).
-pub(crate) async fn history<B: Backend>(b: &mut B, cfg: &Config) -> Result<Vec<HistoryRow>, Error> {
-    cfg.validate()?;
-    b.read_history_if_any().await
+pub(crate) async fn history<B: Backend>(
+    b: &mut B,
+    runner: &Runner<'_>,
+) -> Result<Vec<HistoryRow>, Error> {
+    runner.cfg.validate()?;
+    read_if_any(b, &runner.comp).await
+}
+
+/// Reads the history without creating anything; the rows of a layout-1 table get the set an
+/// upgrade would give them. Oldest first within each set.
+async fn read_if_any<B: Backend>(
+    b: &mut B,
+    comp: &Composition<'_>,
+) -> Result<Vec<HistoryRow>, Error> {
+    let mut rows = b.read_history_if_any().await?;
+    upgrade::assign_legacy(comp, &mut rows);
+    sort(&mut rows);
+    Ok(rows)
+}
+
+/// The history in a stable order: by set, then version.
+fn sort(rows: &mut [HistoryRow]) {
+    rows.sort_by(|a, b| a.set.cmp(&b.set).then(a.version.cmp(&b.version)));
 }
 
 /// Refuses a configuration that cannot work, before any query.
-fn check(set: &Migrations, cfg: &Config) -> Result<(), Error> {
+fn check(comp: &Composition<'_>, cfg: &Config) -> Result<(), Error> {
     cfg.validate()?;
-    if let Some(t) = cfg.policy.target {
-        // Checked before the fast path, which would otherwise compare with the newest
-        // migration below the unknown target.
-        if set.get(t).is_none() {
-            return Err(Error::UnknownVersion(format!(
-                "target version {t} is not a migration of this binary"
-            )));
-        }
+    for set in comp.sets() {
+        crate::composition::check_set_name(set.set()).map_err(Error::Config)?;
+    }
+    // The target is checked before the fast path, which would otherwise compare with the
+    // newest migration below an unknown target.
+    plan::limit(comp, &cfg.policy)?;
+    if let Some(scope) = &cfg.policy.scope {
+        cfg.policy
+            .scoped(comp)
+            .map(drop)
+            .map_err(|_| Error::Config(format!("set `{scope}` is not part of this composition")))?;
     }
     Ok(())
 }
@@ -170,17 +194,18 @@ async fn locked_work<B: Backend>(
     work: Work,
     report: &mut Report,
 ) -> Result<(), Error> {
-    let (set, cfg) = (runner.set, &runner.cfg);
-    b.ensure_history().await?;
+    let (comp, cfg) = (&*runner.comp, &runner.cfg);
+    upgrade::ensure(b, comp).await?;
     // Read after taking the lock: another replica may have finished meanwhile.
-    let mut rows = b.read_history().await?;
+    let mut rows = read(b).await?;
     let how = adopt::wanted(work, cfg.adopt);
     if how != Adopt::Off {
         if rows.is_empty() {
             let explicit = matches!(work, Work::Adopt);
+            let set = cfg.policy.scoped(comp)?;
             let adopted = adopt::adopt(b, set, cfg, session, how, explicit).await?;
             if adopted.as_ref().is_some_and(|a| !a.versions.is_empty()) {
-                rows = b.read_history().await?;
+                rows = read(b).await?;
             }
             report.adopted = adopted;
         } else {
@@ -194,6 +219,7 @@ async fn locked_work<B: Backend>(
         cfg,
         applied_by: cfg.applied_by(),
         cockroach: session.product == Product::CockroachDb,
+        multi: comp.is_multi(),
         guard,
         report,
     };
@@ -202,20 +228,30 @@ async fn locked_work<B: Backend>(
     }
     match work {
         Work::Adopt => Ok(()),
-        Work::Repair(r) => repair::repair(b, set, &rows, r, &mut ctx).await,
+        Work::Repair(r) => {
+            plan::check_sets(comp, &rows)?;
+            repair::repair(b, comp, &rows, r, &mut ctx).await
+        }
         Work::Migrate => {
-            let plan = decide(b, set, cfg, session, &rows, work).await?;
-            apply::migrate(b, set, &rows, plan, &mut ctx).await
+            let plan = decide(b, comp, cfg, session, &rows, work).await?;
+            apply::migrate(b, comp, &rows, plan, &mut ctx).await
         }
         Work::Revert(_) => {
-            let plan = decide(b, set, cfg, session, &rows, work).await?;
+            let plan = decide(b, comp, cfg, session, &rows, work).await?;
             revert::revert(b, &plan.revert, &mut ctx).await
         }
         Work::Reset => {
-            let plan = decide(b, set, cfg, session, &rows, work).await?;
-            reset::reset(b, set, plan, &mut ctx).await
+            let plan = decide(b, comp, cfg, session, &rows, work).await?;
+            reset::reset(b, comp, plan, &mut ctx).await
         }
     }
+}
+
+/// Reads the history under the lock (the table exists and is current).
+pub(super) async fn read<B: Backend>(b: &mut B) -> Result<Vec<HistoryRow>, Error> {
+    let mut rows = b.read_history().await?;
+    sort(&mut rows);
+    Ok(rows)
 }
 
 /// What an operation does, decided from the history it read: the one function both the
@@ -223,19 +259,20 @@ async fn locked_work<B: Backend>(
 /// that refuses is the error of both.
 async fn decide<'m, B: Backend>(
     b: &mut B,
-    set: &'m Migrations,
+    comp: &Composition<'m>,
     cfg: &Config,
     session: &Session,
     rows: &[HistoryRow],
     work: Work,
 ) -> Result<Plan<'m>, Error> {
+    plan::check_sets(comp, rows)?;
     match work {
-        Work::Migrate => plan::plan_up(set, rows, &cfg.policy),
+        Work::Migrate => plan::plan_up(comp, rows, &cfg.policy),
         Work::Revert(r) => Ok(Plan {
-            revert: plan::plan_down(set, rows, r)?,
+            revert: plan::plan_down(comp, rows, r, &cfg.policy)?,
             ..Plan::default()
         }),
-        Work::Reset => reset::decide(b, set, cfg, session, rows).await,
+        Work::Reset => reset::decide(b, comp, cfg, session, rows).await,
         // Adoption was decided before; a repair checks its own preconditions.
         Work::Adopt | Work::Repair(_) => Ok(Plan::default()),
     }

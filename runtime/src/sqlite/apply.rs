@@ -7,9 +7,9 @@ use std::time::Instant;
 use rusqlite::params;
 use rusqlite::types::Value;
 
-use crate::backend::{Apply, LogEntry, Record, TxFailure, TxItem};
+use crate::backend::{Apply, Record, TxFailure, TxItem};
 use crate::error::{DbError, Error};
-use crate::history::NewRow;
+use crate::history::{Key, NewRow};
 
 use super::{db_error, statements, SqliteBackend};
 
@@ -90,34 +90,34 @@ impl SqliteBackend<'_> {
 
     fn record(&self, record: &Record, execution_ms: i64) -> rusqlite::Result<usize> {
         let c = self.conn;
+        let key = |k: &Key| [k.set.clone(), k.version.to_string()];
+        let chain = |ch: &Option<crate::Checksum>| ch.map(|c| c.to_string()).unwrap_or_default();
         match record {
             Record::Insert(row) => c.execute(&self.sql.insert_applied, applied(row, execution_ms)),
             Record::Upsert(row) => c.execute(&self.sql.upsert_applied, applied(row, 0)),
-            Record::Delete(v) => c.execute(&self.sql.delete, [v.to_string()]),
+            Record::Delete(k) => c.execute(&self.sql.delete, key(k)),
             Record::SetChecksum {
-                version,
+                key: k,
                 checksum,
-                chain,
-            } => c.execute(
-                &self.sql.set_checksum,
-                [version.to_string(), checksum.to_string(), chain.to_string()],
-            ),
-            Record::SetChain { version, chain } => c.execute(
-                &self.sql.set_chain,
-                [version.to_string(), chain.to_string()],
-            ),
+                chain: ch,
+            } => {
+                let [set, version] = key(k);
+                c.execute(
+                    &self.sql.set_checksum,
+                    [set, version, checksum.to_string(), chain(ch)],
+                )
+            }
+            Record::SetChain { key: k, chain: ch } => {
+                let [set, version] = key(k);
+                c.execute(&self.sql.set_chain, [set, version, chain(ch)])
+            }
         }
     }
 
-    fn log(&self, log: &LogEntry) -> rusqlite::Result<usize> {
+    fn note(&self, key: &Key, note: &str) -> rusqlite::Result<usize> {
         self.conn.execute(
-            &self.sql.log,
-            params![
-                log.action,
-                log.version.map(|v| v.to_string()),
-                log.detail,
-                log.by
-            ],
+            &self.sql.note,
+            params![key.set, key.version.to_string(), note],
         )
     }
 
@@ -152,22 +152,23 @@ impl SqliteBackend<'_> {
             self.record(&item.record, ms).map_err(|e| {
                 TxFailure::Other(Error::db("recording in the history", db_error(&e)))
             })?;
-            if let Some(log) = &item.log {
-                self.log(log).map_err(|e| {
-                    TxFailure::Other(Error::db("recording in the history log", db_error(&e)))
-                })?;
+            if let Some(note) = &item.note {
+                self.note(item.record.key(), note)
+                    .map_err(|e| TxFailure::Other(Error::db("recording a repair", db_error(&e))))?;
             }
         }
         Ok(())
     }
 }
 
-fn applied(row: &NewRow, execution_ms: i64) -> rusqlite::ParamsFromIter<[Value; 7]> {
+fn applied(row: &NewRow, execution_ms: i64) -> rusqlite::ParamsFromIter<[Value; 9]> {
     rusqlite::params_from_iter([
-        Value::Text(row.version.to_string()),
+        Value::Text(row.key.set.clone()),
+        Value::Text(row.key.version.to_string()),
+        Value::Text(row.ord()),
         Value::Text(row.name.clone()),
         Value::Text(row.checksum.to_string()),
-        Value::Text(row.chain.to_string()),
+        Value::Text(row.chain_text()),
         Value::Integer(i64::from(row.statements_total)),
         Value::Text(row.applied_by.clone()),
         Value::Integer(execution_ms),

@@ -1,47 +1,49 @@
-//! The history table on SQLite: the fast-path query, creation, reads, the row count, and the
-//! rows of migrations that run statement by statement.
+//! The history table on SQLite: the fast-path query, creation and the upgrade from layout 1,
+//! reads, and the rows of migrations that run unit by unit.
 
 use rusqlite::{params, OptionalExtension};
 
-use crate::backend::{Fast, HistoryTable};
+use crate::backend::{Fast, HistoryTable, Layout, Newest};
 use crate::error::Error;
-use crate::history::{HistoryRow, NewRow, State};
+use crate::history::{HistoryRow, Key, NewRow, State, LAYOUT, LAYOUT_V1};
 use crate::Version;
 
 use super::{db_error, is_missing_table, sql, SqliteBackend};
 
 impl HistoryTable for SqliteBackend<'_> {
-    async fn fast_check(&mut self, goal: Version) -> Result<Fast, Error> {
-        let query = |sql: &str, counted: bool| {
-            self.conn.prepare_cached(sql).and_then(|mut stmt| {
-                stmt.query_row([goal.to_string()], |r| {
-                    Ok(Fast::Found {
-                        chain: r.get(0)?,
-                        state: r.get(1)?,
-                        total: r.get(2)?,
-                        unfinished: r.get(3)?,
-                        counted,
-                    })
-                })
-            })
-        };
-        match query(&self.sql.fast_check, true) {
-            Ok(found) => return Ok(found),
-            // No `<table>_count` yet (or no history at all): count the rows.
-            Err(rusqlite::Error::QueryReturnedNoRows) => {}
-            Err(e) if is_missing_table(&e) => {}
-            Err(e) => return Err(Error::db("fast-path history check", db_error(&e))),
-        }
-        match query(&self.sql.fast_check_uncounted, false) {
-            Err(e) if is_missing_table(&e) => Ok(Fast::NoTable),
-            // A table of that name but not ours: the slow path's layout check explains.
-            Err(e) if e.to_string().contains("no such column") => Ok(Fast::NoTable),
+    async fn fast_check(&mut self, sets: &[&str]) -> Result<Option<Fast>, Error> {
+        let sql = self.sql.fast_check(sets.len());
+        let read = self.conn.prepare_cached(&sql).and_then(|mut stmt| {
+            stmt.query_map(rusqlite::params_from_iter(sets), |r| {
+                let version: Option<String> = r.get(0)?;
+                let newest = match version {
+                    Some(version) => Some(Newest {
+                        version,
+                        chain: r.get(1)?,
+                        state: r.get(2)?,
+                    }),
+                    None => None,
+                };
+                Ok((newest, r.get::<_, bool>(3)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        });
+        match read {
+            Ok(rows) => {
+                let mut fast = Fast::default();
+                for (newest, unfinished) in rows {
+                    fast.unfinished |= unfinished;
+                    fast.newest.push(newest);
+                }
+                Ok(Some(fast))
+            }
+            // No table yet, or one of layout 1 (or not ours, which the slow path explains).
+            Err(e) if is_missing_table(&e) || e.to_string().contains("no such column") => Ok(None),
             Err(e) => Err(Error::db("fast-path history check", db_error(&e))),
-            Ok(found) => Ok(found),
         }
     }
 
-    async fn ensure_history(&mut self) -> Result<(), Error> {
+    async fn ensure_history(&mut self) -> Result<Layout, Error> {
         let found: Option<Option<String>> = self
             .conn
             .query_row(&self.sql.layout, [&self.sql.table_name], |r| r.get(0))
@@ -52,35 +54,67 @@ impl HistoryTable for SqliteBackend<'_> {
             self.sql.schema,
             sql::quote_ident(&self.sql.table_name)
         );
-        match found {
-            None => {
-                let create = self.sql.create.clone();
-                if let Err(e) = self.exec("creating the history table", &create) {
-                    if !self.conn.is_autocommit() {
-                        let _ = self.conn.execute_batch("ROLLBACK");
-                    }
-                    return Err(e);
-                }
-                tracing::info!(table = %table, "history table created");
+        let Some(text) = found else {
+            let create = self.sql.create.clone();
+            if let Err(e) = self.exec("creating the history table", &create) {
+                self.rollback();
+                return Err(e);
             }
-            Some(text) => {
-                let text = text.unwrap_or_default();
-                if !text.contains(crate::history::LAYOUT) {
-                    return Err(Error::History(format!(
-                        "{table} exists but is not a Preflight history table of a layout this \
-                         version knows (its definition has no `{}` comment); use another table \
-                         name, or upgrade Preflight",
-                        crate::history::LAYOUT
-                    )));
-                }
-            }
+            tracing::info!(table = %table, "history table created");
+            return Ok(Layout::Current);
+        };
+        let text = text.unwrap_or_default();
+        if text.contains(LAYOUT_V1) {
+            let rows = self
+                .conn
+                .prepare(&self.sql.v1_rows)
+                .and_then(|mut stmt| {
+                    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                        .collect::<rusqlite::Result<Vec<(String, String)>>>()
+                })
+                .map_err(|e| Error::db("reading the history to upgrade it", db_error(&e)))?;
+            return Ok(Layout::V1 { rows });
         }
-        self.ensure_counter();
-        Ok(())
+        if !text.contains(LAYOUT) {
+            return Err(Error::History(format!(
+                "{table} exists but is not a Preflight history table of a layout this version \
+                 knows (its definition has no `{LAYOUT}` comment); use another table name, or \
+                 upgrade Preflight"
+            )));
+        }
+        self.drop_legacy()?;
+        Ok(Layout::Current)
+    }
+
+    async fn upgrade_history(&mut self, set: &str, ords: &[(String, String)]) -> Result<(), Error> {
+        let log = self
+            .legacy_objects()?
+            .iter()
+            .any(|(kind, name)| kind == "table" && *name == self.sql.legacy_names[1]);
+        let upgrade = self.sql.upgrade(log);
+        let result = (|| -> rusqlite::Result<()> {
+            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+            self.conn.execute_batch(&upgrade.create)?;
+            self.conn.execute(&upgrade.insert, [set])?;
+            if let Some(log) = &upgrade.log {
+                self.conn.execute_batch(log)?;
+            }
+            let mut ord = self.conn.prepare(&self.sql.upgrade_ord())?;
+            for (version, key) in ords {
+                ord.execute([version, key])?;
+            }
+            drop(ord);
+            self.conn.execute_batch(&upgrade.finish)?;
+            self.conn.execute_batch("COMMIT")
+        })();
+        result.map_err(|e| {
+            self.rollback();
+            Error::db("upgrading the history table to layout 2", db_error(&e))
+        })
     }
 
     async fn read_history(&mut self) -> Result<Vec<HistoryRow>, Error> {
-        self.read()
+        self.read(&self.sql.read)
             .map_err(|e| Error::db("reading the history", db_error(&e)))?
             .into_iter()
             .collect()
@@ -90,29 +124,62 @@ impl HistoryTable for SqliteBackend<'_> {
         self.history()
     }
 
-    async fn start_row(&mut self, row: &NewRow, done: u32) -> Result<(), Error> {
+    async fn start_row(&mut self, row: &NewRow, done: u32, completed: &str) -> Result<(), Error> {
         self.conn
             .execute(
                 &self.sql.start_row,
                 params![
-                    row.version.to_string(),
+                    row.key.set,
+                    row.key.version.to_string(),
+                    row.ord(),
                     row.name,
                     row.checksum.to_string(),
-                    row.chain.to_string(),
+                    row.chain_text(),
                     i64::from(done),
                     i64::from(row.statements_total),
-                    row.applied_by
+                    row.applied_by,
+                    completed
                 ],
             )
             .map(drop)
             .map_err(|e| Error::db("recording in_progress", db_error(&e)))
     }
 
-    async fn progress(&mut self, version: Version, done: u32) -> Result<(), Error> {
+    async fn start_revert(
+        &mut self,
+        key: &Key,
+        total: u32,
+        done: u32,
+        completed: &str,
+    ) -> Result<(), Error> {
+        let changed = self
+            .conn
+            .execute(
+                &self.sql.start_revert,
+                params![
+                    key.set,
+                    key.version.to_string(),
+                    i64::from(done),
+                    i64::from(total),
+                    completed
+                ],
+            )
+            .map_err(|e| Error::db("recording reverting", db_error(&e)))?;
+        if changed == 0 {
+            return Err(Error::History(format!(
+                "migration {} has no applied history row although this run was about to revert \
+                 it; nothing of it was reverted",
+                key.version
+            )));
+        }
+        Ok(())
+    }
+
+    async fn progress(&mut self, key: &Key, done: u32, completed: &str) -> Result<(), Error> {
         self.conn
             .execute(
                 &self.sql.progress,
-                params![version.to_string(), i64::from(done)],
+                params![key.set, key.version.to_string(), i64::from(done), completed],
             )
             .map(drop)
             .map_err(|e| Error::db("recording progress", db_error(&e)))
@@ -120,7 +187,7 @@ impl HistoryTable for SqliteBackend<'_> {
 
     async fn finish_row(
         &mut self,
-        version: Version,
+        key: &Key,
         state: State,
         done: u32,
         execution_ms: i64,
@@ -130,7 +197,8 @@ impl HistoryTable for SqliteBackend<'_> {
             .execute(
                 &self.sql.finish_row,
                 params![
-                    version.to_string(),
+                    key.set,
+                    key.version.to_string(),
                     state.as_str(),
                     i64::from(done),
                     execution_ms,
@@ -143,35 +211,64 @@ impl HistoryTable for SqliteBackend<'_> {
 }
 
 impl SqliteBackend<'_> {
-    /// Makes `<table>_count` exist and kept by triggers, or recounts it if it drifted: the
-    /// fast path then reads two rows instead of counting the history. Only a speed-up: when it
-    /// cannot be done (a read-only file), the run goes on with a warning, and boots count the
-    /// rows and take the slow path until it can.
-    fn ensure_counter(&self) {
-        let kept = self.conn.query_row(
-            &self.sql.counter_kept,
-            self.sql.counter_triggers.clone(),
-            |r| r.get::<_, i64>(0),
-        );
-        let (what, sql) = match kept {
-            Ok(3) => ("recount", &self.sql.recount),
-            Ok(_) => ("install", &self.sql.counter_install),
-            Err(e) => {
-                tracing::warn!(error = %e, "could not check the history's row count");
-                return;
-            }
-        };
-        if let Err(e) = self.conn.execute_batch(sql) {
-            if !self.conn.is_autocommit() {
-                let _ = self.conn.execute_batch("ROLLBACK");
-            }
-            tracing::warn!(error = %e, "could not {what} the history's row count");
+    fn rollback(&self) {
+        if !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
         }
     }
 
-    /// Reads the history without a lock; an absent table is an empty history.
+    /// Layout 1's side objects that still exist: (type, name).
+    fn legacy_objects(&self) -> Result<Vec<(String, String)>, Error> {
+        self.conn
+            .prepare(&self.sql.legacy_objects)
+            .and_then(|mut stmt| {
+                stmt.query_map(rusqlite::params_from_iter(&self.sql.legacy_names), |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .map_err(|e| Error::db("checking the history table", db_error(&e)))
+    }
+
+    /// Drops what layout 1 kept beside a table of layout 2 (left by a binary that knew only
+    /// layout 1), in one transaction.
+    fn drop_legacy(&self) -> Result<(), Error> {
+        let found = self.legacy_objects()?;
+        if found.is_empty() {
+            return Ok(());
+        }
+        let mut script = vec!["BEGIN IMMEDIATE".to_owned()];
+        for (kind, name) in &found {
+            let kind = if kind == "trigger" {
+                "TRIGGER"
+            } else {
+                "TABLE"
+            };
+            script.push(format!(
+                "DROP {kind} IF EXISTS {}.{}",
+                self.sql.schema,
+                sql::quote_ident(name)
+            ));
+        }
+        script.push("COMMIT".to_owned());
+        if let Err(e) = self.conn.execute_batch(&script.join(";\n")) {
+            self.rollback();
+            return Err(Error::db(
+                "dropping what an older Preflight left beside the history table",
+                db_error(&e),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Reads the history without a lock; an absent table is an empty history, a table of
+    /// layout 1 is read with an empty set.
     fn history(&self) -> Result<Vec<HistoryRow>, Error> {
-        match self.read() {
+        let read = match self.read(&self.sql.read) {
+            Err(e) if e.to_string().contains("no such column") => self.read(&self.sql.read_v1),
+            other => other,
+        };
+        match read {
             Err(e) if is_missing_table(&e) => Ok(Vec::new()),
             other => other
                 .map_err(|e| Error::db("reading the history", db_error(&e)))?
@@ -180,26 +277,41 @@ impl SqliteBackend<'_> {
         }
     }
 
-    fn read(&self) -> rusqlite::Result<Vec<Result<HistoryRow, Error>>> {
-        let mut stmt = self.conn.prepare(&self.sql.read)?;
+    fn read(&self, sql: &str) -> rusqlite::Result<Vec<Result<HistoryRow, Error>>> {
+        let mut stmt = self.conn.prepare(sql)?;
         let rows = stmt.query_map([], |r| {
             Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
+                (r.get::<_, String>(0)?, r.get::<_, String>(1)?),
                 r.get::<_, String>(2)?,
                 r.get::<_, String>(3)?,
                 r.get::<_, String>(4)?,
-                r.get::<_, i64>(5)?,
-                r.get::<_, i64>(6)?,
-                r.get::<_, String>(7)?,
-                r.get::<_, i64>(8)?,
+                r.get::<_, String>(5)?,
+                (r.get::<_, i64>(6)?, r.get::<_, i64>(7)?),
+                r.get::<_, String>(8)?,
                 r.get::<_, String>(9)?,
-                r.get::<_, Option<String>>(10)?,
+                r.get::<_, i64>(10)?,
+                r.get::<_, String>(11)?,
+                (
+                    r.get::<_, Option<String>>(12)?,
+                    r.get::<_, Option<String>>(13)?,
+                ),
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (version, name, checksum, chain, state, done, total, at, ms, by, error) = row?;
+            let (
+                (set, version),
+                name,
+                checksum,
+                chain,
+                state,
+                (done, total),
+                completed,
+                at,
+                ms,
+                by,
+                (error, repaired),
+            ) = row?;
             let count = |n: i64| u32::try_from(n).unwrap_or(0);
             out.push(
                 version
@@ -207,6 +319,7 @@ impl SqliteBackend<'_> {
                     .map_err(|e| Error::History(format!("row with version `{version}`: {e}")))
                     .and_then(|v| {
                         Ok(HistoryRow {
+                            set,
                             version: v,
                             name,
                             checksum,
@@ -216,10 +329,12 @@ impl SqliteBackend<'_> {
                             })?,
                             statements_done: count(done),
                             statements_total: count(total),
+                            completed,
                             applied_at: at,
                             execution_ms: ms,
                             applied_by: by,
                             error,
+                            repaired,
                         })
                     }),
             );

@@ -5,8 +5,9 @@
 //!
 //! # How a run goes
 //!
-//! * **Fast path**: one `SELECT` of the goal row and the trigger-kept row count (the same query
-//!   as on PostgreSQL; see [`crate::history`]); no lock, nothing else.
+//! * **Fast path**: one `SELECT` of the newest history row of each set and whether any is
+//!   unfinished, two index probes (as on PostgreSQL; see [`crate::history`]); no lock, nothing
+//!   else.
 //! * **Lock** ([`LockStrategy::Advisory`](crate::LockStrategy::Advisory), the default): SQLite
 //!   has no session advisory lock, so the runner opens a second connection on a sidecar file
 //!   next to the database, `<database>-preflight-lock` (an empty SQLite database, like SQLite's
@@ -40,7 +41,7 @@
 //! names (`SQLITE_ERROR`, `SQLITE_CONSTRAINT`, `SQLITE_BUSY`).
 //!
 //! Files: `statements.rs` (splitting as SQLite splits), `sql.rs` (the history table's SQL),
-//! `history.rs` (reads, the row count, progress rows), `lock.rs` (the lock file), `apply.rs`
+//! `history.rs` (the fast path, creation and the upgrade from layout 1, reads, progress rows), `lock.rs` (the lock file), `apply.rs`
 //! (migration transactions) and `reset.rs` (the database's objects).
 
 mod apply;

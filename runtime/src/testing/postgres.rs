@@ -17,7 +17,7 @@ pub const DATABASE_PREFIX: &str = "preflight_test_";
 
 /// The name prefix of template databases: `preflight_tpl_<set>_<chain>`, where `<set>` comes
 /// from the first migration's checksum (which a set keeps while it grows) and `<chain>` from
-/// the chain hash of the whole set.
+/// the chain hash of the whole set, its name and the history table's layout.
 pub const TEMPLATE_PREFIX: &str = "preflight_tpl_";
 
 /// How many templates of one set (same first migration) are kept: the newest ones, so that a
@@ -367,7 +367,7 @@ impl Admin {
 /// with room for the builder's suffix.
 fn template_name(set: &Migrations) -> String {
     let hex = |c: Checksum| c.to_string();
-    let chain = hex(set.last().map_or(Checksum::ZERO, |m| m.chain()));
+    let chain = hex(crate::Composition::single(set).fingerprint());
     let family = hex(set.iter().next().map_or(Checksum::ZERO, |m| m.checksum()));
     format!("{TEMPLATE_PREFIX}{}_{}", &family[..8], &chain[..24])
 }

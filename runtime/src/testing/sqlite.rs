@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use rusqlite::Connection;
 
 use super::{is_leftover, unique_name};
-use crate::{Checksum, Migrations};
+use crate::Migrations;
 
 /// The name prefix of per-test files.
 const FILE_PREFIX: &str = "preflight_test_";
@@ -125,8 +125,9 @@ fn directory() -> PathBuf {
 /// and renames it into place, which is atomic, so a reader sees no template or a complete one
 /// (and the builders' results are identical).
 fn template_for(set: &Migrations) -> PathBuf {
-    let chain = set.last().map_or(Checksum::ZERO, |m| m.chain()).to_string();
-    let template = directory().join(format!("template_{}.db", &chain[..32]));
+    // Keyed by the history layout, the set's name and its chain: what the file holds.
+    let key = crate::Composition::single(set).fingerprint().to_string();
+    let template = directory().join(format!("template_{}.db", &key[..32]));
     if template.exists() {
         return template;
     }

@@ -5,5 +5,6 @@ static D: preflight::Migrations = preflight::embed!("tests/fixtures/updown", lin
 static E: preflight::Migrations = preflight::embed!("tests/fixtures/updown", lints = "warn", lints = "deny");
 static F: preflight::Migrations = preflight::embed!(migrations);
 static G: preflight::Migrations = preflight::embed!();
+static H: preflight::Migrations = preflight::embed!("tests/fixtures/updown", set = "a b");
 
 fn main() {}
