@@ -57,7 +57,13 @@ pub(crate) fn expand_in(
     }
     let shown = input.path.value();
     let dir = manifest_dir.join(&shown);
-    match check_dir(&dir, &shown, &input.options) {
+    let checked = check_dir(&dir, &shown, &input.options).and_then(|checked| {
+        match checked.requirement_errors(&set) {
+            errors if errors.is_empty() => Ok(checked),
+            errors => Err(errors),
+        }
+    });
+    match checked {
         Ok(checked) => generate(checked, &set),
         Err(errors) => {
             let message = format!(
@@ -189,7 +195,22 @@ fn generate(checked: Checked, set_name: &str) -> TokenStream {
         .map(|m| (body(m.up()), m.down().map(body)))
         .collect();
     let set = checked.into_migrations();
-    let entries = set.iter().zip(bodies).map(|(m, (up, down))| {
+    // Each list of requirements is a `const` item of its own, so that it is 'static (a borrow
+    // of a temporary passed to a function would not be).
+    let mut requirement_lists: Vec<TokenStream> = Vec::new();
+    let entries: Vec<TokenStream> = set.iter().zip(bodies).enumerate().map(|(i, (m, (up, down)))| {
+        let requires: Vec<TokenStream> = m
+            .requires()
+            .iter()
+            .map(|r| {
+                let set = r.set();
+                let parts = r.version().parts();
+                quote!(::preflight::Requirement::__embedded(
+                    #set,
+                    ::preflight::Version::from_parts([#(#parts),*])
+                ))
+            })
+            .collect();
         let parts = m.version().parts();
         let name = m.name();
         let path = m.path();
@@ -201,8 +222,25 @@ fn generate(checked: Checked, set_name: &str) -> TokenStream {
         // compiler with a thousand migrations.
         let checksum = Literal::byte_string(m.checksum().as_bytes());
         let chain = Literal::byte_string(m.chain().as_bytes());
+        if requires.is_empty() {
+            return quote! {
+                ::preflight::Migration::__embedded(
+                    ::preflight::Version::from_parts([#(#parts),*]),
+                    #name,
+                    #path,
+                    #up,
+                    #down,
+                    ::preflight::Checksum::from_bytes(*#checksum),
+                    ::preflight::Checksum::from_bytes(*#chain),
+                )
+            };
+        }
+        let list = quote::format_ident!("__PREFLIGHT_REQUIRES_{}", i);
+        requirement_lists.push(quote! {
+            const #list: &[::preflight::Requirement] = &[#(#requires),*];
+        });
         quote! {
-            ::preflight::Migration::__embedded(
+            ::preflight::Migration::__embedded_requiring(
                 ::preflight::Version::from_parts([#(#parts),*]),
                 #name,
                 #path,
@@ -210,13 +248,15 @@ fn generate(checked: Checked, set_name: &str) -> TokenStream {
                 #down,
                 ::preflight::Checksum::from_bytes(*#checksum),
                 ::preflight::Checksum::from_bytes(*#chain),
+                #list,
             )
         }
-    });
+    }).collect();
     quote! {
         {
             #(#tracked)*
             #(#warnings)*
+            #(#requirement_lists)*
             // A `const` item so the array is lifetime-extended to 'static (a temporary passed to
             // a function would not be).
             const __PREFLIGHT_MIGRATIONS: &[::preflight::Migration] = &[#(#entries),*];

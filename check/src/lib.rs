@@ -43,7 +43,8 @@ use std::sync::Arc;
 
 use preflight_runtime::source::{self, Level, SourceBody, SourceFile, SourceMigration};
 pub use preflight_runtime::source::{Diagnostic, Layout};
-use preflight_runtime::{Body, Kind, MigrationParts, Migrations, Span, Version};
+use preflight_runtime::source::Requires;
+use preflight_runtime::{Body, Kind, MigrationParts, Migrations, Requirement, Span, Version};
 
 pub use expand::expand;
 pub use test_attribute::expand_test;
@@ -184,6 +185,7 @@ pub struct CheckedMigration {
     name: String,
     up: CheckedBody,
     down: Option<CheckedBody>,
+    requires: Vec<Requires>,
 }
 
 /// One checked body: its file, its statements as byte ranges of the file's text, and its kind.
@@ -224,6 +226,11 @@ impl Checked {
                 up: m.up.to_body(),
                 down: m.down.map(|d| d.to_body()),
                 name: m.name,
+                requires: m
+                    .requires
+                    .iter()
+                    .map(|r| Requirement::new(r.set.clone(), r.version))
+                    .collect(),
             })
             .collect();
         // Versions were checked unique when the directory was read.
@@ -232,7 +239,49 @@ impl Checked {
     }
 }
 
+impl Checked {
+    /// The requirements (`-- preflight:requires`) that the directory itself can refute, once
+    /// it is known as set `set`: a requirement of the set's own migration must name one of its
+    /// migrations that comes before. (Other sets' are checked by `compose`.)
+    pub fn requirement_errors(&self, set: &str) -> Vec<Diagnostic> {
+        let mut errors = Vec::new();
+        for m in &self.migrations {
+            for r in m.requires.iter().filter(|r| r.set == set) {
+                let exists = self.migrations.iter().any(|o| o.version == r.version);
+                let problem = if r.version >= m.version {
+                    format!(
+                        "migration {} requires migration {} of its own set `{set}`, which does \
+                         not come before it: migrations of one set run in version order, so \
+                         remove the line",
+                        m.version, r.version
+                    )
+                } else if !exists {
+                    format!(
+                        "migration {} requires migration {} of its own set `{set}`, which does \
+                         not exist: fix the version, or remove the line",
+                        m.version, r.version
+                    )
+                } else {
+                    continue;
+                };
+                errors.push(Diagnostic::error_at(
+                    m.up.file.display.clone(),
+                    &m.up.file.text,
+                    r.at.start,
+                    problem,
+                ));
+            }
+        }
+        errors
+    }
+}
+
 impl CheckedMigration {
+    /// The migrations of other sets it requires, as the directives said them.
+    pub fn requires(&self) -> &[Requires] {
+        &self.requires
+    }
+
     /// The version.
     pub fn version(&self) -> Version {
         self.version
@@ -373,6 +422,7 @@ fn check_migration(m: &SourceMigration, opts: &Options) -> Outcome {
             name: m.name.clone(),
             up,
             down,
+            requires: m.up.directives.requires.clone(),
         }),
         _ => None,
     };

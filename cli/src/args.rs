@@ -1,7 +1,5 @@
 //! The command line, as clap parses it.
 
-use std::path::PathBuf;
-
 use clap::{Args, Parser, Subcommand};
 
 /// Embed, check and apply SQL migrations; inspect and repair a database's migration history.
@@ -20,9 +18,21 @@ pub(crate) struct Global {
     /// The database, e.g. postgres://user@host:5432/db (its password is never printed).
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     pub database_url: Option<String>,
-    /// The migration directory.
-    #[arg(long, default_value = "migrations", global = true)]
-    pub dir: PathBuf,
+    /// A migration directory, as a set: `DIR`, or `SET=DIR` to name its set. Repeat it to
+    /// migrate several sets together (`--dir app=migrations --dir auth=crates/auth/migrations`);
+    /// a plain `DIR` is named after the crate it is in, as `embed!` names it.
+    #[arg(
+        long = "dir",
+        value_name = "[SET=]DIR",
+        default_value = "migrations",
+        global = true,
+        action = clap::ArgAction::Append
+    )]
+    pub dirs: Vec<String>,
+    /// The set that versions given to a command belong to (`up --to`, `down`, `baseline`,
+    /// `repair`, `adopt`) when several sets are migrated together.
+    #[arg(long, global = true, value_name = "SET")]
+    pub set: Option<String>,
     /// The history table, optionally schema-qualified (`schema.table`).
     #[arg(long, default_value = "preflight_history", global = true)]
     pub table: String,
@@ -70,12 +80,18 @@ pub(crate) enum Command {
     },
     /// Revert applied migrations with their down files.
     Down {
-        /// Revert everything above this version.
-        #[arg(long, required_unless_present = "steps", conflicts_with = "steps")]
+        /// Revert everything above this version (of the set; `0`: everything, version 0
+        /// included).
+        #[arg(long, required_unless_present_any = ["steps", "point"], conflicts_with_all = ["steps", "point"])]
         to: Option<String>,
-        /// Revert this many of the newest migrations.
-        #[arg(long)]
+        /// Revert this many of the newest migrations (of the set with `--set`; of every set,
+        /// newest first in their composed order, without).
+        #[arg(long, conflicts_with = "point")]
         steps: Option<usize>,
+        /// Revert every set back to the point where this version of `--set` was the last
+        /// migration applied, in the composed order.
+        #[arg(long, value_name = "VERSION")]
+        point: Option<String>,
         /// Print the plan and the SQL; touch nothing.
         #[arg(long)]
         dry_run: bool,

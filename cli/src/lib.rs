@@ -36,7 +36,8 @@ use clap::Parser;
 use preflight_check::{check_dir, Checked, Diagnostic, Dialect, LintLevel, Options};
 use preflight_runtime::adopt::AdoptError;
 use preflight_runtime::{
-    Adopt, Connection, Error, Migrations, Repair, Report, Revert, Runner, Step, Tool, Version,
+    Adopt, Composition, Connection, Error, Migrations, Repair, Report, Revert, Runner, Step, Tool,
+    Version,
 };
 use serde_json::{json, Value};
 use tracing_subscriber::layer::SubscriberExt;
@@ -58,6 +59,23 @@ pub fn run(migrations: &Migrations) -> ExitCode {
 /// Runs the commands with the given arguments (the first one is the program name). With
 /// `Some(migrations)` they are used instead of reading `--dir`.
 pub fn run_from<I, T>(migrations: Option<&Migrations>, args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let composition = migrations.map(Composition::from);
+    run_composed(composition.as_ref(), args)
+}
+
+/// [`run_from`] over embedded sets composed together (see `preflight::compose`): every
+/// command works on the composition, `--set` names the set a version belongs to.
+///
+/// ```no_run
+/// # fn app(all: &preflight_runtime::Composition<'_>) -> std::process::ExitCode {
+/// preflight_cli::run_composed(Some(all), std::env::args_os().skip(1))
+/// # }
+/// ```
+pub fn run_composed<I, T>(migrations: Option<&Composition<'_>>, args: I) -> ExitCode
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
@@ -169,7 +187,7 @@ fn diagnostics(list: &[Diagnostic]) -> String {
     text.join("\n\n")
 }
 
-fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError> {
+fn execute(cli: &Cli, embedded: Option<&Composition<'_>>) -> Result<Outcome, CliError> {
     init_tracing(&cli.global);
     let g = &cli.global;
     match &cli.command {
@@ -180,7 +198,9 @@ fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError
                         .into(),
                 ));
             }
-            let files = new::create(&g.dir, name, *reversible, SystemTime::now())?;
+            let specs = sets::specs(&g.dirs);
+            let dir = &sets::one(&specs, g.set.as_deref())?.path;
+            let files = new::create(dir, name, *reversible, SystemTime::now())?;
             let shown: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
             Ok(Outcome::ok(
                 shown.iter().map(|f| format!("created {f}\n")).collect(),
@@ -189,8 +209,9 @@ fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError
         }
         Command::Check { deny_warnings } => check(g, embedded, *deny_warnings),
         Command::Status => {
-            let (set, mut db) = open(g, embedded)?;
-            let r = runner(&set, g)?;
+            let (sets, mut db) = open(g, embedded)?;
+            let comp = compose(&sets)?;
+            let r = runner(&comp, g)?;
             let history = r.history(&mut *db)?;
             // The verdict is the runner's dry run: what a booting application would do.
             let planned = match r.plan(&mut *db) {
@@ -201,7 +222,7 @@ fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError
                 Ok(p) => p.foreign.iter().cloned().map(Foreign).collect(),
                 Err(_) => Vec::new(),
             };
-            let status = status::compute(&set, &history, planned.as_ref());
+            let status = status::compute(&comp, &history, planned.as_ref());
             let mut human = status.render();
             for f in &foreign {
                 human.push_str(&format!("note: {f}: {}\n", f.advice()));
@@ -220,8 +241,9 @@ fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError
             grouped,
             allow_out_of_order,
         } => {
-            let (set, mut db) = open(g, embedded)?;
-            let mut r = runner(&set, g)?
+            let (sets, mut db) = open(g, embedded)?;
+            let comp = compose(&sets)?;
+            let mut r = runner(&comp, g)?
                 .grouped(*grouped)
                 .out_of_order(*allow_out_of_order);
             if let Some(t) = to.as_deref().map(parse_version).transpose()? {
@@ -247,7 +269,7 @@ fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError
                 }
             }
             if *dry_run {
-                return Ok(dry_run_up(&planned.apply));
+                return Ok(dry_run_up(&planned.apply, comp.sets().len() > 1));
             }
             let progress = progress::Progress::new(planned.apply.len());
             let bar = progress.bar();
@@ -257,17 +279,28 @@ fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError
             }
             Ok(report_outcome(&report?, "applied"))
         }
-        Command::Down { to, steps, dry_run } => {
-            let (set, mut db) = open(g, embedded)?;
-            let revert = match (to, steps) {
-                (Some(v), _) => Revert::To(parse_version(v)?),
-                (None, Some(n)) => Revert::Steps(*n),
-                (None, None) => return Err(CliError::Usage("give --to V or --steps N".into())),
+        Command::Down {
+            to,
+            steps,
+            point,
+            dry_run,
+        } => {
+            let (sets, mut db) = open(g, embedded)?;
+            let comp = compose(&sets)?;
+            let revert = match (to, steps, point) {
+                (Some(v), ..) => Revert::To(parse_version(v)?),
+                (None, Some(n), _) => Revert::Steps(*n),
+                (None, None, Some(v)) => Revert::Point(parse_version(v)?),
+                (None, None, None) => {
+                    return Err(CliError::Usage(
+                        "give --to V, --steps N or --point V".into(),
+                    ))
+                }
             };
-            let r = runner(&set, g)?;
+            let r = runner(&comp, g)?;
             let planned = r.plan_revert(&mut *db, revert)?;
             if *dry_run {
-                return Ok(dry_run_down(&planned.revert));
+                return Ok(dry_run_down(&planned.revert, comp.sets().len() > 1));
             }
             let progress = progress::Progress::new(planned.revert.len());
             let bar = progress.bar();
@@ -279,14 +312,15 @@ fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError
         }
         Command::Baseline { upto } => {
             let v = parse_version(upto)?;
-            let (set, mut db) = open(g, embedded)?;
-            if set.get(v).is_none() {
+            let (sets, mut db) = open(g, embedded)?;
+            let comp = compose(&sets)?;
+            if scoped(&comp, g)?.get(v).is_none() {
                 return Err(CliError::Usage(format!(
                     "{v} is not a migration version of this set"
                 )));
             }
             // One step under the lock: every row is recorded, or none.
-            let report = runner(&set, g)?.repair(&mut *db, Repair::Baseline(v))?;
+            let report = runner(&comp, g)?.repair(&mut *db, Repair::Baseline(v))?;
             let marked: Vec<String> = report.marked.iter().map(ToString::to_string).collect();
             Ok(Outcome::ok(
                 format!(
@@ -299,8 +333,9 @@ fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError
         Command::Reset { yes, allow_remote } => {
             // Before connecting: a refusal must not depend on the server answering.
             reset::check_local(database_url(g)?, *allow_remote)?;
-            let (set, mut db) = open(g, embedded)?;
-            let r = runner(&set, g)?;
+            let (sets, mut db) = open(g, embedded)?;
+            let comp = compose(&sets)?;
+            let r = runner(&comp, g)?;
             let announce = !g.json && !g.quiet;
             let (human, json, ok) = reset::reset(&mut *db, &r, *yes, announce)?;
             Ok(Outcome { human, json, ok })
@@ -312,8 +347,9 @@ fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError
             accept_checksum,
             resume,
         } => {
-            let (set, mut db) = open(g, embedded)?;
-            let r = runner(&set, g)?;
+            let (sets, mut db) = open(g, embedded)?;
+            let comp = compose(&sets)?;
+            let r = runner(&comp, g)?;
             let (what, repair) = match (forget, mark_applied, accept_checksum, resume) {
                 (Some(v), ..) => ("forgot", Repair::Forget(parse_version(v)?)),
                 (_, Some(v), ..) => ("marked applied", Repair::MarkApplied(parse_version(v)?)),
@@ -346,11 +382,13 @@ fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError
 /// (lock, one transaction, `<table>_log`), and says what `up` will apply next.
 fn adopt(
     g: &Global,
-    embedded: Option<&Migrations>,
+    embedded: Option<&Composition<'_>>,
     from: Option<&str>,
     dry_run: bool,
 ) -> Result<Outcome, CliError> {
-    let (set, mut db) = open(g, embedded)?;
+    let (sets, mut db) = open(g, embedded)?;
+    let comp = compose(&sets)?;
+    let set = scoped(&comp, g)?;
     let tool = match from {
         Some(name) => Some(
             Tool::from_cli_name(name)
@@ -359,8 +397,12 @@ fn adopt(
         None => None,
     };
     let how = tool.map_or(Adopt::Auto, Adopt::From);
-    let r = runner(&set, g)?.adoption(how);
-    let history = r.history(&mut *db)?;
+    let r = runner(&comp, g)?.adoption(how);
+    let history: Vec<_> = r
+        .history(&mut *db)?
+        .into_iter()
+        .filter(|h| h.set == set.set())
+        .collect();
     if !history.is_empty() {
         let adopted = history
             .iter()
@@ -443,66 +485,120 @@ fn adopt(
     ))
 }
 
-fn check(g: &Global, embedded: Option<&Migrations>, deny: bool) -> Result<Outcome, CliError> {
-    if let Some(set) = embedded {
+fn check(
+    g: &Global,
+    embedded: Option<&Composition<'_>>,
+    deny: bool,
+) -> Result<Outcome, CliError> {
+    if let Some(comp) = embedded {
         return Ok(Outcome::ok(
             format!(
                 "{} migrations, checked when the binary was compiled\n",
-                set.len()
+                comp.len()
             ),
-            json!({ "ok": true, "migrations": set.len(), "warnings": [] }),
+            json!({ "ok": true, "migrations": comp.len(), "warnings": [] }),
         ));
     }
-    let checked = read_dir(g, LintLevel::Warn)?;
-    let warnings: Vec<String> = checked.warnings().iter().map(ToString::to_string).collect();
-    let mut human: String = warnings.iter().map(|w| format!("{w}\n\n")).collect();
-    human.push_str(&format!(
-        "{}: {} migration(s) checked, {} warning(s)\n",
-        g.dir.display(),
-        checked.migrations().len(),
-        warnings.len()
-    ));
+    let mut human = String::new();
+    let mut warnings: Vec<String> = Vec::new();
+    let mut count = 0;
+    for spec in sets::specs(&g.dirs) {
+        let checked = read_dir(g, &spec.path, LintLevel::Warn)?;
+        let found: Vec<String> = checked.warnings().iter().map(ToString::to_string).collect();
+        human.extend(found.iter().map(|w| format!("{w}\n\n")));
+        human.push_str(&format!(
+            "{}: {} migration(s) checked, {} warning(s)\n",
+            spec.path.display(),
+            checked.migrations().len(),
+            found.len()
+        ));
+        count += checked.migrations().len();
+        warnings.extend(found);
+    }
     let ok = !deny || warnings.is_empty();
     Ok(Outcome {
         human,
-        json: json!({ "ok": ok, "migrations": checked.migrations().len(), "warnings": warnings }),
+        json: json!({ "ok": ok, "migrations": count, "warnings": warnings }),
         ok,
     })
 }
 
-/// The migration set: embedded, or read from `--dir` with every compile-time check and named
-/// as `embed!` would name it (see `sets`).
-fn load(g: &Global, embedded: Option<&Migrations>) -> Result<Migrations, CliError> {
-    match embedded {
-        Some(set) => Ok(set.clone()),
+/// The migration sets: embedded, or read from every `--dir` with every compile-time check and
+/// named as `embed!` would name them (see `sets`).
+fn load(g: &Global, embedded: Option<&Composition<'_>>) -> Result<Vec<Migrations>, CliError> {
+    if let Some(comp) = embedded {
+        return Ok(comp.sets().cloned().collect());
+    }
+    let mut loaded = Vec::new();
+    let mut errors = Vec::new();
+    for spec in sets::specs(&g.dirs) {
         // Lints are for `check`; they cannot change what is applied.
-        None => {
-            let set = read_dir(g, LintLevel::Allow)?.into_migrations();
-            Ok(match sets::crate_name(&g.dir) {
-                Some(name) => set.named(name),
-                None => set,
-            })
+        match read_dir(g, &spec.path, LintLevel::Allow) {
+            Ok(checked) => {
+                if let Some(name) = spec.set_name() {
+                    errors.extend(checked.requirement_errors(&name));
+                    loaded.push(checked.into_migrations().named(name));
+                } else {
+                    loaded.push(checked.into_migrations());
+                }
+            }
+            Err(CliError::Diagnostics(found)) => errors.extend(found),
+            Err(e) => return Err(e),
         }
     }
+    if errors.is_empty() {
+        Ok(loaded)
+    } else {
+        Err(CliError::Diagnostics(errors))
+    }
 }
 
-/// [`load`], then the database: the directory is checked before anything connects, and a
-/// directory that no `Cargo.toml` named takes the name of the one set its history holds.
+/// [`load`], then the database: every directory is checked before anything connects, and a
+/// lone directory that nothing named takes the name of the one set its history holds.
 fn open(
     g: &Global,
-    embedded: Option<&Migrations>,
-) -> Result<(Migrations, Box<dyn Connection>), CliError> {
-    let set = load(g, embedded)?;
+    embedded: Option<&Composition<'_>>,
+) -> Result<(Vec<Migrations>, Box<dyn Connection>), CliError> {
+    let mut loaded = load(g, embedded)?;
     let mut db = connect_db(g)?;
-    if embedded.is_some() || set.set() != preflight_runtime::DEFAULT_SET {
-        return Ok((set, db));
+    if embedded.is_none() {
+        if let [set] = loaded.as_mut_slice() {
+            if set.set() == preflight_runtime::DEFAULT_SET {
+                let comp = Composition::from(&*set);
+                let names = runner(&comp, g)?
+                    .history(&mut *db)?
+                    .into_iter()
+                    .map(|row| row.set)
+                    .collect();
+                *set = sets::settle(set.clone(), names);
+            }
+        }
     }
-    let names = sets::in_history(&runner(&set, g)?, &mut *db)?;
-    Ok((sets::settle(set, names), db))
+    Ok((loaded, db))
 }
 
-fn read_dir(g: &Global, lints: LintLevel) -> Result<Checked, CliError> {
-    let display = g.dir.display().to_string();
+/// The sets composed, refused before any I/O when they cannot be (see `preflight::compose`).
+fn compose(sets: &[Migrations]) -> Result<Composition<'_>, CliError> {
+    Ok(preflight_runtime::compose(sets).map_err(Error::from)?)
+}
+
+/// The set `--set` names, or the only one.
+fn scoped<'m>(comp: &Composition<'m>, g: &Global) -> Result<&'m Migrations, CliError> {
+    match &g.set {
+        Some(name) => comp
+            .set(name)
+            .ok_or_else(|| CliError::Usage(format!("--set {name}: no such set here"))),
+        None => match comp.sets().collect::<Vec<_>>().as_slice() {
+            [only] => Ok(only),
+            _ => Err(CliError::Usage(
+                "several sets: say which one with --set".into(),
+            )),
+        },
+    }
+}
+
+fn read_dir(g: &Global, dir: &Path, lints: LintLevel) -> Result<Checked, CliError> {
+    let display = dir.display().to_string();
     // A SQLite database's migrations are in SQLite's dialect: split as SQLite splits, and
     // checked by applying the chain to an in-memory SQLite, as `embed!(.., dialect = "sqlite")`.
     let sqlite = g
@@ -515,7 +611,7 @@ fn read_dir(g: &Global, lints: LintLevel) -> Result<Checked, CliError> {
         Dialect::Postgres
     };
     let options = Options::default().lints(lints).dialect(dialect);
-    check_dir(&g.dir, &display, &options).map_err(CliError::Diagnostics)
+    check_dir(dir, &display, &options).map_err(CliError::Diagnostics)
 }
 
 fn database_url(g: &Global) -> Result<&str, CliError> {
@@ -529,15 +625,18 @@ fn connect_db(g: &Global) -> Result<Box<dyn Connection>, CliError> {
     db::connect(database_url(g)?)
 }
 
-fn runner<'m>(set: &'m Migrations, g: &Global) -> Result<Runner<'m>, CliError> {
+fn runner<'m>(comp: &'m Composition<'_>, g: &Global) -> Result<Runner<'m>, CliError> {
     let (schema, table) = split_table(&g.table)?;
-    let mut r = set
+    let mut r = comp
         .runner()
         .table(table)
         .application("preflight-cli")
         .lock_timeout(g.lock_timeout.into());
     if let Some(schema) = schema {
         r = r.schema(schema);
+    }
+    if let Some(set) = &g.set {
+        r = r.set(set);
     }
     Ok(r)
 }
@@ -636,7 +735,7 @@ fn report_outcome(report: &Report, verb: &str) -> Outcome {
     )
 }
 
-fn dry_run_up(steps: &[Step<'_>]) -> Outcome {
+fn dry_run_up(steps: &[Step<'_>], multi: bool) -> Outcome {
     let mut human = format!("would apply {} migration(s):\n", steps.len());
     let mut list = Vec::new();
     for step in steps {
@@ -644,7 +743,8 @@ fn dry_run_up(steps: &[Step<'_>]) -> Outcome {
         let from = step.from() as usize;
         let body = m.up();
         human.push_str(&format!(
-            "\n-- {} {} ({}, {}, {} statement(s){})\n",
+            "\n-- {}{} {} ({}, {}, {} statement(s){})\n",
+            in_set(step, multi),
             m.version(),
             m.name(),
             m.path(),
@@ -664,12 +764,21 @@ fn dry_run_up(steps: &[Step<'_>]) -> Outcome {
             human.push_str(s);
             human.push('\n');
         }
-        list.push(json!({ "version": m.version().to_string(), "name": m.name(), "sql": sql }));
+        list.push(json!({ "set": step.set(), "version": m.version().to_string(), "name": m.name(), "sql": sql }));
     }
     Outcome::ok(human, json!({ "ok": true, "dry_run": true, "apply": list }))
 }
 
-fn dry_run_down(planned: &[Step<'_>]) -> Outcome {
+/// `auth `: a step's set in a listing of several sets' migrations.
+fn in_set(step: &Step<'_>, multi: bool) -> String {
+    if multi {
+        format!("{} ", step.set())
+    } else {
+        String::new()
+    }
+}
+
+fn dry_run_down(planned: &[Step<'_>], multi: bool) -> Outcome {
     let mut human = format!("would revert {} migration(s):\n", planned.len());
     let mut list = Vec::new();
     for step in planned {
@@ -678,12 +787,17 @@ fn dry_run_down(planned: &[Step<'_>]) -> Outcome {
             .down()
             .map(|d| d.statements().collect())
             .unwrap_or_default();
-        human.push_str(&format!("\n-- {} {} (down)\n", m.version(), m.name()));
+        human.push_str(&format!(
+            "\n-- {}{} {} (down)\n",
+            in_set(step, multi),
+            m.version(),
+            m.name()
+        ));
         for s in &sql {
             human.push_str(s);
             human.push('\n');
         }
-        list.push(json!({ "version": m.version().to_string(), "name": m.name(), "sql": sql }));
+        list.push(json!({ "set": step.set(), "version": m.version().to_string(), "name": m.name(), "sql": sql }));
     }
     Outcome::ok(
         human,

@@ -460,6 +460,9 @@ pub enum Error {
     /// Another tool's history cannot be adopted; nothing was written.
     #[error("cannot adopt: {0}")]
     Adopt(#[from] crate::adopt::AdoptError),
+    /// Migration sets cannot be composed (see [`crate::compose`]); nothing was touched.
+    #[error("cannot compose the migration sets: {0}")]
+    Compose(#[from] crate::composition::ComposeError),
 }
 
 impl Error {

@@ -13,9 +13,10 @@ pub mod source;
 mod version;
 
 pub use checksum::Checksum;
-pub use composition::Composition;
+pub use composition::{compose, ComposeError, Composition};
 pub use migration::{
-    Body, Kind, Migration, MigrationParts, MigrationSpec, Migrations, Span, DEFAULT_SET,
+    Body, Kind, Migration, MigrationParts, MigrationSpec, Migrations, Requirement, Span,
+    DEFAULT_SET,
 };
 pub use version::{Version, VersionError, MAX_PARTS};
 

@@ -100,8 +100,8 @@ impl Body {
     }
 }
 
-/// One migration: version, name, the file it came from, up and optional down body, checksum, and
-/// the chain value after it.
+/// One migration: version, name, the file it came from, up and optional down body, checksum,
+/// the chain value after it, and the migrations of other sets it requires.
 #[derive(Debug, Clone)]
 pub struct Migration {
     version: Version,
@@ -111,6 +111,50 @@ pub struct Migration {
     down: Option<Body>,
     checksum: Checksum,
     chain: Checksum,
+    requires: Cow<'static, [Requirement]>,
+}
+
+/// A migration of another set that a migration requires (`-- preflight:requires auth 3`):
+/// [`compose`](crate::compose) orders it first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requirement {
+    set: Cow<'static, str>,
+    version: Version,
+}
+
+impl Requirement {
+    /// Migration `version` of set `set`.
+    pub fn new(set: impl Into<Cow<'static, str>>, version: impl Into<Version>) -> Requirement {
+        Requirement {
+            set: set.into(),
+            version: version.into(),
+        }
+    }
+
+    /// Used by the code `embed!` generates.
+    #[doc(hidden)]
+    pub const fn __embedded(set: &'static str, version: Version) -> Requirement {
+        Requirement {
+            set: Cow::Borrowed(set),
+            version,
+        }
+    }
+
+    /// The set.
+    pub fn set(&self) -> &str {
+        &self.set
+    }
+
+    /// The version in that set.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+}
+
+impl fmt::Display for Requirement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.set, self.version)
+    }
 }
 
 impl Migration {
@@ -126,6 +170,22 @@ impl Migration {
         checksum: Checksum,
         chain: Checksum,
     ) -> Migration {
+        Migration::__embedded_requiring(version, name, path, up, down, checksum, chain, &[])
+    }
+
+    /// [`Migration::__embedded`] with the migrations of other sets it requires.
+    #[doc(hidden)]
+    #[allow(clippy::too_many_arguments)]
+    pub const fn __embedded_requiring(
+        version: Version,
+        name: &'static str,
+        path: &'static str,
+        up: Body,
+        down: Option<Body>,
+        checksum: Checksum,
+        chain: Checksum,
+        requires: &'static [Requirement],
+    ) -> Migration {
         Migration {
             version,
             name: Cow::Borrowed(name),
@@ -134,6 +194,7 @@ impl Migration {
             down,
             checksum,
             chain,
+            requires: Cow::Borrowed(requires),
         }
     }
 
@@ -169,6 +230,10 @@ impl Migration {
     /// The chain value after this migration (see [`crate::checksum`]).
     pub fn chain(&self) -> Checksum {
         self.chain
+    }
+    /// The migrations of other sets it requires (`-- preflight:requires`).
+    pub fn requires(&self) -> &[Requirement] {
+        &self.requires
     }
 }
 
@@ -257,6 +322,7 @@ impl Migrations {
                     down: p.down,
                     checksum,
                     chain,
+                    requires: Cow::Owned(p.requires),
                 }
             })
             .collect::<Vec<_>>();
@@ -330,6 +396,8 @@ pub struct MigrationParts {
     pub up: Body,
     /// The down body.
     pub down: Option<Body>,
+    /// The migrations of other sets it requires (`-- preflight:requires`).
+    pub requires: Vec<Requirement>,
 }
 
 /// A transactional migration given as plain SQL sent whole (no statement splitting): for tests,
@@ -351,8 +419,17 @@ impl MigrationSpec {
                 checksum_text: up.to_owned(),
                 up: whole_body(up, Kind::Transactional),
                 down: None,
+                requires: Vec::new(),
             },
         }
+    }
+
+    /// Requires migration `version` of set `set` (as `-- preflight:requires` does in a file).
+    pub fn requires(mut self, set: &str, version: impl Into<Version>) -> MigrationSpec {
+        self.parts
+            .requires
+            .push(Requirement::new(set.to_owned(), version));
+        self
     }
 
     /// Adds a down body.

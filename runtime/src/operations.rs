@@ -423,3 +423,4 @@ macro_rules! set_operations {
 }
 
 set_operations!(Migrations);
+set_operations!(crate::Composition<'_>);

@@ -386,6 +386,18 @@ pub(crate) fn plan_up<'a>(
         }
     }
 
+    let mut removed: BTreeMap<&str, Vec<Version>> = BTreeMap::new();
+    for row in history.iter().filter(|r| comp.set(&r.set).is_none()) {
+        removed.entry(&row.set).or_default().push(row.version);
+    }
+    for (set, mut versions) in removed {
+        versions.sort();
+        plan.warnings.push(Warning::RemovedSet {
+            set: set.to_owned(),
+            versions,
+        });
+    }
+
     let recorded: std::collections::HashSet<(&str, Version)> = history
         .iter()
         .map(|r| (r.set.as_str(), r.version))
@@ -444,63 +456,129 @@ pub(crate) fn plan_up<'a>(
     Ok(plan)
 }
 
-/// How far to revert (in the scoped set: [`Runner::set`](crate::Runner::set), or the only set).
+/// How far to revert. `To` and `Steps` count in the scoped set ([`Runner::set`](crate::Runner::set),
+/// or the composition's only set); `Steps` without a set in a composition of several counts in
+/// the composition's order; `Point` reverts every set back to a point of that order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Revert {
-    /// Revert every applied migration above this version; `Version::new(0)` reverts every
-    /// applied migration, version 0 included (diesel's `00000000000000` setup migration).
+    /// Revert every applied migration of the set above this version; `Version::new(0)` reverts
+    /// every applied migration of the set, version 0 included (diesel's `00000000000000` setup
+    /// migration). Refused when a migration of another set that stays applied requires one of
+    /// them (revert that set first, or use `Point`).
     To(Version),
-    /// Revert the newest `n` applied migrations.
+    /// Revert the newest `n` applied migrations (of the set; of the composition, newest first in
+    /// its order, when no set is named in a composition of several).
     Steps(usize),
+    /// Revert, in every set, each applied migration that comes after migration `v` of the
+    /// scoped set in the composition's order (newest first): the database as it was when that
+    /// migration was the last one applied. In a composition of one set, the same as `To`.
+    Point(Version),
 }
 
 /// Plans a revert: the migrations to revert, newest first. A revert that stopped half-way
 /// (`reverting`, `revert_failed`) is continued from its next down unit when the units it
 /// completed are unchanged in the file. Refuses, before anything is touched, when one of them
 /// is not in the binary, has no down body, was changed since it was applied, when a completed
-/// down unit changed, or when another row is unfinished.
+/// down unit changed, when another row is unfinished, or when a migration that stays applied
+/// requires one of them.
 pub(crate) fn plan_down<'a>(
     comp: &Composition<'a>,
     history: &[HistoryRow],
     revert: Revert,
     policy: &Policy,
 ) -> Result<Vec<Step<'a>>, Error> {
-    let set = policy.scoped(comp)?;
-    let label = comp.label(set.set());
-    let mut rows: Vec<&HistoryRow> = history.iter().filter(|r| r.set == set.set()).collect();
-    rows.sort_by_key(|r| std::cmp::Reverse(r.version));
-    if let Some(row) = rows
+    let position: HashMap<(&str, Version), usize> = comp
+        .iter()
+        .enumerate()
+        .map(|(i, item)| ((item.set, item.migration.version()), i))
+        .collect();
+    // The rows of the composition's sets, newest first: in version order within a set, in the
+    // composition's order across sets (a row not in the binary right after its set's last
+    // migration below it).
+    let ours: Vec<&HistoryRow> = history
+        .iter()
+        .filter(|r| comp.set(&r.set).is_some())
+        .collect();
+    if let Some(row) = ours
         .iter()
         .find(|r| matches!(r.state, State::InProgress | State::Failed))
     {
-        return Err(unfinished(label, set.get(row.version), row));
+        let set = comp.set(&row.set);
+        return Err(unfinished(
+            comp.label(&row.set),
+            set.and_then(|s| s.get(row.version)),
+            row,
+        ));
     }
-    let count = match revert {
-        Revert::To(v) if v == Version::new(0) => rows.len(),
-        Revert::To(v) => rows.iter().take_while(|r| r.version > v).count(),
-        Revert::Steps(n) => n.min(rows.len()),
+    let place = |r: &HistoryRow| -> (usize, bool, Version) {
+        match position.get(&(r.set.as_str(), r.version)) {
+            Some(&p) => (p, false, r.version),
+            None => {
+                let before = comp.set(&r.set).and_then(|s| {
+                    s.iter()
+                        .rev()
+                        .find(|m| m.version() < r.version)
+                        .and_then(|m| position.get(&(r.set.as_str(), m.version())).copied())
+                });
+                (before.unwrap_or(0), true, r.version)
+            }
+        }
+    };
+    let scoped = match revert {
+        Revert::Steps(_) if policy.scope.is_none() && comp.is_multi() => None,
+        _ => Some(policy.scoped(comp)?),
+    };
+    let mut rows: Vec<&HistoryRow> = match scoped {
+        Some(set) if !matches!(revert, Revert::Point(_)) => {
+            ours.iter().copied().filter(|r| r.set == set.set()).collect()
+        }
+        _ => ours.clone(),
+    };
+    rows.sort_by_key(|r| std::cmp::Reverse(place(r)));
+    let count = match (revert, scoped) {
+        (Revert::To(v), _) if v == Version::new(0) => rows.len(),
+        (Revert::To(v), _) => rows.iter().take_while(|r| r.version > v).count(),
+        (Revert::Steps(n), _) => n.min(rows.len()),
+        (Revert::Point(v), Some(set)) => {
+            let Some(&point) = position.get(&(set.set(), v)) else {
+                return Err(Error::UnknownVersion(format!(
+                    "migration {v} is not in {}",
+                    comp.label(set.set())
+                        .map_or_else(|| "this binary".to_owned(), |s| format!("set `{s}`"))
+                )));
+            };
+            rows.iter().take_while(|r| place(r) > (point, false, v)).count()
+        }
+        (Revert::Point(_), None) => 0,
     };
     let (selected, kept) = rows.split_at(count);
     if let Some(row) = kept.iter().find(|r| r.state.is_revert()) {
-        return Err(unfinished(label, set.get(row.version), row));
+        let set = comp.set(&row.set);
+        return Err(unfinished(
+            comp.label(&row.set),
+            set.and_then(|s| s.get(row.version)),
+            row,
+        ));
     }
     let mut reasons = Vec::new();
     let mut out = Vec::new();
     for row in selected {
+        let label = comp.label(&row.set);
+        let shown = format!("{}{}", crate::error::in_set(&label), row.version);
+        let Some(set) = comp.set(&row.set) else {
+            continue;
+        };
         match set.get(row.version) {
             None => reasons.push(format!(
-                "migration {} is not in this binary, so its down body is unknown",
-                row.version
+                "migration {shown} is not in this binary, so its down body is unknown"
             )),
             Some(m) if m.down().is_none() => reasons.push(format!(
-                "migration {} ({}) has no down migration",
-                m.version(),
+                "migration {shown} ({}) has no down migration",
                 m.path()
             )),
             Some(m) if !row.checksum_is(&m.checksum()) => reasons.push(format!(
-                "migration {} ({}) was changed after it was applied (recorded checksum {}, \
+                "migration {shown} ({}) was changed after it was applied (recorded checksum {}, \
                  file {}); its down body may not match what was applied",
-                m.version(),
                 m.path(),
                 row.checksum,
                 m.checksum()
@@ -524,6 +602,32 @@ pub(crate) fn plan_down<'a>(
             }
         }
     }
+    // A migration that stays applied keeps what it requires.
+    for row in kept.iter().filter(|r| r.is_applied()) {
+        let Some(m) = comp.set(&row.set).and_then(|s| s.get(row.version)) else {
+            continue;
+        };
+        for r in m.requires() {
+            if let Some(undone) = selected
+                .iter()
+                .find(|s| s.set == r.set() && s.version <= r.version())
+            {
+                reasons.push(format!(
+                    "migration `{}` {} ({}) requires `{}` {}, which this revert would undo \
+                     (`{}` {}): revert set `{}` first, or the whole composition back to a \
+                     point (`Revert::Point`, `preflight down --point`)",
+                    row.set,
+                    row.version,
+                    m.path(),
+                    r.set(),
+                    r.version(),
+                    undone.set,
+                    undone.version,
+                    row.set
+                ));
+            }
+        }
+    }
     if !reasons.is_empty() {
         return Err(Error::NoDown { reasons });
     }
@@ -531,37 +635,13 @@ pub(crate) fn plan_down<'a>(
 }
 
 /// Plans reverting every applied migration of every set of the composition (a reset), newest
-/// first in the composition's order, with [`plan_down`]'s checks for each set; every reason
-/// not to is reported at once.
+/// first in the composition's order, with [`plan_down`]'s checks; every reason not to is
+/// reported at once.
 pub(crate) fn plan_down_all<'a>(
     comp: &Composition<'a>,
     history: &[HistoryRow],
 ) -> Result<Vec<Step<'a>>, Error> {
-    let mut out = Vec::new();
-    let mut reasons = Vec::new();
-    for set in comp.sets() {
-        let policy = Policy {
-            scope: Some(set.set().to_owned()),
-            ..Policy::default()
-        };
-        match plan_down(comp, history, Revert::To(Version::new(0)), &policy) {
-            Ok(steps) => out.extend(steps),
-            Err(Error::NoDown { reasons: r }) => reasons.extend(r),
-            Err(e) => return Err(e),
-        }
-    }
-    if !reasons.is_empty() {
-        return Err(Error::NoDown { reasons });
-    }
-    let position: HashMap<(&str, Version), usize> = comp
-        .iter()
-        .enumerate()
-        .map(|(i, item)| ((item.set, item.migration.version()), i))
-        .collect();
-    out.sort_by_key(|s| {
-        std::cmp::Reverse(position.get(&(s.set(), s.migration().version())).copied())
-    });
-    Ok(out)
+    plan_down(comp, history, Revert::Steps(usize::MAX), &Policy::default())
 }
 
 pub(crate) fn unfinished(set: Option<String>, m: Option<&Migration>, row: &HistoryRow) -> Error {

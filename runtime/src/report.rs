@@ -168,6 +168,15 @@ pub enum Warning {
         /// The unit (statement or block; 0-based) it resumed from.
         from_statement: u32,
     },
+    /// The history holds migrations of a set this run does not compose (a set removed from
+    /// the composition, or another application's): left as they are, never reverted
+    /// implicitly.
+    RemovedSet {
+        /// The set.
+        set: String,
+        /// Its versions in the history, ascending.
+        versions: Vec<Version>,
+    },
     /// The database is CockroachDB: the lease lock was used and migrations were recorded
     /// `in_progress` then `applied`, since DDL there is not transactional.
     CockroachDb,
@@ -238,6 +247,12 @@ impl fmt::Display for Warning {
                 }
                 write!(f, ", so it resumed at statement {n}")
             }
+            Warning::RemovedSet { set, versions } => write!(
+                f,
+                "the history holds migration(s) {} of set `{set}`, which this run does not \
+                 compose: left as they are",
+                list(versions)
+            ),
             Warning::CockroachDb => f.write_str(
                 "CockroachDB: lease lock, each migration recorded in_progress then applied \
                  (DDL is not transactional there)",

@@ -359,6 +359,7 @@ fn failing_body_rolls_back_and_names_statement_and_line<D: Db>() {
             Kind::Transactional,
         ),
         down: None,
+        requires: Vec::new(),
     }])
     .unwrap();
     let err = db.run(&m.runner()).unwrap_err();
@@ -771,6 +772,7 @@ fn with_no_transaction_down(down: &[&str]) -> Migrations {
             Kind::Transactional,
         ),
         down: Some(Body::owned(text, spans, Kind::NoTransaction)),
+        requires: Vec::new(),
     }])
     .unwrap()
 }

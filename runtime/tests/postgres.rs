@@ -195,6 +195,7 @@ fn syntax_error_names_statement_line_and_sqlstate() {
             Kind::Transactional,
         ),
         down: None,
+        requires: Vec::new(),
     }])
     .unwrap();
     let err = m.run(&mut client).unwrap_err();

@@ -409,6 +409,7 @@ mod tests {
             checksum_text: String::new(),
             up: body,
             down: None,
+            requires: Vec::new(),
         };
     }
 }

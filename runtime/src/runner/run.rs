@@ -78,15 +78,21 @@ async fn dry_run_inner<'m, B: Backend>(
     let mut rows = read_if_any(b, comp).await?;
     let mut foreign = Vec::new();
     let mut adopted = None;
+    let how = adopt::wanted(work, cfg.adopt);
     if rows.is_empty() && matches!(work, Work::Migrate | Work::Adopt) {
         foreign = b.foreign_tables().await?;
-        let how = adopt::wanted(work, cfg.adopt);
-        if how != Adopt::Off {
-            let set = cfg.policy.scoped(comp)?;
+    }
+    if how != Adopt::Off {
+        // Adoption fills one set's history: while that set has no rows.
+        let set = cfg.policy.scoped(comp)?;
+        if rows.iter().all(|r| r.set != set.set()) {
+            if foreign.is_empty() {
+                foreign = b.foreign_tables().await?;
+            }
             if let Some((found, list)) =
                 adopt::preview(b, set, session, how, matches!(work, Work::Adopt), &foreign).await?
             {
-                rows = adopt::rows_of(set.set(), &list, &found);
+                rows.extend(adopt::rows_of(set.set(), &list, &found));
                 adopted = Some(found);
                 foreign.clear();
             }
@@ -200,9 +206,10 @@ async fn locked_work<B: Backend>(
     let mut rows = read(b).await?;
     let how = adopt::wanted(work, cfg.adopt);
     if how != Adopt::Off {
-        if rows.is_empty() {
+        // Adoption fills one set's history: while that set has no rows.
+        let set = cfg.policy.scoped(comp)?;
+        if rows.iter().all(|r| r.set != set.set()) {
             let explicit = matches!(work, Work::Adopt);
-            let set = cfg.policy.scoped(comp)?;
             let adopted = adopt::adopt(b, set, cfg, session, how, explicit).await?;
             if adopted.as_ref().is_some_and(|a| !a.versions.is_empty()) {
                 rows = read(b).await?;
@@ -210,8 +217,9 @@ async fn locked_work<B: Backend>(
             report.adopted = adopted;
         } else {
             tracing::debug!(
+                set = set.set(),
                 rows = rows.len(),
-                "Preflight's history is not empty: nothing to adopt"
+                "the set's history is not empty: nothing to adopt"
             );
         }
     }

@@ -1,11 +1,14 @@
 //! Directives: comment lines that change how a migration runs or is checked.
 //!
-//! Preflight's own: `-- preflight:no-transaction` and `-- preflight:allow(rule, ...)`, each on a
-//! line of its own anywhere in the file. Foreign markers are honoured too: goose's
+//! Preflight's own: `-- preflight:no-transaction`, `-- preflight:allow(rule, ...)` and
+//! `-- preflight:requires <set> <version>` (this migration runs after that migration of another
+//! set, see [`crate::composition`]), each on a line of its own anywhere in the file. Foreign markers are honoured too: goose's
 //! `-- +goose NO TRANSACTION` (any case), sqlx's `-- no-transaction` as the first line, and
 //! diesel's `run_in_transaction = false` in `metadata.toml`.
 
 use std::ops::Range;
+
+use crate::Version;
 
 /// Where a no-transaction marker came from (for messages).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +30,20 @@ pub struct Directives {
     pub no_transaction: Option<NoTransaction>,
     /// Lint rules allowed in this file, by name.
     pub allow: Vec<String>,
+    /// `-- preflight:requires <set> <version>` lines, in order.
+    pub requires: Vec<Requires>,
+}
+
+/// A `-- preflight:requires <set> <version>` line: the migration needs that migration of that
+/// set applied first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requires {
+    /// The set.
+    pub set: String,
+    /// The version in that set.
+    pub version: Version,
+    /// The byte range of the line in its file.
+    pub at: Range<usize>,
 }
 
 /// A directive that does not parse, with the byte range of its line.
@@ -66,17 +83,42 @@ pub(crate) fn parse(text: &str) -> (Directives, Vec<DirectiveError>) {
             for rule in list.split(',').map(str::trim).filter(|r| !r.is_empty()) {
                 d.allow.push(rule.to_owned());
             }
+        } else if let Some(args) = directive
+            .strip_prefix("requires")
+            .filter(|a| a.is_empty() || a.starts_with(char::is_whitespace))
+        {
+            let at = start..start + line.trim_end().len();
+            match requires(args) {
+                Ok((set, version)) => d.requires.push(Requires { set, version, at }),
+                Err(message) => errors.push(DirectiveError { at, message }),
+            }
         } else {
             errors.push(DirectiveError {
                 at: start..start + line.trim_end().len(),
                 message: format!(
                     "unknown directive `-- preflight:{directive}`: the directives are \
-                     `-- preflight:no-transaction` and `-- preflight:allow(rule-name)`"
+                     `-- preflight:no-transaction`, `-- preflight:allow(rule-name)` and \
+                     `-- preflight:requires <set> <version>`"
                 ),
             });
         }
     }
     (d, errors)
+}
+
+/// The arguments of `-- preflight:requires`: a set's name and a version.
+fn requires(args: &str) -> Result<(String, Version), String> {
+    let usage = "write `-- preflight:requires <set> <version>`, e.g. `-- preflight:requires auth 3`";
+    let parts: Vec<&str> = args.split_whitespace().collect();
+    let [set, version] = parts.as_slice() else {
+        return Err(format!("`-- preflight:requires{args}`: {usage}"));
+    };
+    crate::composition::check_set_name(set)
+        .map_err(|e| format!("`-- preflight:requires{args}`: {e}"))?;
+    let version = version
+        .parse::<Version>()
+        .map_err(|e| format!("`-- preflight:requires{args}`: {e}; {usage}"))?;
+    Ok(((*set).to_owned(), version))
 }
 
 /// Reads diesel's `metadata.toml`: only `run_in_transaction` matters to Preflight.
@@ -123,6 +165,29 @@ mod tests {
             parse("select 1;\n-- no-transaction\n").0.no_transaction,
             None
         );
+    }
+
+    #[test]
+    fn reads_requirements() {
+        let text = "-- preflight:requires auth 3\n--preflight:requires billing 1.2\nselect 1;\n";
+        let (d, e) = parse(text);
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(d.requires.len(), 2);
+        assert_eq!((d.requires[0].set.as_str(), d.requires[0].version), ("auth", Version::new(3)));
+        assert_eq!(d.requires[0].at, 0..28);
+        assert_eq!(d.requires[1].version, "1.2".parse().unwrap());
+        for bad in [
+            "-- preflight:requires auth\n",
+            "-- preflight:requires auth x\n",
+            "-- preflight:requires a=b 3\n",
+            "-- preflight:requires auth 3 4\n",
+        ] {
+            let (_, e) = parse(bad);
+            assert_eq!(e.len(), 1, "{bad}");
+            assert!(e[0].message.contains("preflight:requires"), "{}", e[0].message);
+        }
+        // Another directive that starts with the same letters is unknown, not a requirement.
+        assert!(parse("-- preflight:requiresx\n").1[0].message.contains("unknown directive"));
     }
 
     #[test]

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use diagnostic::{Diagnostic, Level, Position};
-pub use directive::{Directives, NoTransaction};
+pub use directive::{Directives, NoTransaction, Requires};
 pub use name::Layout;
 
 use crate::Version;
@@ -223,6 +223,9 @@ impl Reader {
             }
             FileName::Plain(v, n) => (Layout::Simple, v, n, Direction::Up),
         };
+        if direction == Direction::Down {
+            self.no_requirements_in_down(&file, &directives);
+        }
         self.found.push(Found {
             layout,
             version,
@@ -234,6 +237,19 @@ impl Reader {
                 directives,
             },
         });
+    }
+
+    /// A requirement belongs to the up file: a down file's is an error, not ignored.
+    fn no_requirements_in_down(&mut self, file: &SourceFile, directives: &Directives) {
+        for r in &directives.requires {
+            self.errors.push(Diagnostic::error_at(
+                &file.display,
+                &file.text,
+                r.at.start,
+                "`-- preflight:requires` belongs in the up migration (the order of down \
+                 migrations follows it): move it to the up file",
+            ));
+        }
     }
 
     fn goose(&mut self, file: Arc<SourceFile>, mut directives: Directives, v: Version, n: String) {
@@ -253,6 +269,11 @@ impl Reader {
             directives.no_transaction = Some(NoTransaction::Goose);
         }
         if let Some(down) = sections.down {
+            // One file: its requirements are the up section's.
+            let down_directives = Directives {
+                requires: Vec::new(),
+                ..directives.clone()
+            };
             self.found.push(Found {
                 layout: Layout::Goose,
                 version: v,
@@ -261,7 +282,7 @@ impl Reader {
                 body: SourceBody {
                     file: file.clone(),
                     range: down,
-                    directives: directives.clone(),
+                    directives: down_directives,
                 },
             });
         }
@@ -326,6 +347,9 @@ impl Reader {
             }
             if !run_in_transaction {
                 directives.no_transaction = Some(NoTransaction::Diesel);
+            }
+            if direction == Direction::Down {
+                self.no_requirements_in_down(&file, &directives);
             }
             self.found.push(Found {
                 layout: Layout::Diesel,

@@ -9,7 +9,7 @@ use tokio_postgres::{Client, NoTls};
 use super::{is_leftover, on_own_runtime, server_url, unique_name, with_database};
 use crate::error::with_causes as causes;
 use crate::postgres::quote_ident as identifier;
-use crate::{Checksum, Migrations};
+use crate::{Checksum, Composition};
 
 /// The name prefix of every test database; with the creation time in the name it lets a later
 /// run recognise databases left behind by a crashed one.
@@ -54,12 +54,18 @@ impl TestDatabase {
     ///
     /// # Panics
     /// When no server can be reached or started, or a migration fails on a fresh database.
-    pub fn new(migrations: &Migrations) -> TestDatabase {
-        on_own_runtime(|| TestDatabase::new_async(migrations))
+    ///
+    /// `migrations` is a set (`&MIGRATIONS`) or a composition of sets (`&all`, see
+    /// [`compose`](crate::compose)): the template is keyed by every set's name and chain.
+    pub fn new<'m>(migrations: impl Into<Composition<'m>>) -> TestDatabase {
+        let migrations = migrations.into();
+        on_own_runtime(|| TestDatabase::new_async(&migrations))
     }
 
     /// [`TestDatabase::new`] for async code (needs a tokio runtime).
-    pub async fn new_async(migrations: &Migrations) -> TestDatabase {
+    pub async fn new_async<'m>(migrations: impl Into<Composition<'m>>) -> TestDatabase {
+        let migrations: Composition<'m> = migrations.into();
+        let migrations = &migrations;
         let admin = Admin::connect().await;
         let mut retried = false;
         loop {
@@ -98,8 +104,8 @@ impl TestDatabase {
 
     /// The name of the template database a set's copies are made from (it exists once a
     /// `TestDatabase` of the set was created): to inspect it, or to drop it by hand.
-    pub fn template_name(migrations: &Migrations) -> String {
-        template_name(migrations)
+    pub fn template_name<'m>(migrations: impl Into<Composition<'m>>) -> String {
+        template_name(&migrations.into())
     }
 
     /// The database's name.
@@ -240,7 +246,7 @@ impl Admin {
     }
 
     /// Makes sure the migrated template of `set` exists, and returns its name.
-    async fn template_for(&self, set: &Migrations) -> String {
+    async fn template_for(&self, set: &Composition<'_>) -> String {
         let name = template_name(set);
         if self.template_exists(&name).await {
             return name;
@@ -282,7 +288,7 @@ impl Admin {
 
     /// Migrates a scratch database, then renames it into place, so that no one ever copies a
     /// half-migrated template. Runs under the template's lock.
-    async fn build_template(&self, name: &str, set: &Migrations) {
+    async fn build_template(&self, name: &str, set: &Composition<'_>) {
         let fail = |what: &str, e: &tokio_postgres::Error| -> ! {
             panic!("cannot {what} the template {name}: {}", causes(e))
         };
@@ -365,10 +371,13 @@ impl Admin {
 
 /// `preflight_tpl_<set>_<chain>` (see [`TEMPLATE_PREFIX`]); 47 bytes, within PostgreSQL's 63
 /// with room for the builder's suffix.
-fn template_name(set: &Migrations) -> String {
+fn template_name(set: &Composition<'_>) -> String {
     let hex = |c: Checksum| c.to_string();
-    let chain = hex(crate::Composition::single(set).fingerprint());
-    let family = hex(set.iter().next().map_or(Checksum::ZERO, |m| m.checksum()));
+    let chain = hex(set.fingerprint());
+    let family = hex(set
+        .order()
+        .next()
+        .map_or(Checksum::ZERO, |(_, m)| m.checksum()));
     format!("{TEMPLATE_PREFIX}{}_{}", &family[..8], &chain[..24])
 }
 

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use rusqlite::Connection;
 
 use super::{is_leftover, unique_name};
-use crate::Migrations;
+use crate::Composition;
 
 /// The name prefix of per-test files.
 const FILE_PREFIX: &str = "preflight_test_";
@@ -38,8 +38,8 @@ impl SqliteTestDatabase {
     ///
     /// # Panics
     /// When the temporary directory is not writable, or a migration fails on a fresh database.
-    pub fn new(migrations: &Migrations) -> SqliteTestDatabase {
-        let template = template_for(migrations);
+    pub fn new<'m>(migrations: impl Into<Composition<'m>>) -> SqliteTestDatabase {
+        let template = template_for(&migrations.into());
         let dir = directory();
         clean_up_leftovers(&dir);
         let path = dir.join(format!("{}.db", unique_name(FILE_PREFIX)));
@@ -58,8 +58,8 @@ impl SqliteTestDatabase {
     ///
     /// # Panics
     /// As [`SqliteTestDatabase::new`].
-    pub fn in_memory(migrations: &Migrations) -> Connection {
-        let template = template_for(migrations);
+    pub fn in_memory<'m>(migrations: impl Into<Composition<'m>>) -> Connection {
+        let template = template_for(&migrations.into());
         let mut conn = Connection::open_in_memory()
             .unwrap_or_else(|e| panic!("cannot open an in-memory SQLite database: {e}"));
         conn.restore(
@@ -124,9 +124,9 @@ fn directory() -> PathBuf {
 /// Many threads and processes may build it at once: each migrates a scratch file of its own
 /// and renames it into place, which is atomic, so a reader sees no template or a complete one
 /// (and the builders' results are identical).
-fn template_for(set: &Migrations) -> PathBuf {
-    // Keyed by the history layout, the set's name and its chain: what the file holds.
-    let key = crate::Composition::single(set).fingerprint().to_string();
+fn template_for(set: &Composition<'_>) -> PathBuf {
+    // Keyed by the history layout, the sets' names and their chains: what the file holds.
+    let key = set.fingerprint().to_string();
     let template = directory().join(format!("template_{}.db", &key[..32]));
     if template.exists() {
         return template;
