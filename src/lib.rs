@@ -130,7 +130,7 @@ pub use preflight_macros::test;
 /// ```
 #[cfg(feature = "cli")]
 pub mod cli {
-    pub use preflight_cli::{run, run_from};
+    pub use preflight_cli::{run, run_composed, run_from};
 }
 
 /// The README's examples, compiled as doctests so that they stay true.

@@ -198,33 +198,53 @@ fn generate(checked: Checked, set_name: &str) -> TokenStream {
     // Each list of requirements is a `const` item of its own, so that it is 'static (a borrow
     // of a temporary passed to a function would not be).
     let mut requirement_lists: Vec<TokenStream> = Vec::new();
-    let entries: Vec<TokenStream> = set.iter().zip(bodies).enumerate().map(|(i, (m, (up, down)))| {
-        let requires: Vec<TokenStream> = m
-            .requires()
-            .iter()
-            .map(|r| {
-                let set = r.set();
-                let parts = r.version().parts();
-                quote!(::preflight::Requirement::__embedded(
-                    #set,
-                    ::preflight::Version::from_parts([#(#parts),*])
-                ))
-            })
-            .collect();
-        let parts = m.version().parts();
-        let name = m.name();
-        let path = m.path();
-        let down = match down {
-            Some(d) => quote!(::core::option::Option::Some(#d)),
-            None => quote!(::core::option::Option::None),
-        };
-        // Byte strings rather than arrays of 32 literals: one token each, which matters to the
-        // compiler with a thousand migrations.
-        let checksum = Literal::byte_string(m.checksum().as_bytes());
-        let chain = Literal::byte_string(m.chain().as_bytes());
-        if requires.is_empty() {
-            return quote! {
-                ::preflight::Migration::__embedded(
+    let entries: Vec<TokenStream> = set
+        .iter()
+        .zip(bodies)
+        .enumerate()
+        .map(|(i, (m, (up, down)))| {
+            let requires: Vec<TokenStream> = m
+                .requires()
+                .iter()
+                .map(|r| {
+                    let set = r.set();
+                    let parts = r.version().parts();
+                    quote!(::preflight::Requirement::__embedded(
+                        #set,
+                        ::preflight::Version::from_parts([#(#parts),*])
+                    ))
+                })
+                .collect();
+            let parts = m.version().parts();
+            let name = m.name();
+            let path = m.path();
+            let down = match down {
+                Some(d) => quote!(::core::option::Option::Some(#d)),
+                None => quote!(::core::option::Option::None),
+            };
+            // Byte strings rather than arrays of 32 literals: one token each, which matters to the
+            // compiler with a thousand migrations.
+            let checksum = Literal::byte_string(m.checksum().as_bytes());
+            let chain = Literal::byte_string(m.chain().as_bytes());
+            if requires.is_empty() {
+                return quote! {
+                    ::preflight::Migration::__embedded(
+                        ::preflight::Version::from_parts([#(#parts),*]),
+                        #name,
+                        #path,
+                        #up,
+                        #down,
+                        ::preflight::Checksum::from_bytes(*#checksum),
+                        ::preflight::Checksum::from_bytes(*#chain),
+                    )
+                };
+            }
+            let list = quote::format_ident!("__PREFLIGHT_REQUIRES_{}", i);
+            requirement_lists.push(quote! {
+                const #list: &[::preflight::Requirement] = &[#(#requires),*];
+            });
+            quote! {
+                ::preflight::Migration::__embedded_requiring(
                     ::preflight::Version::from_parts([#(#parts),*]),
                     #name,
                     #path,
@@ -232,26 +252,11 @@ fn generate(checked: Checked, set_name: &str) -> TokenStream {
                     #down,
                     ::preflight::Checksum::from_bytes(*#checksum),
                     ::preflight::Checksum::from_bytes(*#chain),
+                    #list,
                 )
-            };
-        }
-        let list = quote::format_ident!("__PREFLIGHT_REQUIRES_{}", i);
-        requirement_lists.push(quote! {
-            const #list: &[::preflight::Requirement] = &[#(#requires),*];
-        });
-        quote! {
-            ::preflight::Migration::__embedded_requiring(
-                ::preflight::Version::from_parts([#(#parts),*]),
-                #name,
-                #path,
-                #up,
-                #down,
-                ::preflight::Checksum::from_bytes(*#checksum),
-                ::preflight::Checksum::from_bytes(*#chain),
-                #list,
-            )
-        }
-    }).collect();
+            }
+        })
+        .collect();
     quote! {
         {
             #(#tracked)*

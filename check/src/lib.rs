@@ -41,9 +41,9 @@ use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 
+use preflight_runtime::source::Requires;
 use preflight_runtime::source::{self, Level, SourceBody, SourceFile, SourceMigration};
 pub use preflight_runtime::source::{Diagnostic, Layout};
-use preflight_runtime::source::Requires;
 use preflight_runtime::{Body, Kind, MigrationParts, Migrations, Requirement, Span, Version};
 
 pub use expand::expand;

@@ -2,7 +2,9 @@
 //! semantic check instead of a parser's — the whole chain is applied to an in-memory SQLite
 //! database at compile time (every up in version order, then, for the reversible tail of the
 //! set, the downs newest first), and the first statement SQLite rejects becomes the error, at
-//! its `file:line:column`, with SQLite's own message (`no such table: users`).
+//! its `file:line:column`, with SQLite's own message (`no such table: users`). The chain stops
+//! before the first migration that requires another set's (`-- preflight:requires`), whose
+//! tables this directory does not create.
 //!
 //! Why not a parser: squawk parses PostgreSQL, and SQLite's grammar differs (`AUTOINCREMENT`,
 //! `INSERT OR REPLACE`, `WITHOUT ROWID`, trigger bodies), while SQLite itself is compiled into
@@ -123,6 +125,15 @@ pub(crate) fn apply_chain(migrations: &[CheckedMigration]) -> Vec<Diagnostic> {
             )]
         }
     };
+    // A migration that requires another set's migration may use that set's tables, which this
+    // directory does not create: the chain is applied up to the migration before it, rather
+    // than refusing valid SQL (SQLite cannot check a statement without the tables it names, so
+    // that migration and the later ones are checked at boot, by the database).
+    let applicable = migrations
+        .iter()
+        .position(|m| !m.requires().is_empty())
+        .unwrap_or(migrations.len());
+    let migrations = &migrations[..applicable];
     for (i, m) in migrations.iter().enumerate() {
         if let Some(d) = apply(&conn, m.up(), || {
             if i == 0 {

@@ -485,11 +485,7 @@ fn adopt(
     ))
 }
 
-fn check(
-    g: &Global,
-    embedded: Option<&Composition<'_>>,
-    deny: bool,
-) -> Result<Outcome, CliError> {
+fn check(g: &Global, embedded: Option<&Composition<'_>>, deny: bool) -> Result<Outcome, CliError> {
     if let Some(comp) = embedded {
         return Ok(Outcome::ok(
             format!(

@@ -144,7 +144,11 @@ fn group<'a>(set: &Migrations, history: &'a [HistoryRow]) -> Group<'a> {
         };
         rows.push((m.version(), m.name().to_owned(), line, row));
     }
-    for r in history.iter().copied().filter(|r| set.get(r.version).is_none()) {
+    for r in history
+        .iter()
+        .copied()
+        .filter(|r| set.get(r.version).is_none())
+    {
         let line = match r.state {
             State::Applied if newest_compiled.is_none_or(|n| r.version > n) => Line::Ahead,
             State::Applied => Line::Missing,

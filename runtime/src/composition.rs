@@ -87,18 +87,14 @@ pub enum ComposeError {
     DuplicateSet(String),
     /// A requirement names a set that is not composed, or a version that set does not have.
     #[error(
-        "migration `{set}` {version} ({path}) requires `{required}`, but {why}: add that set \
-         to the composition, or fix the `-- preflight:requires` line"
+        "migration {migration} requires `{required}`, but {why}: add that set to the \
+         composition, or fix the `-- preflight:requires` line"
     )]
     UnknownRequirement {
-        /// The requiring migration's set.
-        set: String,
-        /// Its version.
-        version: Version,
-        /// Its file.
-        path: String,
-        /// What it requires.
-        required: Requirement,
+        /// The requiring migration: `` `app` 2 (migrations/2_x.sql) ``.
+        migration: String,
+        /// What it requires: `auth 3`.
+        required: String,
         /// Why the requirement is unknown.
         why: String,
     },
@@ -162,6 +158,19 @@ pub fn compose<'m>(
     Ok(Composition { sets, order })
 }
 
+/// Checks every requirement of the composition's sets (a set run on its own becomes a
+/// composition without [`compose`]'s checks: a requirement of another set is refused here).
+pub(crate) fn check_requirements(comp: &Composition<'_>) -> Result<(), ComposeError> {
+    for set in &comp.sets {
+        for m in set.iter() {
+            for r in m.requires() {
+                check_requirement(&comp.sets, set, m, r)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn check_requirement(
     sets: &[&Migrations],
     set: &Migrations,
@@ -194,10 +203,8 @@ fn check_requirement(
         Some(_) => return Ok(()),
     };
     Err(ComposeError::UnknownRequirement {
-        set: set.set().to_owned(),
-        version: m.version(),
-        path: m.path().to_owned(),
-        required: r.clone(),
+        migration: format!("`{}` {} ({})", set.set(), m.version(), m.path()),
+        required: r.to_string(),
         why,
     })
 }
@@ -210,9 +217,9 @@ fn order(sets: &[&Migrations]) -> Result<Vec<(usize, usize)>, ComposeError> {
     let mut order = Vec::with_capacity(total);
     // Whether migration `version` of set `name` is placed: its set's next index is past it.
     let placed = |next: &[usize], name: &str, version: Version| {
-        sets.iter().zip(next).any(|(s, &n)| {
-            s.set() == name && n > 0 && s.as_slice()[n - 1].version() >= version
-        })
+        sets.iter()
+            .zip(next)
+            .any(|(s, &n)| s.set() == name && n > 0 && s.as_slice()[n - 1].version() >= version)
     };
     while order.len() < total {
         let ready = (0..sets.len()).find(|&i| {
@@ -260,7 +267,12 @@ fn cycle(sets: &[&Migrations], next: &[usize]) -> Vec<String> {
         .iter()
         .filter_map(|&s| {
             let (m, _) = waiting(s)?;
-            Some(format!("`{}` {} ({})", sets[s].set(), m.version(), m.path()))
+            Some(format!(
+                "`{}` {} ({})",
+                sets[s].set(),
+                m.version(),
+                m.path()
+            ))
         })
         .collect();
     if let Some(first) = names.first().cloned() {
@@ -354,5 +366,130 @@ impl<'m> Composition<'m> {
     /// Whether there is no migration at all.
     pub fn is_empty(&self) -> bool {
         self.order.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MigrationSpec;
+
+    fn set(name: &str, specs: Vec<MigrationSpec>) -> Migrations {
+        Migrations::from_specs(specs)
+            .unwrap()
+            .named(name.to_owned())
+    }
+
+    fn plain(name: &str, versions: &[u64]) -> Migrations {
+        set(
+            name,
+            versions
+                .iter()
+                .map(|&v| MigrationSpec::new(v, &format!("{name}{v}"), "select 1;"))
+                .collect(),
+        )
+    }
+
+    fn order(c: &Composition<'_>) -> Vec<String> {
+        c.order()
+            .map(|(s, m)| format!("{s} {}", m.version()))
+            .collect()
+    }
+
+    #[test]
+    fn orders_each_set_requirements_first_then_as_listed() {
+        let app = set(
+            "app",
+            vec![
+                MigrationSpec::new(1, "a", "select 1;"),
+                MigrationSpec::new(2, "b", "select 1;").requires("auth", 3u64),
+                MigrationSpec::new(3, "c", "select 1;"),
+            ],
+        );
+        let auth = plain("auth", &[1, 2, 3, 4]);
+        let c = compose([&app, &auth]).unwrap();
+        assert_eq!(
+            order(&c),
+            ["app 1", "auth 1", "auth 2", "auth 3", "app 2", "app 3", "auth 4"]
+        );
+        // Listed the other way, with no requirement in the way: auth first, whole.
+        let c = compose([&auth, &app]).unwrap();
+        assert_eq!(order(&c)[..4], ["auth 1", "auth 2", "auth 3", "auth 4"]);
+        assert_eq!(c.to_string(), "auth + app");
+        assert_eq!(c.len(), 7);
+    }
+
+    #[test]
+    fn refuses_what_cannot_be_composed() {
+        let app = plain("app", &[1]);
+        let twin = plain("app", &[2]);
+        assert_eq!(
+            compose([&app, &twin]).unwrap_err(),
+            ComposeError::DuplicateSet("app".into())
+        );
+        assert_eq!(
+            compose(Vec::<&Migrations>::new()).unwrap_err(),
+            ComposeError::Empty
+        );
+        let bad = plain("a b", &[1]);
+        assert!(matches!(compose([&bad]), Err(ComposeError::InvalidName(_))));
+
+        let needs = |set: &str, v: u64| {
+            self::set(
+                "app",
+                vec![MigrationSpec::new(1, "a", "select 1;").requires(set, v)],
+            )
+        };
+        let auth = plain("auth", &[1, 2]);
+        let unknown_set = needs("billing", 1);
+        let err = compose([&unknown_set, &auth]).unwrap_err();
+        assert!(
+            err.to_string().contains("no set `billing` is composed"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("1_a.sql"), "{err}");
+        let unknown_version = needs("auth", 9);
+        let err = compose([&unknown_version, &auth]).unwrap_err();
+        assert!(
+            err.to_string().contains("set `auth` has no migration 9"),
+            "{err}"
+        );
+        let own = needs("app", 1);
+        assert!(matches!(compose([&own]), Err(ComposeError::OwnSet { .. })));
+    }
+
+    #[test]
+    fn refuses_a_cycle_naming_it() {
+        let a = set(
+            "a",
+            vec![
+                MigrationSpec::new(1, "a1", "select 1;"),
+                MigrationSpec::new(2, "a2", "select 1;").requires("b", 1u64),
+            ],
+        );
+        let b = set(
+            "b",
+            vec![MigrationSpec::new(1, "b1", "select 1;").requires("c", 1u64)],
+        );
+        let c = set(
+            "c",
+            vec![MigrationSpec::new(1, "c1", "select 1;").requires("a", 2u64)],
+        );
+        let err = compose([&a, &b, &c]).unwrap_err();
+        let ComposeError::Cycle(loop_) = &err else {
+            panic!("{err}");
+        };
+        assert_eq!(loop_.len(), 4, "{err}");
+        assert_eq!(loop_.first(), loop_.last());
+        let text = err.to_string();
+        for part in ["`a` 2", "`b` 1", "`c` 1", "which waits for"] {
+            assert!(text.contains(part), "{part}: {text}");
+        }
+        // Without the last link there is an order.
+        let c = plain("c", &[1]);
+        assert_eq!(
+            order(&compose([&a, &b, &c]).unwrap()),
+            ["a 1", "c 1", "b 1", "a 2"]
+        );
     }
 }

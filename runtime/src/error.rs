@@ -399,15 +399,14 @@ pub enum Error {
     /// An unfinished migration's file changed in a statement that had completed.
     #[error("{0}")]
     CompletedChanged(Box<CompletedChanged>),
-    /// The history table holds migrations of other sets only, none of the run's: it belongs
-    /// to other migrations (a renamed set, another application's history), and nothing was
-    /// done.
+    /// The history table holds these migrations under another set's name, and none of the
+    /// run's sets (a renamed set, or a directory read under another name): nothing was done.
     #[error(
-        "the history table holds the migrations of set(s) {} and none of this run's set(s) {}: \
-         it belongs to other migrations, and nothing was done. If they are the same migrations \
-         under another name, give the set the history's name (`embed!(\"migrations\", set = \
-         \"{}\")`, `Migrations::named`, the CLI's `--dir {}=PATH`); otherwise keep this history \
-         apart (`Runner::table`, `--table`)",
+        "the history table holds these migrations as set(s) {} and has no row of this run's \
+         set(s) {}: nothing was done, since applying them again under another name would run \
+         every migration twice. Give the set the history's name (`embed!(\"migrations\", set = \
+         \"{}\")`, `Migrations::named`, the CLI's `--dir {}=PATH`); or, for migrations that are \
+         really other ones, keep this history apart (`Runner::table`, `--table`)",
         quoted(.history),
         quoted(.run),
         .history.first().map_or("", String::as_str),

@@ -242,15 +242,28 @@ pub(crate) fn goals<'m>(
     Ok(goals)
 }
 
-/// Refuses a history that holds migrations of other sets only, none of the composition's: a
-/// renamed set (or a CLI reading a directory under another name) would otherwise apply every
-/// migration again on top of them.
+/// Refuses a history that holds, instead of the composition's sets, another set with the same
+/// migrations (a version with the same checksum as one of the composition's): a renamed set (or
+/// a CLI reading a directory under another name) would otherwise apply every migration again on
+/// top of them. Unrelated sets (another application's, in the same table) are left alone.
 pub(crate) fn check_sets(comp: &Composition<'_>, history: &[HistoryRow]) -> Result<(), Error> {
-    let ours = |r: &&HistoryRow| comp.set(&r.set).is_some();
-    if history.is_empty() || history.iter().any(|r| ours(&r)) {
+    if history.iter().any(|r| comp.set(&r.set).is_some()) {
         return Ok(());
     }
-    let mut others: Vec<String> = history.iter().map(|r| r.set.clone()).collect();
+    let same_files = |r: &&HistoryRow| {
+        comp.sets().any(|s| {
+            s.get(r.version)
+                .is_some_and(|m| r.checksum_is(&m.checksum()))
+        })
+    };
+    let mut others: Vec<String> = history
+        .iter()
+        .filter(same_files)
+        .map(|r| r.set.clone())
+        .collect();
+    if others.is_empty() {
+        return Ok(());
+    }
     others.sort();
     others.dedup();
     Err(Error::OtherSets {
@@ -529,9 +542,11 @@ pub(crate) fn plan_down<'a>(
         _ => Some(policy.scoped(comp)?),
     };
     let mut rows: Vec<&HistoryRow> = match scoped {
-        Some(set) if !matches!(revert, Revert::Point(_)) => {
-            ours.iter().copied().filter(|r| r.set == set.set()).collect()
-        }
+        Some(set) if !matches!(revert, Revert::Point(_)) => ours
+            .iter()
+            .copied()
+            .filter(|r| r.set == set.set())
+            .collect(),
         _ => ours.clone(),
     };
     rows.sort_by_key(|r| std::cmp::Reverse(place(r)));
@@ -547,7 +562,9 @@ pub(crate) fn plan_down<'a>(
                         .map_or_else(|| "this binary".to_owned(), |s| format!("set `{s}`"))
                 )));
             };
-            rows.iter().take_while(|r| place(r) > (point, false, v)).count()
+            rows.iter()
+                .take_while(|r| place(r) > (point, false, v))
+                .count()
         }
         (Revert::Point(_), None) => 0,
     };
@@ -602,8 +619,11 @@ pub(crate) fn plan_down<'a>(
             }
         }
     }
-    // A migration that stays applied keeps what it requires.
-    for row in kept.iter().filter(|r| r.is_applied()) {
+    // A migration that stays applied, in any composed set, keeps what it requires.
+    let stays = ours
+        .iter()
+        .filter(|r| r.is_applied() && !selected.iter().any(|s| std::ptr::eq(*s, **r)));
+    for row in stays {
         let Some(m) = comp.set(&row.set).and_then(|s| s.get(row.version)) else {
             continue;
         };

@@ -496,6 +496,57 @@ fn in_wal_mode_every_migration_but_the_last_commits_unsynced() {
 }
 
 #[test]
+fn a_layout_1_history_upgraded_by_a_composition_goes_to_the_set_it_matches() {
+    let (_dir, _path, mut conn) = file_db();
+    let app = set(vec![
+        MigrationSpec::new(1, "a", "CREATE TABLE a (id INTEGER);"),
+        MigrationSpec::new(2, "b", "CREATE TABLE b (id INTEGER);"),
+    ])
+    .named("app");
+    let auth = set(vec![
+        MigrationSpec::new(1, "users", "CREATE TABLE users (id INTEGER);"),
+        MigrationSpec::new(2, "roles", "CREATE TABLE roles (id INTEGER);"),
+    ])
+    .named("auth");
+    let recorded: Vec<(String, String, String)> = app
+        .iter()
+        .map(|x| {
+            (
+                x.version().to_string(),
+                x.checksum().to_string(),
+                x.chain().to_string(),
+            )
+        })
+        .collect();
+    conn.execute_batch("CREATE TABLE a (id INTEGER); CREATE TABLE b (id INTEGER);")
+        .unwrap();
+    let rows: Vec<(&str, &str, &str)> = recorded
+        .iter()
+        .map(|(v, c, h)| (v.as_str(), c.as_str(), h.as_str()))
+        .collect();
+    layout_1(&conn, &rows);
+    // auth is listed first, and has versions 1 and 2 too: the rows are app's by their checksums.
+    let all = preflight_runtime::compose([&auth, &app]).unwrap();
+    let report = all.run(&mut conn).unwrap();
+    let applied: Vec<(String, Version)> = report
+        .applied
+        .iter()
+        .map(|a| (a.set.clone(), a.version))
+        .collect();
+    assert_eq!(
+        applied,
+        [
+            ("auth".to_owned(), Version::new(1)),
+            ("auth".to_owned(), Version::new(2))
+        ]
+    );
+    let history = all.history(&mut conn).unwrap();
+    let sets: Vec<&str> = history.iter().map(|r| r.set.as_str()).collect();
+    assert_eq!(sets, ["app", "app", "auth", "auth"]);
+    assert!(all.run(&mut conn).unwrap().fast_path);
+}
+
+#[test]
 fn a_read_only_file_boots_on_the_fast_path() {
     let (_dir, path, mut conn) = file_db();
     let m = set(vec![MigrationSpec::new(

@@ -136,6 +136,7 @@ fn check(comp: &Composition<'_>, cfg: &Config) -> Result<(), Error> {
     for set in comp.sets() {
         crate::composition::check_set_name(set.set()).map_err(Error::Config)?;
     }
+    crate::composition::check_requirements(comp)?;
     // The target is checked before the fast path, which would otherwise compare with the
     // newest migration below an unknown target.
     plan::limit(comp, &cfg.policy)?;

@@ -108,7 +108,8 @@ pub(crate) fn parse(text: &str) -> (Directives, Vec<DirectiveError>) {
 
 /// The arguments of `-- preflight:requires`: a set's name and a version.
 fn requires(args: &str) -> Result<(String, Version), String> {
-    let usage = "write `-- preflight:requires <set> <version>`, e.g. `-- preflight:requires auth 3`";
+    let usage =
+        "write `-- preflight:requires <set> <version>`, e.g. `-- preflight:requires auth 3`";
     let parts: Vec<&str> = args.split_whitespace().collect();
     let [set, version] = parts.as_slice() else {
         return Err(format!("`-- preflight:requires{args}`: {usage}"));
@@ -173,7 +174,10 @@ mod tests {
         let (d, e) = parse(text);
         assert!(e.is_empty(), "{e:?}");
         assert_eq!(d.requires.len(), 2);
-        assert_eq!((d.requires[0].set.as_str(), d.requires[0].version), ("auth", Version::new(3)));
+        assert_eq!(
+            (d.requires[0].set.as_str(), d.requires[0].version),
+            ("auth", Version::new(3))
+        );
         assert_eq!(d.requires[0].at, 0..28);
         assert_eq!(d.requires[1].version, "1.2".parse().unwrap());
         for bad in [
@@ -184,10 +188,16 @@ mod tests {
         ] {
             let (_, e) = parse(bad);
             assert_eq!(e.len(), 1, "{bad}");
-            assert!(e[0].message.contains("preflight:requires"), "{}", e[0].message);
+            assert!(
+                e[0].message.contains("preflight:requires"),
+                "{}",
+                e[0].message
+            );
         }
         // Another directive that starts with the same letters is unknown, not a requirement.
-        assert!(parse("-- preflight:requiresx\n").1[0].message.contains("unknown directive"));
+        assert!(parse("-- preflight:requiresx\n").1[0]
+            .message
+            .contains("unknown directive"));
     }
 
     #[test]

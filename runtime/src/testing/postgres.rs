@@ -392,7 +392,7 @@ async fn connect_to(url: &str) -> Result<Client, tokio_postgres::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::MigrationSpec;
+    use crate::{MigrationSpec, Migrations};
 
     fn count(client: &mut postgres::Client, sql: &str, name: &str) -> i64 {
         client.query_one(sql, &[&name]).unwrap().get(0)
@@ -428,7 +428,7 @@ mod tests {
             MigrationSpec::new(2, "b", "SELECT 2"),
         ])
         .unwrap();
-        let (n1, n2) = (template_name(&v1), template_name(&v2));
+        let (n1, n2) = (template_name(&(&v1).into()), template_name(&(&v2).into()));
         assert_ne!(n1, n2);
         // Same first migration: same family, which pruning keys on.
         assert_eq!(n1[..n1.rfind('_').unwrap()], n2[..n2.rfind('_').unwrap()]);
@@ -470,7 +470,7 @@ mod tests {
         let report = set.run(&mut db.connect()).unwrap();
         assert!(report.fast_path);
         let mut admin = postgres::Client::connect(server_url(), postgres::NoTls).unwrap();
-        assert_eq!(count(&mut admin, EXISTS, &template_name(&set)), 1);
+        assert_eq!(count(&mut admin, EXISTS, &template_name(&(&set).into())), 1);
         for name in &names {
             assert_eq!(count(&mut admin, EXISTS, name), 0, "{name} was not dropped");
         }
@@ -499,7 +499,7 @@ mod tests {
                 .unwrap()
                 .get(0);
             assert_eq!(tables, v as i64 - 1);
-            names.push(template_name(&set));
+            names.push(template_name(&(&set).into()));
         }
         let mut admin = postgres::Client::connect(server_url(), postgres::NoTls).unwrap();
         let left: Vec<i64> = names.iter().map(|n| count(&mut admin, EXISTS, n)).collect();

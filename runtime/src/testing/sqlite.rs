@@ -172,7 +172,7 @@ fn clean_up_leftovers(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::MigrationSpec;
+    use crate::{MigrationSpec, Migrations};
 
     fn set() -> Migrations {
         Migrations::from_specs(vec![

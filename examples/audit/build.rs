@@ -1,0 +1,4 @@
+fn main() {
+    preflight::build::watch("migrations");
+    preflight::build::watch("migrations-sqlite");
+}
