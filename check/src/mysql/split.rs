@@ -212,19 +212,15 @@ impl Lexer<'_> {
         });
         current.end = end;
         let punctuation = (end == start + 1).then(|| self.bytes[start]);
-        if let Some(comma) = current.comma.take() {
-            if matches!(punctuation, Some(b',' | b')')) {
-                self.split.problems.push(Problem {
-                    offset: start,
-                    message: format!(
-                        "syntax error: `{}` right after a `,` (the one at byte {} of the \
-                         statement), which no MySQL statement accepts: remove the extra comma, \
-                         or add what is missing between them",
-                        char::from(self.bytes[start]),
-                        comma - current.start
-                    ),
-                });
-            }
+        if current.comma.take().is_some() && matches!(punctuation, Some(b',' | b')')) {
+            self.split.problems.push(Problem {
+                offset: start,
+                message: format!(
+                    "syntax error: `{}` right after a `,`, which no MySQL statement accepts: remove \
+                     the extra comma, or add what is missing between them",
+                    char::from(self.bytes[start])
+                ),
+            });
         }
         match punctuation {
             Some(b'(') => current.open_parens.push(start),
