@@ -51,7 +51,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-pub use self::postgres::{TestDatabase, TestDb, DATABASE_PREFIX, TEMPLATE_PREFIX};
+pub use self::postgres::{TestDatabase, TestDb, DATABASE_PREFIX, IDLE_PREFIX, TEMPLATE_PREFIX};
 pub use self::server::{server_url, with_database, PrivateCluster};
 #[cfg(feature = "sqlite")]
 pub use self::sqlite::SqliteTestDatabase;
