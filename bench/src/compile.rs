@@ -104,6 +104,8 @@ struct Member {
     tool: Macro,
     /// Migrations embedded; `None`: the floor (no macro).
     size: Option<u32>,
+    /// Its build times are measured (otherwise it is built for the binary sizes only).
+    timed: bool,
 }
 
 /// Where the generated workspace lives: under `CARGO_TARGET_DIR` when set, so that its
@@ -210,6 +212,7 @@ pub fn compile(sizes: &[u32], rounds: usize, peers_at: Option<u32>) -> Vec<Strin
             name: format!("embed_{n}"),
             tool: Macro::Preflight,
             size: Some(n),
+            timed: true,
         })
         .collect();
     let tools: &[Macro] = if peers_at.is_some() {
@@ -217,33 +220,51 @@ pub fn compile(sizes: &[u32], rounds: usize, peers_at: Option<u32>) -> Vec<Strin
     } else {
         &[Macro::Preflight]
     };
+    let smallest = sizes.iter().copied().min().unwrap_or(10);
     for &tool in tools {
         if let (Some(n), true) = (peers_at, tool != Macro::Preflight) {
+            // The smallest size too, untimed, for the binary size each migration adds.
+            if smallest < n {
+                members.push(Member {
+                    name: format!("{}_{smallest}", tool.prefix()),
+                    tool,
+                    size: Some(smallest),
+                    timed: false,
+                });
+            }
             members.push(Member {
                 name: format!("{}_{n}", tool.prefix()),
                 tool,
                 size: Some(n),
+                timed: true,
             });
         }
         members.push(Member {
             name: format!("{}_floor", tool.prefix()),
             tool,
             size: None,
+            timed: true,
         });
     }
     let ws = base_dir();
     eprintln!("compile time: generated workspace in {}", ws.display());
     generate(&ws, &members);
-    eprintln!("  building the dependencies (not timed)");
-    if let Err(e) = cargo(&ws, &["build", "--workspace", "--quiet"]) {
-        return vec![format!(
-            "#### Compile time\n\nnot measured: the generated workspace does not build: {e}\n"
-        )];
+    // Each crate once on its own, not timed: its dependencies are then built with the
+    // features that crate alone selects (a `--workspace` build would unify them across the
+    // crates, and building one crate afterwards would rebuild its dependencies).
+    eprintln!("  building each crate's dependencies (not timed)");
+    for m in &members {
+        if let Err(e) = cargo(&ws, &["build", "--quiet", "-p", &m.name]) {
+            return vec![format!(
+                "#### Compile time\n\nnot measured: the generated crate {} does not build: {e}\n",
+                m.name
+            )];
+        }
     }
     // samples[member][kind]
     let mut samples: Vec<[Samples; 3]> = vec![Default::default(); members.len()];
     let mut errors: Vec<Option<String>> = vec![None; members.len()];
-    let indices: Vec<usize> = (0..members.len()).collect();
+    let indices: Vec<usize> = (0..members.len()).filter(|&i| members[i].timed).collect();
     for round in 0..rounds {
         for i in rotation(&indices, round) {
             let m = &members[i];
@@ -278,7 +299,11 @@ pub fn compile(sizes: &[u32], rounds: usize, peers_at: Option<u32>) -> Vec<Strin
         }
     }
     let mut out = Vec::new();
-    let floor_of = |tool: Macro| members.iter().position(|m| m.tool == tool && m.size.is_none());
+    let floor_of = |tool: Macro| {
+        members
+            .iter()
+            .position(|m| m.tool == tool && m.size.is_none())
+    };
     for &n in sizes {
         for (k, kind) in KINDS.iter().enumerate() {
             let mut t = Table::new(format!("Compile: {n} migration files, {kind}"));
@@ -292,9 +317,13 @@ pub fn compile(sizes: &[u32], rounds: usize, peers_at: Option<u32>) -> Vec<Strin
                 crate::report::rounds(rounds)
             ));
             for &tool in tools {
-                let with = members.iter().position(|m| m.tool == tool && m.size == Some(n));
+                let with = members
+                    .iter()
+                    .position(|m| m.tool == tool && m.size == Some(n));
                 let Some(with) = with else { continue };
-                let Some(floor) = floor_of(tool) else { continue };
+                let Some(floor) = floor_of(tool) else {
+                    continue;
+                };
                 let mut fm = Measure {
                     samples: samples[floor][k].clone(),
                     notes: Vec::new(),
@@ -312,13 +341,17 @@ pub fn compile(sizes: &[u32], rounds: usize, peers_at: Option<u32>) -> Vec<Strin
                 if let (Some(a), Some(b)) = (wm.median(), fm.median()) {
                     wm.note(format!("{} over its floor", signed_ms(a - b)));
                 }
-                t.push(format!("floor: {} crate without the macro", tool_name(tool)), true, fm);
+                t.push(
+                    format!("floor: {} crate without the macro", tool_name(tool)),
+                    true,
+                    fm,
+                );
                 t.push(tool.label(), false, wm);
             }
             out.push(t.markdown());
         }
     }
-    out.push(sizes_table(&ws, &members, sizes));
+    out.push(sizes_table(&ws, &members));
     out
 }
 
@@ -335,13 +368,15 @@ fn signed_ms(d: f64) -> String {
 }
 
 /// Release binaries: each embedding crate beside its tool's floor.
-fn sizes_table(ws: &Path, members: &[Member], sizes: &[u32]) -> String {
+fn sizes_table(ws: &Path, members: &[Member]) -> String {
     eprintln!("  release builds for the binary sizes");
     let mut out = String::from(
         "#### Binary size added by embedding the migrations (release profile)\n\n\
          One release build per crate (sizes do not vary between builds). Each crate's `main` \
-         reads the whole embedded set through `std::hint::black_box`, so the linker keeps it.\n\n\
-         | tool | migrations | binary | floor (same crate without the macro) | added | per migration |\n\
+         reads the whole embedded set through `std::hint::black_box`, so the linker keeps it; \
+         \"added\" is everything embedding brings (the set and the library code that reads \
+         it), the last column only what each further migration adds.\n\n\
+         | tool | migrations | binary | floor (same crate without the macro) | added | per migration, from the smallest set to this one |\n\
          |---|---|---|---|---|---|\n",
     );
     let size_of = |m: &Member| -> Result<u64, String> {
@@ -355,21 +390,32 @@ fn sizes_table(ws: &Path, members: &[Member], sizes: &[u32]) -> String {
             continue;
         };
         let floor_size = size_of(floor);
-        for m in members.iter().filter(|m| m.tool == tool && m.size.is_some()) {
+        let mut embedding: Vec<&Member> = members
+            .iter()
+            .filter(|m| m.tool == tool && m.size.is_some())
+            .collect();
+        embedding.sort_by_key(|m| m.size);
+        let mut smallest: Option<(u32, u64)> = None;
+        for m in embedding {
             let n = m.size.unwrap_or(0);
-            if !sizes.contains(&n) && tool == Macro::Preflight {
-                continue;
-            }
             let row = match (size_of(m), &floor_size) {
                 (Ok(with), Ok(without)) => {
                     let added = with as f64 - *without as f64;
+                    let marginal = match smallest {
+                        Some((k, size)) if k < n => {
+                            fmt_bytes((with as f64 - size as f64) / f64::from(n - k))
+                        }
+                        _ => "—".to_owned(),
+                    };
+                    if smallest.is_none() {
+                        smallest = Some((n, with));
+                    }
                     format!(
-                        "| {} | {n} | {} | {} | {} | {} |\n",
+                        "| {} | {n} | {} | {} | {} | {marginal} |\n",
                         tool.label(),
                         fmt_bytes(with as f64),
                         fmt_bytes(*without as f64),
                         fmt_bytes(added),
-                        fmt_bytes(added / f64::from(n.max(1)))
                     )
                 }
                 (Err(e), _) => format!("| {} | {n} | error: {e} | | | |\n", tool.label()),

@@ -33,7 +33,15 @@ pub fn latency(rt: &Runtime, work: &Path, plan: &Plan) -> Vec<Table> {
         scenarios::deploy(rt, work, plan, &route, &tag),
     ];
     if let Some(&n) = plan.apply_sizes.iter().find(|&&n| n >= plan.deploy_base) {
-        tables.push(scenarios::apply(rt, work, plan, Shape::Light, n, &route, &tag));
+        tables.push(scenarios::apply(
+            rt,
+            work,
+            plan,
+            Shape::Light,
+            n,
+            &route,
+            &tag,
+        ));
     }
     if let Some(first) = tables.first_mut() {
         first.method.insert(

@@ -219,7 +219,12 @@ fn main() {
                     })
                     .collect();
                 parts.push("### Apply to an empty database\n".to_owned());
-                let pairs: Vec<_> = plan.apply_sizes.iter().copied().zip(tables.iter()).collect();
+                let pairs: Vec<_> = plan
+                    .apply_sizes
+                    .iter()
+                    .copied()
+                    .zip(tables.iter())
+                    .collect();
                 parts.push(curve(
                     "Apply by number of migrations (one cheap statement each)",
                     &pairs,
@@ -252,7 +257,11 @@ fn main() {
             }
             Scenario::Storm => {
                 parts.push("### Storm\n".to_owned());
-                parts.extend(storm::storm(work.path(), &plan).iter().map(|t| t.markdown()));
+                parts.extend(
+                    storm::storm(work.path(), &plan)
+                        .iter()
+                        .map(|t| t.markdown()),
+                );
             }
             Scenario::Memory => {
                 parts.push("### Peak memory\n".to_owned());
@@ -276,11 +285,9 @@ fn main() {
                     work.path(),
                     &testdb::Suite {
                         tests: args.testdb_tests.unwrap_or(if quick { 20 } else { 100 }),
-                        migrations: args.testdb_migrations.unwrap_or(if quick {
-                            50
-                        } else {
-                            200
-                        }),
+                        migrations: args
+                            .testdb_migrations
+                            .unwrap_or(if quick { 50 } else { 200 }),
                     },
                 ));
             }

@@ -55,7 +55,10 @@ fn forward(mut from: TcpStream, mut to: TcpStream, delay: Duration) {
             match from.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    if tx.send((Instant::now() + delay, buf[..n].to_vec())).is_err() {
+                    if tx
+                        .send((Instant::now() + delay, buf[..n].to_vec()))
+                        .is_err()
+                    {
                         break;
                     }
                 }
@@ -141,6 +144,9 @@ mod tests {
         assert_eq!(got, (0..10).collect::<Vec<u8>>());
         assert!(took >= 2 * delay, "each direction delayed: {took:?}");
         // One by one, ten round trips would take at least 20 delays.
-        assert!(took < 10 * delay, "pipelined, not one delay per message: {took:?}");
+        assert!(
+            took < 10 * delay,
+            "pipelined, not one delay per message: {took:?}"
+        );
     }
 }

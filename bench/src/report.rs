@@ -206,12 +206,21 @@ mod tests {
         t.push("floor: slow", true, measure(&[40]));
         t.push("floor: fast", true, measure(&[20]));
         t.push("tool", false, measure(&[30]));
-        assert_eq!(t.lowest_floor().map(|f| f.who.as_str()), Some("floor: fast"));
+        assert_eq!(
+            t.lowest_floor().map(|f| f.who.as_str()),
+            Some("floor: fast")
+        );
         let md = t.markdown();
         assert!(md.contains("| ÷ floor: fast |"), "{md}");
-        assert!(md.contains("| tool | 30.0 ms | 30.0 ms | 30.0 ms | 1 | 1.50× |"), "{md}");
+        assert!(
+            md.contains("| tool | 30.0 ms | 30.0 ms | 30.0 ms | 1 | 1.50× |"),
+            "{md}"
+        );
         assert!(md.contains("| **floor: fast** |"), "{md}");
         let c = curve("c", &[(10, &t)]);
-        assert!(c.contains("| 10 | 40.0 ms (2.00×) | **20.0 ms** | 30.0 ms (1.50×) |"), "{c}");
+        assert!(
+            c.contains("| 10 | 40.0 ms (2.00×) | **20.0 ms** | 30.0 ms (1.50×) |"),
+            "{c}"
+        );
     }
 }

@@ -124,9 +124,8 @@ impl Tool {
 
 /// The SQLite contenders table for the report.
 fn contenders_table() -> String {
-    let mut out = String::from(
-        "| contender (SQLite) | what | transactions | syncs |\n|---|---|---|---|\n",
-    );
+    let mut out =
+        String::from("| contender (SQLite) | what | transactions | syncs |\n|---|---|---|---|\n");
     for t in APPLY_WAL {
         let [what, tx, sync] = t.settings();
         out.push_str(&format!("| {} | {what} | {tx} | {sync} |\n", t.label()));
@@ -208,10 +207,7 @@ fn boot(
             if tool == Tool::SqlxNormal {
                 options = options.synchronous(SqliteSynchronous::Normal);
             }
-            let mut conn = options
-                .connect()
-                .await
-                .map_err(|e| format!("open: {e}"))?;
+            let mut conn = options.connect().await.map_err(|e| format!("open: {e}"))?;
             p.sqlx
                 .run(&mut conn)
                 .await
@@ -292,7 +288,11 @@ pub fn sqlite(rt: &Runtime, work: &Path, plan: &Plan) -> Vec<String> {
         let set = gen::write(work, Shape::Light, n);
         let prepared = Prepared::new(rt, &set);
         let db_of = |tool: Tool| {
-            let owner = if tool == Tool::Floor { Tool::Preflight } else { tool };
+            let owner = if tool == Tool::Floor {
+                Tool::Preflight
+            } else {
+                tool
+            };
             root.join(format!("noop-{n}-{owner:?}.db"))
         };
         let mut c = Collected::default();
@@ -321,7 +321,10 @@ pub fn sqlite(rt: &Runtime, work: &Path, plan: &Plan) -> Vec<String> {
         noop.push((n, t));
     }
     let pairs: Vec<(u32, &Table)> = noop.iter().map(|(n, t)| (*n, t)).collect();
-    out.push(curve("SQLite: no-op boot by number of applied migrations", &pairs));
+    out.push(curve(
+        "SQLite: no-op boot by number of applied migrations",
+        &pairs,
+    ));
     out.extend(noop.iter().map(|(_, t)| t.markdown()));
     let n = plan.sqlite_apply;
     let set = gen::write(work, Shape::Light, n);

@@ -406,8 +406,7 @@ pub fn boot(rt: &Runtime, tool: Tool, url: &str, p: &Prepared) -> Result<Outcome
             } else {
                 Commits::Synchronous
             };
-            rt.block_on(probe::apply(url, &p.floor, commits))
-                .map(plain)
+            rt.block_on(probe::apply(url, &p.floor, commits)).map(plain)
         }
         Tool::Psql => {
             let file = p

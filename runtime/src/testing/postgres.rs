@@ -227,9 +227,21 @@ impl TestDatabase {
             Some(db) => db,
             None => admin.copy_of_template(migrations).await,
         };
+        // The template's baseline is every copy's (a reset copy is the template again); one
+        // built before reuse existed has none yet: take it from this copy, and keep it.
+        let baseline = match admin.template_baseline(&template).await {
+            Some(b) => Some(b),
+            None => {
+                let b = baseline(&db.url).await.ok();
+                if let Some(b) = &b {
+                    admin.keep_baseline(&template, b).await;
+                }
+                b
+            }
+        };
         // Without a baseline the database cannot be checked later: it is dropped at the end,
         // like a `new` one.
-        let reuse = baseline(&db.url).await.ok().map(|baseline| Reuse {
+        let reuse = baseline.map(|baseline| Reuse {
             baseline,
             idle_prefix,
         });
@@ -287,14 +299,10 @@ async fn give_back(db: &TestDb, reuse: &Reuse) -> bool {
         return false;
     };
     let resetting = unique_name(DATABASE_PREFIX);
-    let renamed = admin
-        .batch_execute(&format!(
-            "ALTER DATABASE {} RENAME TO {}",
-            identifier(&db.name),
-            identifier(&resetting)
-        ))
-        .await;
-    if renamed.is_err() {
+    if rename_when_free(&admin, &db.name, &resetting)
+        .await
+        .is_err()
+    {
         return false;
     }
     let reset = async {
@@ -317,12 +325,7 @@ async fn give_back(db: &TestDb, reuse: &Reuse) -> bool {
         outcome
     };
     let given_back = match reset.await {
-        Ok(()) => admin
-            .batch_execute(&format!(
-                "ALTER DATABASE {} RENAME TO {}",
-                identifier(&resetting),
-                identifier(&unique_name(&reuse.idle_prefix))
-            ))
+        Ok(()) => rename_when_free(&admin, &resetting, &unique_name(&reuse.idle_prefix))
             .await
             .is_ok(),
         Err(_) => false,
@@ -338,24 +341,73 @@ async fn give_back(db: &TestDb, reuse: &Reuse) -> bool {
     true
 }
 
-/// Takes the baseline of a database just handed to a test (see [`RESET`]).
+/// Renames a database once the sessions that just closed have ended. `ALTER DATABASE ...
+/// RENAME` refuses a database with sessions, but first waits for them in steps of 100 ms,
+/// and a client's session outlives its closed connection by a few milliseconds (the server
+/// process is still exiting): waiting here in 1-ms steps (up to 5 s, then the rename's own
+/// wait and refusal) saves most of those 100 ms per rename.
+async fn rename_when_free(
+    admin: &Client,
+    from: &str,
+    to: &str,
+) -> Result<(), tokio_postgres::Error> {
+    admin
+        .execute(
+            "SELECT set_config('preflight.database', $1, false)",
+            &[&from],
+        )
+        .await?;
+    admin.batch_execute(WAIT_FOR_SESSIONS).await?;
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE {} RENAME TO {}",
+            identifier(from),
+            identifier(to)
+        ))
+        .await
+}
+
+/// Waits until no client session is connected to the database `preflight.database` names,
+/// for 5 s at most.
+const WAIT_FOR_SESSIONS: &str = "DO $preflight$
+DECLARE
+    deadline timestamptz := clock_timestamp() + interval '5 seconds';
+BEGIN
+    WHILE clock_timestamp() < deadline AND EXISTS (
+        SELECT FROM pg_stat_activity
+        WHERE datname = current_setting('preflight.database') AND backend_type = 'client backend'
+    ) LOOP
+        PERFORM pg_sleep(0.001);
+    END LOOP;
+END
+$preflight$";
+
+/// Takes the baseline of a database as the template left it (see [`RESET`]).
 async fn baseline(url: &str) -> Result<String, tokio_postgres::Error> {
     let client = connect_to(url).await?;
-    let messages = client
-        .simple_query(&format!(
-            "SELECT set_config('preflight.baseline', '', false); {RESET}; \
-             SELECT current_setting('preflight.baseline')"
-        ))
-        .await?;
-    Ok(messages
-        .iter()
-        .filter_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
-            _ => None,
-        })
-        .next_back()
-        .unwrap_or_default())
+    take_baseline(&client).await
 }
+
+/// [`baseline`] on a connection to the database.
+async fn take_baseline(client: &Client) -> Result<String, tokio_postgres::Error> {
+    client
+        .batch_execute("SELECT set_config('preflight.baseline', '', false)")
+        .await?;
+    client.batch_execute(RESET).await?;
+    Ok(client
+        .query_one("SELECT current_setting('preflight.baseline')", &[])
+        .await?
+        .get(0))
+}
+
+/// Keeps the baseline in `preflight.baseline` as the comment of the database
+/// `preflight.database` names (a template's baseline is every copy's).
+const COMMENT_BASELINE: &str = "DO $preflight$
+BEGIN
+    EXECUTE format('COMMENT ON DATABASE %I IS %L',
+        current_setting('preflight.database'), current_setting('preflight.baseline'));
+END
+$preflight$";
 
 /// The idle databases of a template: `preflight_idle_<16 hex digits of its chain>_`.
 fn idle_prefix(template: &str) -> String {
@@ -443,6 +495,36 @@ impl Admin {
                     causes(&e)
                 ),
             }
+        }
+    }
+
+    /// The baseline kept as the template's comment (see [`COMMENT_BASELINE`]), if any.
+    async fn template_baseline(&self, template: &str) -> Option<String> {
+        let comment: Option<String> = self
+            .client
+            .query_opt(
+                "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
+                &[&template],
+            )
+            .await
+            .ok()??
+            .get(0);
+        comment.filter(|c| c.starts_with('{'))
+    }
+
+    /// Keeps `baseline` as the template's comment; best effort (a role that does not own the
+    /// template takes the baseline from each copy instead).
+    async fn keep_baseline(&self, template: &str, baseline: &str) {
+        let set = self
+            .client
+            .execute(
+                "SELECT set_config('preflight.database', $1, false), \
+                 set_config('preflight.baseline', $2, false)",
+                &[&template, &baseline],
+            )
+            .await;
+        if set.is_ok() {
+            let _ = self.client.batch_execute(COMMENT_BASELINE).await;
         }
     }
 
@@ -597,6 +679,18 @@ impl Admin {
                 tokio_postgres::connect(&with_database(self.url, &scratch), NoTls).await?;
             let connection = tokio::spawn(connection);
             let outcome = set.run_async(&mut client).await;
+            if outcome.is_ok() {
+                // For `TestDatabase::reused` (best effort: without it, reuse takes the
+                // baseline from a copy).
+                if take_baseline(&client).await.is_ok() {
+                    let _ = client
+                        .batch_execute(
+                            "SELECT set_config('preflight.database', current_database(), false)",
+                        )
+                        .await;
+                    let _ = client.batch_execute(COMMENT_BASELINE).await;
+                }
+            }
             // Closed before the rename, which refuses a database someone is connected to.
             drop(client);
             let _ = connection.await;
@@ -963,6 +1057,43 @@ mod tests {
         assert_eq!(count(&mut admin, EXISTS, &name), 0);
         assert!(idle_of(&mut admin, &set).is_empty());
         assert!(leaked.batch_execute("SELECT 1").is_err());
+        drop_pool(&mut admin, &set);
+    }
+
+    #[test]
+    fn a_template_without_a_kept_baseline_gets_it_from_its_first_reused_copy() {
+        let set = reuse_set();
+        let mut admin = postgres::Client::connect(server_url(), postgres::NoTls).unwrap();
+        let comment = |admin: &mut postgres::Client| -> Option<String> {
+            admin
+                .query_one(
+                    "SELECT shobj_description(oid, 'pg_database') FROM pg_database \
+                     WHERE datname = $1",
+                    &[&template_name(&set)],
+                )
+                .unwrap()
+                .get(0)
+        };
+        drop(TestDatabase::new(&set));
+        let kept = comment(&mut admin).expect("the template keeps its baseline");
+        // A template built before reuse existed: no comment.
+        admin
+            .batch_execute(&format!(
+                "COMMENT ON DATABASE {} IS NULL",
+                identifier(&template_name(&set))
+            ))
+            .unwrap();
+        let db = TestDatabase::reused(&set);
+        db.connect()
+            .batch_execute("INSERT INTO item (kind) VALUES ('a')")
+            .unwrap();
+        drop(db);
+        assert_eq!(idle_of(&mut admin, &set).len(), 1, "given back");
+        assert_eq!(
+            comment(&mut admin),
+            Some(kept),
+            "the same baseline, kept again"
+        );
         drop_pool(&mut admin, &set);
     }
 
