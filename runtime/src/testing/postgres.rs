@@ -378,6 +378,8 @@ BEGIN
         WHERE datname = current_setting('preflight.database') AND backend_type = 'client backend'
     ) LOOP
         PERFORM pg_sleep(0.001);
+        -- `pg_stat_activity` is read once per transaction unless told to look again.
+        PERFORM pg_stat_clear_snapshot();
     END LOOP;
 END
 $preflight$";
