@@ -906,7 +906,7 @@ async fn apply_window<B: Backend>(
                 record: Record::Insert(NewRow::of(m, &ctx.applied_by)),
                 log: None,
             },
-            async_commit: !(ends_run && j == last) && !ctx.cfg.synchronous_commits,
+            async_commit: !(ctx.cfg.synchronous_commits || ends_run && j == last),
             after: j
                 .checked_sub(1)
                 .and_then(|p| migrations.get(p))
