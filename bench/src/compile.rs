@@ -319,7 +319,7 @@ pub fn compile(sizes: &[u32], rounds: usize, peers_at: Option<u32>) -> Vec<Strin
             for &tool in tools {
                 let with = members
                     .iter()
-                    .position(|m| m.tool == tool && m.size == Some(n));
+                    .position(|m| m.timed && m.tool == tool && m.size == Some(n));
                 let Some(with) = with else { continue };
                 let Some(floor) = floor_of(tool) else {
                     continue;
