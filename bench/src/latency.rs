@@ -32,7 +32,7 @@ pub fn latency(rt: &Runtime, work: &Path, plan: &Plan) -> Vec<Table> {
         scenarios::noop(rt, work, plan, plan.deploy_base, &route, &tag),
         scenarios::deploy(rt, work, plan, &route, &tag),
     ];
-    if let Some(&n) = plan.apply_sizes.iter().find(|&&n| n >= plan.deploy_base) {
+    if let Some(&n) = plan.sizes.iter().find(|&&n| n >= plan.deploy_base) {
         tables.push(scenarios::apply(
             rt,
             work,

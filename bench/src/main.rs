@@ -159,8 +159,7 @@ fn main() {
     };
     let plan = Plan {
         rounds,
-        noop_sizes: sizes.clone(),
-        apply_sizes: sizes.clone(),
+        sizes,
         ddl_count: args.ddl_count.unwrap_or(if quick { 50 } else { 1000 }),
         deploy_base: args.deploy_base.unwrap_or(if quick { 100 } else { 1000 }),
         deploy_new: 3,
@@ -201,30 +200,25 @@ fn main() {
         match s {
             Scenario::Noop => {
                 let tables: Vec<_> = plan
-                    .noop_sizes
+                    .sizes
                     .iter()
                     .map(|&n| scenarios::noop(&rt, work.path(), &plan, n, &direct, ""))
                     .collect();
                 parts.push("### No-op boot\n".to_owned());
-                let pairs: Vec<_> = plan.noop_sizes.iter().copied().zip(tables.iter()).collect();
+                let pairs: Vec<_> = plan.sizes.iter().copied().zip(tables.iter()).collect();
                 parts.push(curve("No-op boot by number of applied migrations", &pairs));
                 parts.extend(tables.iter().map(|t| t.markdown()));
             }
             Scenario::Apply => {
                 let tables: Vec<_> = plan
-                    .apply_sizes
+                    .sizes
                     .iter()
                     .map(|&n| {
                         scenarios::apply(&rt, work.path(), &plan, Shape::Light, n, &direct, "")
                     })
                     .collect();
                 parts.push("### Apply to an empty database\n".to_owned());
-                let pairs: Vec<_> = plan
-                    .apply_sizes
-                    .iter()
-                    .copied()
-                    .zip(tables.iter())
-                    .collect();
+                let pairs: Vec<_> = plan.sizes.iter().copied().zip(tables.iter()).collect();
                 parts.push(curve(
                     "Apply by number of migrations (one cheap statement each)",
                     &pairs,

@@ -18,8 +18,8 @@ use crate::tools::{boot, Outcome, Prepared, Tool, APPLY, NOOP};
 pub struct Plan {
     /// Rounds of the apply, deploy, storm and memory scenarios.
     pub rounds: usize,
-    pub noop_sizes: Vec<u32>,
-    pub apply_sizes: Vec<u32>,
+    /// Set sizes of the no-op boot and apply curves.
+    pub sizes: Vec<u32>,
     /// Migrations of the DDL-heavy apply; 0 skips it.
     pub ddl_count: u32,
     /// The deploy: `deploy_new` migrations on top of `deploy_base` applied.

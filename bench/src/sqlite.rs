@@ -283,7 +283,7 @@ pub fn sqlite(rt: &Runtime, work: &Path, plan: &Plan) -> Vec<String> {
         contenders_table()
     )];
     let mut noop = Vec::new();
-    for &n in &plan.noop_sizes {
+    for &n in &plan.sizes {
         eprintln!("SQLite: no-op boot, {n} applied");
         let set = gen::write(work, Shape::Light, n);
         let prepared = Prepared::new(rt, &set);
