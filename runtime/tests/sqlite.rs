@@ -496,6 +496,20 @@ fn in_wal_mode_every_migration_but_the_last_commits_unsynced() {
 }
 
 #[test]
+fn synchronous_commits_keeps_every_commit_synced_in_wal_mode() {
+    let (_dir, _path, mut conn) = file_db();
+    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL")
+        .unwrap();
+    synchronous_probes()
+        .runner()
+        .synchronous_commits(true)
+        .run(&mut conn)
+        .unwrap();
+    assert_eq!(probed_levels(&conn), [2, 2, 2]);
+}
+
+
+#[test]
 fn a_layout_1_history_upgraded_by_a_composition_goes_to_the_set_it_matches() {
     let (_dir, _path, mut conn) = file_db();
     let app = set(vec![

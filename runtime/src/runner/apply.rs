@@ -59,7 +59,8 @@ pub(super) async fn migrate<B: Backend>(
             if !step.is_resume() && atomic(step.migration(), ctx) {
                 let window = window(&steps[i..], limit, ctx);
                 if let [one] = window.as_slice() {
-                    apply_transactional(b, one, i < last, ctx).await?;
+                    let async_commit = i < last && !ctx.cfg.synchronous_commits;
+                    apply_transactional(b, one, async_commit, ctx).await?;
                 } else {
                     apply_window(b, &window, i + window.len() - 1 == last, ctx).await?;
                 }
@@ -156,7 +157,7 @@ async fn apply_window<B: Backend>(
         .enumerate()
         .map(|(j, step)| WindowTx {
             item: up_item(step, &ctx.applied_by),
-            async_commit: !(ends_run && j == last),
+            async_commit: !(ctx.cfg.synchronous_commits || ends_run && j == last),
             after: j
                 .checked_sub(1)
                 .and_then(|p| steps.get(p))
