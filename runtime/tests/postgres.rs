@@ -1281,7 +1281,6 @@ fn synchronous_commits_makes_every_migration_commit_synchronously_on_both_driver
     assert!(run_async(&db, &m).unwrap().fast_path);
 }
 
-
 /// What `pg_dump --schema-only` would show of a schema, from the catalog: its relations
 /// (tables, views, sequences, ...) with their kind, its functions and types of its own, and
 /// the triggers on its tables.

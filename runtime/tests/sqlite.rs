@@ -508,7 +508,6 @@ fn synchronous_commits_keeps_every_commit_synced_in_wal_mode() {
     assert_eq!(probed_levels(&conn), [2, 2, 2]);
 }
 
-
 #[test]
 fn a_layout_1_history_upgraded_by_a_composition_goes_to_the_set_it_matches() {
     let (_dir, _path, mut conn) = file_db();
