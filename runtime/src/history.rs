@@ -34,6 +34,10 @@
 //! The table carries the comment `preflight-history v2`; the runner refuses a layout it does not
 //! know. On SQLite the columns are the same with SQLite's types (`text`, `integer`; timestamps as
 //! UTC text) and the marker is a comment inside the `CREATE TABLE` text kept in `sqlite_schema`.
+//! Every statement quotes `set`, a keyword in SQL. A database without partial indexes (MySQL)
+//! indexes (`set`, `state`) instead of `<table>_open`: `state NOT IN ('applied', 'lease')` is
+//! then a range scan over the unfinished rows alone, as flat; key columns that must be bounded
+//! there take a length (`varchar`).
 //!
 //! **A unit** is what a body that runs outside a transaction runs at a time: a statement, or a
 //! whole explicit `BEGIN ... COMMIT` block of a file that manages its own transactions. After
