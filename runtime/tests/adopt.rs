@@ -860,3 +860,64 @@ fn replicas_booting_together_adopt_once() {
     assert_eq!(count(&mut client, "preflight_history"), 5);
     assert_eq!(notes(&mut client).len(), 3, "adopted once");
 }
+
+#[test]
+fn adoption_fills_one_set_of_a_composition() {
+    let db = TestDatabase::empty();
+    let mut client = db.connect();
+    // goose migrated the application's 1..3; the library's set is new.
+    apply_sql(&mut client, &[1, 2, 3]);
+    goose(
+        &mut client,
+        "goose_db_version",
+        &[(1, true), (2, true), (3, true)],
+    );
+    let app = five().named("app");
+    let library = Migrations::from_specs(vec![preflight_runtime::MigrationSpec::new(
+        1,
+        "library",
+        "CREATE TABLE library_things (id int);",
+    )])
+    .unwrap()
+    .named("library");
+    let all = preflight_runtime::compose([&app, &library]).unwrap();
+    // A composition of several sets: the set to adopt into is named.
+    let err = all
+        .runner()
+        .adoption(Adopt::From(Tool::Goose))
+        .adopt(&mut client)
+        .unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err}");
+    let report = all
+        .runner()
+        .set("app")
+        .adoption(Adopt::From(Tool::Goose))
+        .adopt(&mut client)
+        .unwrap();
+    assert_eq!(report.adopted.unwrap().versions, vs(&[1, 2, 3]));
+    let rows = all.history(&mut client).unwrap();
+    assert!(rows.iter().all(|r| r.set == "app"), "{rows:?}");
+    // Then the composition migrates as usual: the rest of app, and the library's set.
+    let report = all.run(&mut client).unwrap();
+    let applied: Vec<(String, Version)> = report
+        .applied
+        .iter()
+        .map(|a| (a.set.clone(), a.version))
+        .collect();
+    assert_eq!(
+        applied,
+        [
+            ("app".to_owned(), Version::new(4)),
+            ("app".to_owned(), Version::new(5)),
+            ("library".to_owned(), Version::new(1))
+        ]
+    );
+    // Once the set has rows, adoption is not attempted again for it.
+    let again = all
+        .runner()
+        .set("app")
+        .adoption(Adopt::From(Tool::Goose))
+        .adopt(&mut client)
+        .unwrap();
+    assert!(again.adopted.is_none());
+}

@@ -1501,6 +1501,27 @@ fn a_layout_1_history_is_upgraded_in_place_under_the_lock() {
 }
 
 #[test]
+fn a_layout_1_history_from_before_its_row_count_and_log_is_upgraded_too() {
+    let db = TestDatabase::empty();
+    let mut client = db.connect();
+    let m = three().named("app");
+    layout_1(&mut client, &m, false);
+    // As the earliest Preflight left it: the table alone.
+    client
+        .batch_execute(
+            "DROP FUNCTION preflight_history_counter() CASCADE; \
+             DROP TABLE preflight_history_count, preflight_history_log",
+        )
+        .unwrap();
+    let report = m.run(&mut client).unwrap();
+    assert_eq!(report.applied_versions(), [v(3)]);
+    assert_eq!(schema_objects(&mut client, "public").len(), 3);
+    let rows = m.history(&mut client).unwrap();
+    assert!(rows.iter().all(|r| r.set == "app" && r.repaired.is_none()));
+    assert!(m.run(&mut client).unwrap().fast_path);
+}
+
+#[test]
 fn a_layout_1_history_under_the_lease_lock_moves_the_lease_into_the_table() {
     let db = TestDatabase::empty();
     let mut client = db.connect();
