@@ -76,7 +76,10 @@ impl<C: PgConn> HistoryTable for PgBackend<C> {
         };
         let sql = self.sql.v1_constraints.clone();
         let constraints = self
-            .query(&sql, vec![Param::Text(self.sql.table.clone())])
+            .query(
+                &sql,
+                vec![Param::Text(self.sql.table.clone()), Param::Bool(self.cockroach)],
+            )
             .await
             .map_err(|e| Error::db("reading the history table's constraints", e))?
             .iter()

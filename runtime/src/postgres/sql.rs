@@ -35,7 +35,8 @@ pub(crate) struct Sql {
     pub read_v1: String,
     /// A layout-1 table's versions and checksums (to choose the set its rows get).
     pub v1_rows: String,
-    /// The constraints an upgrade replaces: the primary key and the check on `state`.
+    /// The constraints an upgrade replaces: the primary key (`$2`: unless on CockroachDB) and
+    /// the check on `state`.
     pub v1_constraints: String,
     /// Fails (division by zero) unless migration (`$1`, `$2`) is recorded `applied`: the first
     /// request of a pipelined migration transaction (see `Backend::transaction_window`).
@@ -153,8 +154,15 @@ pub(crate) fn upgrade(
         ));
     }
     if cockroach {
+        // Not run against a live cluster (see the module docs): CockroachDB keeps the old key
+        // as a unique index on `version` (named `<table>_version_key`), which would forbid one
+        // version in two sets, so it is dropped after.
         tail.push(format!(
             "ALTER TABLE {t} ALTER PRIMARY KEY USING COLUMNS (\"set\", version)"
+        ));
+        tail.push(format!(
+            "DROP INDEX IF EXISTS {t}@{} CASCADE",
+            quote_ident(&format!("{table_name}_version_key"))
         ));
     } else {
         tail.push(format!(
@@ -357,8 +365,11 @@ impl Sql {
                  NULL::text FROM {t}"
             ),
             v1_rows: format!("SELECT version, checksum FROM {t}"),
+            // CockroachDB replaces its primary key with `ALTER PRIMARY KEY` and cannot drop it
+            // first: only the check on `state` is dropped there.
             v1_constraints: "SELECT conname::text FROM pg_constraint WHERE conrelid = to_regclass($1) \
-                 AND (contype = 'p' OR (contype = 'c' AND pg_get_constraintdef(oid) LIKE '%state%')) \
+                 AND ((contype = 'p' AND NOT $2) \
+                 OR (contype = 'c' AND pg_get_constraintdef(oid) LIKE '%state%')) \
                  ORDER BY contype"
                 .to_owned(),
             guard: format!(
