@@ -379,7 +379,8 @@ fn execute(cli: &Cli, embedded: Option<&Composition<'_>>) -> Result<Outcome, Cli
 }
 
 /// `adopt [--from TOOL] [--dry-run]`: takes another tool's history over, through the runner
-/// (lock, one transaction, `<table>_log`), and says what `up` will apply next.
+/// (lock, one transaction, each row noting the tool's table), and says what `up` will apply
+/// next.
 fn adopt(
     g: &Global,
     embedded: Option<&Composition<'_>>,

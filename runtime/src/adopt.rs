@@ -16,11 +16,12 @@ use crate::{Migration, Migrations, Version};
 /// Whether, and from which tool, the runner takes another tool's history over (see
 /// [`Runner::adoption`](crate::Runner::adoption) and [`Runner::adopt`](crate::Runner::adopt)).
 ///
-/// Adoption happens under the migration lock, only while Preflight's history is empty: the
+/// Adoption happens under the migration lock, only while Preflight's history has no row of the
+/// set it adopts into (the only set, or the one [`Runner::set`](crate::Runner::set) names): the
 /// versions the other tool applied are recorded in one transaction (checksums and chain from
-/// the migration files, `applied_by` = `adopted from TOOL (TABLE)`, plus a `<table>_log` entry),
-/// and the other tool's table is left untouched. Once the history has rows, adoption is never
-/// attempted again.
+/// the migration files, `applied_by` = `adopted from TOOL (TABLE)`, and the tool's table noted
+/// in each row's `repaired` column), and the other tool's table is left untouched. Once the set
+/// has rows, adoption is never attempted again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Adopt {
     /// Never adopt (the default): other tools' tables are not looked at.

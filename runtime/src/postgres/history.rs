@@ -78,7 +78,10 @@ impl<C: PgConn> HistoryTable for PgBackend<C> {
         let constraints = self
             .query(
                 &sql,
-                vec![Param::Text(self.sql.table.clone()), Param::Bool(self.cockroach)],
+                vec![
+                    Param::Text(self.sql.table.clone()),
+                    Param::Bool(self.cockroach),
+                ],
             )
             .await
             .map_err(|e| Error::db("reading the history table's constraints", e))?

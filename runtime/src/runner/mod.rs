@@ -58,6 +58,10 @@ use crate::{Migrations, Version};
 /// releases it on every path; a dry run reads the same things and applies the same policies
 /// without the lock and without writing.
 ///
+/// A runner works on a composition of sets ([`Composition::runner`], see
+/// [`crate::composition`]) the same way; [`Runner::set`] names the set that the versions it is
+/// given (a target, a revert, a repair, an adoption) belong to.
+///
 /// # Durability of a run (PostgreSQL)
 ///
 /// Each transactional migration is applied in its own transaction together with its history
