@@ -205,7 +205,29 @@ fn body(b: &CheckedBody) -> TokenStream {
         Kind::Transactional => quote!(::preflight::Kind::Transactional),
         Kind::NoTransaction => quote!(::preflight::Kind::NoTransaction),
     };
-    quote!(::preflight::Body::new(::core::include_str!(#path), &[#(#spans),*], #kind))
+    let body = quote!(::preflight::Body::new(::core::include_str!(#path), &[#(#spans),*], #kind));
+    let t = b.timeouts();
+    if t == preflight_runtime::Timeouts::NONE {
+        return body;
+    }
+    let (lock, statement) = (timeout(t.lock), timeout(t.statement));
+    quote!(#body.with_timeouts(::preflight::Timeouts { lock: #lock, statement: #statement }))
+}
+
+/// A directive's limit as a constant expression.
+fn timeout(t: Option<preflight_runtime::Timeout>) -> TokenStream {
+    match t {
+        None => quote!(::core::option::Option::None),
+        Some(preflight_runtime::Timeout::Off) => {
+            quote!(::core::option::Option::Some(::preflight::Timeout::Off))
+        }
+        Some(preflight_runtime::Timeout::After(d)) => {
+            let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+            quote!(::core::option::Option::Some(::preflight::Timeout::After(
+                ::core::time::Duration::from_millis(#ms)
+            )))
+        }
+    }
 }
 
 fn path_literal(path: &Path) -> Literal {

@@ -43,7 +43,7 @@ use std::sync::Arc;
 
 use preflight_runtime::source::{self, Level, SourceBody, SourceFile, SourceMigration};
 pub use preflight_runtime::source::{Diagnostic, Layout};
-use preflight_runtime::{Body, Kind, MigrationParts, Migrations, Span, Version};
+use preflight_runtime::{Body, Kind, MigrationParts, Migrations, Span, Timeouts, Version};
 
 pub use expand::expand;
 pub use test_attribute::expand_test;
@@ -192,6 +192,7 @@ pub struct CheckedBody {
     file: Arc<SourceFile>,
     statements: Vec<Span>,
     kind: Kind,
+    timeouts: Timeouts,
 }
 
 impl Checked {
@@ -273,8 +274,14 @@ impl CheckedBody {
         self.kind
     }
 
+    /// Its own time limits (`-- preflight:lock-timeout`, `-- preflight:statement-timeout`).
+    pub fn timeouts(&self) -> Timeouts {
+        self.timeouts
+    }
+
     fn to_body(&self) -> Body {
         Body::owned(self.file.text.clone(), self.statements.clone(), self.kind)
+            .with_timeouts(self.timeouts)
     }
 }
 
@@ -502,6 +509,7 @@ fn check_body(
         file: file.clone(),
         statements,
         kind: decision.kind,
+        timeouts: body.directives.timeouts,
     })
 }
 

@@ -102,6 +102,7 @@ pub(crate) fn check_body(body: &SourceBody, errors: &mut Vec<Diagnostic>) -> Opt
                 .map(|s| crate::span(s.range.clone()))
                 .collect(),
             kind: decision.kind,
+            timeouts: body.directives.timeouts,
         }),
         Err(problems) => {
             errors.extend(problems.into_iter().map(|p| {

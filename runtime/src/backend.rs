@@ -8,10 +8,12 @@
 use std::time::Duration;
 
 use crate::adopt::{ForeignHistory, ForeignTable};
+use crate::blocked::Blocker;
 use crate::error::{DbError, Error};
 use crate::history::{HistoryRow, NewRow, State};
 use crate::lock::Holder;
 use crate::plan::SchemaObject;
+use crate::timeout::Timeouts;
 use crate::{Checksum, Version};
 
 /// What the fast-path query found.
@@ -90,6 +92,8 @@ pub(crate) struct TxItem<'a> {
     pub body: Option<&'a str>,
     pub record: Record,
     pub log: Option<LogEntry>,
+    /// The limits its body runs under (`None` parts: the server's own settings).
+    pub timeouts: Timeouts,
 }
 
 /// Why a transaction did not commit.
@@ -190,6 +194,13 @@ pub(crate) trait Locking {
     /// Extends the lease; `false` when it is no longer ours.
     async fn renew_lease(&mut self, owner: &str, ttl: Duration) -> Result<bool, Error>;
     async fn release_lease(&mut self, owner: &str) -> Result<(), Error>;
+
+    /// The sessions that may have blocked a migration whose last attempt started `since` ago:
+    /// those whose open transaction began before it, holding locks on tables or views (see
+    /// [`crate::blocked`]). A backend that cannot tell finds none.
+    async fn lock_blockers(&mut self, _since: Duration) -> Result<Vec<Blocker>, Error> {
+        Ok(Vec::new())
+    }
 }
 
 /// Running migration bodies: in transactions with their history records, or one statement at
@@ -231,7 +242,16 @@ pub(crate) trait Apply {
     }
     /// Runs one statement outside a transaction (no-transaction migrations).
     async fn execute(&mut self, sql: &str) -> Result<(), DbError>;
+    /// Sets the limits of the statements [`Apply::execute`] runs next (a no-transaction
+    /// migration's), for the session; returns what [`Apply::restore_timeouts`] puts back.
+    async fn set_timeouts(&mut self, timeouts: Timeouts) -> Result<PreviousTimeouts, Error>;
+    /// Puts back what [`Apply::set_timeouts`] changed.
+    async fn restore_timeouts(&mut self, previous: PreviousTimeouts) -> Result<(), Error>;
 }
+
+/// The session's settings before [`Apply::set_timeouts`] changed them: `(name, value)`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PreviousTimeouts(pub Vec<(&'static str, String)>);
 
 /// Other migration tools' history tables, for adoption (see [`crate::adopt`]).
 pub(crate) trait ForeignHistories {

@@ -246,6 +246,11 @@ pub enum Error {
     /// A migration is recorded `in_progress` or `failed`.
     #[error("{0}")]
     Unfinished(Box<Unfinished>),
+    /// A migration waited for a lock another session held, on every attempt (see
+    /// [`Runner::lock_retries`](crate::Runner::lock_retries)); the error names the table and
+    /// the session.
+    #[error("{0}")]
+    Blocked(Box<crate::blocked::Blocked>),
     /// The migration lock was not acquired in time.
     #[error(
         "could not take the migration lock within {waited:?}: {}",
@@ -295,6 +300,7 @@ impl Error {
         match self {
             Error::Database { source, .. } => source.code.as_deref(),
             Error::Migration(m) => m.source.code.as_deref(),
+            Error::Blocked(b) => b.migration.source.code.as_deref(),
             _ => None,
         }
     }

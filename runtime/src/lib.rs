@@ -5,14 +5,17 @@
 
 #![warn(missing_docs)]
 
+pub mod blocked;
 pub mod build;
 pub mod checksum;
 mod migration;
 pub mod source;
+mod timeout;
 mod version;
 
 pub use checksum::Checksum;
 pub use migration::{Body, Kind, Migration, MigrationParts, MigrationSpec, Migrations, Span};
+pub use timeout::{Timeout, TimeoutError, Timeouts};
 pub use version::{Version, VersionError, MAX_PARTS};
 
 // The boot-time runner: every operation is written once in `runner` over the backend traits
@@ -39,6 +42,7 @@ mod runner;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
+pub use blocked::{Blocked, Blocker};
 pub use connection::{AsyncConnection, Connection};
 pub use error::{redact_url, DbError, Error, MigrationError, Unfinished};
 pub use history::{HistoryRow, State};
@@ -46,7 +50,10 @@ pub use lock::LockStrategy;
 pub use plan::{Plan, Revert, Step};
 pub use pool::{AsyncPool, Pool};
 pub use report::{Applied, Report, Warning};
-pub use runner::{Repair, Runner, DEFAULT_TABLE};
+pub use runner::{
+    Repair, Runner, DEFAULT_LOCK_RETRIES, DEFAULT_LOCK_RETRY_DELAY, DEFAULT_SQL_LOCK_TIMEOUT,
+    DEFAULT_TABLE,
+};
 
 pub mod adopt;
 pub use adopt::{Adopt, Tool};

@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use crate::timeout::Timeouts;
 use crate::{Checksum, Version};
 
 /// A byte range of one SQL statement inside a [`Body`]'s text, ending after its `;`.
@@ -43,6 +44,7 @@ pub struct Body {
     text: Cow<'static, str>,
     statements: Cow<'static, [Span]>,
     kind: Kind,
+    timeouts: Timeouts,
 }
 
 impl Body {
@@ -52,6 +54,7 @@ impl Body {
             text: Cow::Borrowed(text),
             statements: Cow::Borrowed(statements),
             kind,
+            timeouts: Timeouts::NONE,
         }
     }
 
@@ -61,7 +64,15 @@ impl Body {
             text: Cow::Owned(text),
             statements: Cow::Owned(statements),
             kind,
+            timeouts: Timeouts::NONE,
         }
+    }
+
+    /// The body with its own time limits (from `-- preflight:lock-timeout` /
+    /// `-- preflight:statement-timeout`), which replace the runner's for this migration.
+    pub const fn with_timeouts(mut self, timeouts: Timeouts) -> Body {
+        self.timeouts = timeouts;
+        self
     }
 
     /// The text of the file the body is in (for a goose file, the whole file, both sections).
@@ -72,6 +83,11 @@ impl Body {
     /// Whether the body runs inside a transaction.
     pub fn kind(&self) -> Kind {
         self.kind
+    }
+
+    /// The body's own time limits (its directives); `None` parts follow the runner.
+    pub fn timeouts(&self) -> Timeouts {
+        self.timeouts
     }
 
     /// The statements, each with its trailing `;` (if it had one), in order.
@@ -337,6 +353,13 @@ impl MigrationSpec {
         }
         self.parts.checksum_text = text.clone();
         self.parts.up = Body::owned(text, spans, Kind::NoTransaction);
+        self
+    }
+
+    /// Gives the up body its own time limits, as the directives `-- preflight:lock-timeout`
+    /// and `-- preflight:statement-timeout` do in a file.
+    pub fn timeouts(mut self, timeouts: Timeouts) -> MigrationSpec {
+        self.parts.up = self.parts.up.with_timeouts(timeouts);
         self
     }
 

@@ -136,6 +136,16 @@ pub enum Warning {
     /// The database is CockroachDB: the lease lock was used and migrations were recorded
     /// `in_progress` then `applied`, since DDL there is not transactional.
     CockroachDb,
+    /// A migration could not take a table lock within its lock timeout at first, and
+    /// succeeded when tried again (see [`Runner::lock_retries`](crate::Runner::lock_retries)).
+    LockRetried {
+        /// The version.
+        version: Version,
+        /// How many attempts it took (the last one succeeded).
+        attempts: u32,
+        /// From its first attempt to its success.
+        waited: Duration,
+    },
 }
 
 impl fmt::Display for Warning {
@@ -179,6 +189,16 @@ impl fmt::Display for Warning {
             Warning::CockroachDb => f.write_str(
                 "CockroachDB: lease lock, each migration recorded in_progress then applied \
                  (DDL is not transactional there)",
+            ),
+            Warning::LockRetried {
+                version,
+                attempts,
+                waited,
+            } => write!(
+                f,
+                "migration {version} was blocked by a lock another session held; it succeeded \
+                 at attempt {attempts}, after {:.1} s",
+                waited.as_secs_f64()
             ),
         }
     }

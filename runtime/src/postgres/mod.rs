@@ -81,8 +81,6 @@ pub(crate) struct PgBackend<C> {
     /// The history table's schema as the session resolved it (`cfg_schema` or the current
     /// schema); empty before the session query.
     schema: String,
-    sql_lock_timeout: Option<Duration>,
-    sql_statement_timeout: Option<Duration>,
     cockroach: bool,
     /// The backend pid the run's session query saw: the advisory lock is taken and released
     /// only there (see `sql::TRY_ADVISORY`); -1 before the session query.
@@ -97,8 +95,6 @@ impl<C: PgConn> PgBackend<C> {
             cfg_schema: cfg.schema.clone(),
             table: cfg.table.clone(),
             schema: String::new(),
-            sql_lock_timeout: cfg.sql_lock_timeout,
-            sql_statement_timeout: cfg.sql_statement_timeout,
             cockroach: false,
             session_pid: -1,
         }

@@ -9,9 +9,11 @@ use crate::error::{DbError, Error};
 use crate::history::{HistoryRow, NewRow, State};
 use crate::plan::{self, Plan, Step};
 use crate::report::Applied;
-use crate::{Body, Kind, Migration, Migrations};
+use crate::timeout::Timeouts;
+use crate::{Body, Kind, Migration, Migrations, Version};
 
 use super::context::Ctx;
+use super::retry::Retry;
 
 /// Applies a plan's steps, then refreshes the goal row's chain when another binary wrote it.
 pub(super) async fn migrate<B: Backend>(
@@ -47,26 +49,51 @@ pub(super) async fn migrate<B: Backend>(
         // driver that pipelines; see `window`), each transaction still committing on its own.
         let last = steps.len().saturating_sub(1);
         let limit = window_limit(b, ctx);
+        // A migration blocked by a table lock is tried again, alone or as the first of the
+        // next window: those before it in its window committed, it rolled back whole.
+        let mut retry = Retry::new(ctx.cfg);
         let mut i = 0;
         while let Some(step) = steps.get(i) {
             ctx.guard.renew_if_due(b).await?;
-            match *step {
+            retry.attempt(step.migration().version(), None);
+            let outcome = match *step {
                 Step::Apply(m) if atomic(m, ctx) => {
                     let window = window(&steps[i..], limit, ctx);
                     if let [one] = window.as_slice() {
-                        apply_transactional(b, one, i < last, ctx).await?;
+                        apply_transactional(b, one, i < last, ctx)
+                            .await
+                            .map(|()| 1)
+                            .map_err(|e| (0, e))
                     } else {
-                        apply_window(b, &window, i + window.len() - 1 == last, ctx).await?;
+                        apply_window(b, &window, i + window.len() - 1 == last, ctx).await
                     }
-                    i += window.len();
                 }
-                Step::Apply(m) => {
-                    apply_recorded(b, m, None, ctx).await?;
-                    i += 1;
-                }
+                Step::Apply(m) => apply_recorded(b, m, None, &mut retry, ctx)
+                    .await
+                    .map(|()| 1)
+                    .map_err(|e| (0, e)),
                 Step::Resume { migration, from } => {
-                    apply_recorded(b, migration, Some(from), ctx).await?;
-                    i += 1;
+                    apply_recorded(b, migration, Some(from), &mut retry, ctx)
+                        .await
+                        .map(|()| 1)
+                        .map_err(|e| (0, e))
+                }
+            };
+            match outcome {
+                Ok(done) => {
+                    retry.done(Some(ctx));
+                    i += done;
+                }
+                Err((committed, error)) => {
+                    if committed > 0 {
+                        retry.done(Some(ctx));
+                        i += committed;
+                    }
+                    let Some(m) = steps.get(i).map(|s| s.migration()) else {
+                        return Err(error);
+                    };
+                    retry.attempt(m.version(), None);
+                    retry.after_failure(b, error, m, false, None, ctx).await?;
                 }
             }
         }
@@ -87,6 +114,7 @@ pub(super) async fn migrate<B: Backend>(
                     chain: goal.chain(),
                 },
                 log: None,
+                timeouts: Timeouts::NONE,
             };
             b.transaction(&[item])
                 .await
@@ -139,20 +167,21 @@ fn window<'m>(steps: &[Step<'m>], limit: usize, ctx: &Ctx<'_>) -> Vec<&'m Migrat
 /// Several transactional migrations sent together (see `Apply::transaction_window`): each
 /// in its own transaction with its history row, each after the first guarded by its
 /// predecessor's row, so that nothing after a failed one commits. `ends_run`: the window's last
-/// migration is the run's, and commits synchronously (see [`migrate`]).
+/// migration is the run's, and commits synchronously (see [`migrate`]). Returns how many
+/// committed; on failure, with the error of the one that did not.
 async fn apply_window<B: Backend>(
     b: &mut B,
     migrations: &[&Migration],
     ends_run: bool,
     ctx: &mut Ctx<'_>,
-) -> Result<(), Error> {
+) -> Result<usize, (usize, Error)> {
     let started = Instant::now();
     let last = migrations.len().saturating_sub(1);
     let txs: Vec<WindowTx<'_>> = migrations
         .iter()
         .enumerate()
         .map(|(j, m)| WindowTx {
-            item: up_item(m, &ctx.applied_by),
+            item: up_item(m, ctx),
             async_commit: !(ends_run && j == last),
             after: j
                 .checked_sub(1)
@@ -171,18 +200,25 @@ async fn apply_window<B: Backend>(
     for m in migrations.iter().take(committed) {
         applied(ctx, m, share);
     }
-    outcome.map_err(|f| match migrations.get(f.index) {
-        Some(m) => tx_error(f.failure, &[m], false),
-        None => tx_error(f.failure, &[], false),
-    })
+    match outcome {
+        Ok(()) => Ok(committed),
+        Err(f) => Err((
+            committed,
+            match migrations.get(f.index) {
+                Some(m) => tx_error(f.failure, &[m], false),
+                None => tx_error(f.failure, &[], false),
+            },
+        )),
+    }
 }
 
-/// A migration's up body with the `applied` row it records.
-fn up_item<'m>(m: &'m Migration, applied_by: &str) -> TxItem<'m> {
+/// A migration's up body with the `applied` row it records, under its limits.
+fn up_item<'m>(m: &'m Migration, ctx: &Ctx<'_>) -> TxItem<'m> {
     TxItem {
         body: m.up().script(),
-        record: Record::Insert(NewRow::of(m, applied_by)),
+        record: Record::Insert(NewRow::of(m, &ctx.applied_by)),
         log: None,
+        timeouts: ctx.cfg.limits(Some(m.up())),
     }
 }
 
@@ -195,7 +231,7 @@ async fn apply_transactional<B: Backend>(
     ctx: &mut Ctx<'_>,
 ) -> Result<(), Error> {
     let started = Instant::now();
-    let items = [up_item(m, &ctx.applied_by)];
+    let items = [up_item(m, ctx)];
     let outcome = if async_commit {
         b.transaction_async_commit(&items).await
     } else {
@@ -240,14 +276,29 @@ async fn apply_grouped<B: Backend>(
             }
         }
     }
-    let items: Vec<TxItem<'_>> = migrations
-        .iter()
-        .map(|m| up_item(m, &ctx.applied_by))
-        .collect();
-    let started = Instant::now();
-    b.transaction(&items)
-        .await
-        .map_err(|f| tx_error(f, &migrations, false))?;
+    let items: Vec<TxItem<'_>> = migrations.iter().map(|m| up_item(m, ctx)).collect();
+    let mut retry = Retry::new(ctx.cfg);
+    let started = loop {
+        let started = Instant::now();
+        retry.attempt(
+            migrations.first().map_or(Version::new(0), |m| m.version()),
+            None,
+        );
+        let Err(failure) = b.transaction(&items).await else {
+            break started;
+        };
+        // The whole group rolled back; a blocked one is tried again with all the others.
+        let failed_at = match &failure {
+            TxFailure::Body { index, .. } => *index,
+            TxFailure::Other(_) => 0,
+        };
+        let error = tx_error(failure, &migrations, false);
+        match migrations.get(failed_at) {
+            Some(m) => retry.after_failure(b, error, m, false, None, ctx).await?,
+            None => return Err(error),
+        }
+    };
+    retry.done(Some(ctx));
     // One transaction: each migration is reported with the group's duration.
     let elapsed = started.elapsed();
     for m in migrations {
@@ -262,6 +313,7 @@ async fn apply_recorded<B: Backend>(
     b: &mut B,
     m: &Migration,
     resume_from: Option<u32>,
+    retry: &mut Retry,
     ctx: &mut Ctx<'_>,
 ) -> Result<(), Error> {
     let started = Instant::now();
@@ -275,7 +327,7 @@ async fn apply_recorded<B: Backend>(
     if from > 0 || total > 0 {
         tracing::info!(version = %m.version(), from = from + 1, total, "running statements one by one");
     }
-    one_by_one(b, m, false, from, Progress::Recorded, ctx).await?;
+    one_by_one(b, m, false, from, Progress::Recorded, retry, ctx).await?;
     b.finish_row(
         m.version(),
         State::Applied,
@@ -299,26 +351,60 @@ pub(super) enum Progress {
 }
 
 /// Runs a body's statements one by one, outside a transaction, from statement `from`
-/// (0-based), renewing the lease between them: the one place where up and down bodies that
-/// cannot run in a transaction are executed. `down` chooses the body.
+/// (0-based), renewing the lease between them, under the body's limits (set for the session,
+/// restored afterwards): the one place where up and down bodies that cannot run in a
+/// transaction are executed. `down` chooses the body. A statement blocked by a table lock is
+/// tried again (see `retry`); when the retries run out it is the one recorded as failed.
 pub(super) async fn one_by_one<B: Backend>(
     b: &mut B,
     m: &Migration,
     down: bool,
     from: u32,
     progress: Progress,
+    retry: &mut Retry,
     ctx: &mut Ctx<'_>,
 ) -> Result<(), Error> {
-    let started = Instant::now();
     let body = if down { m.down() } else { Some(m.up()) };
     let Some(body) = body else {
         return Ok(());
     };
+    let previous = b.set_timeouts(ctx.cfg.limits(Some(body))).await?;
+    let result = statements(b, m, body, down, from, progress, retry, ctx).await;
+    match (result, b.restore_timeouts(previous).await) {
+        (Err(e), Err(restore)) => {
+            tracing::warn!(error = %restore, "could not restore the session's time limits");
+            Err(e)
+        }
+        (result, restored) => result.and(restored),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn statements<B: Backend>(
+    b: &mut B,
+    m: &Migration,
+    body: &Body,
+    down: bool,
+    from: u32,
+    progress: Progress,
+    retry: &mut Retry,
+    ctx: &mut Ctx<'_>,
+) -> Result<(), Error> {
+    let started = Instant::now();
+    let total = u32::try_from(body.statement_count()).unwrap_or(u32::MAX);
     for (i, statement) in body.statements().enumerate().skip(from as usize) {
-        ctx.guard.renew_if_due(b).await?;
         let index = u32::try_from(i).unwrap_or(u32::MAX);
-        if let Err(source) = b.execute(statement).await {
+        loop {
+            ctx.guard.renew_if_due(b).await?;
+            retry.attempt(m.version(), Some(index));
+            let Err(source) = b.execute(statement).await else {
+                break;
+            };
             let error = Error::migration(m, down, Some(i), source);
+            let stopped = (progress == Progress::Recorded).then_some((index, total));
+            let Err(error) = retry.after_failure(b, error, m, down, stopped, ctx).await else {
+                continue;
+            };
             if progress == Progress::Recorded {
                 let ms = millis(started.elapsed());
                 let text = error.to_string();
@@ -332,6 +418,7 @@ pub(super) async fn one_by_one<B: Backend>(
             tracing::error!("{error}");
             return Err(error);
         }
+        retry.done(Some(ctx));
         if progress == Progress::Recorded {
             b.progress(m.version(), index + 1).await?;
         }

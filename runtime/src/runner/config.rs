@@ -6,12 +6,26 @@ use crate::adopt::Adopt;
 use crate::error::Error;
 use crate::lock::LockStrategy;
 use crate::plan::Policy;
+use crate::timeout::{Timeout, Timeouts};
 use crate::Version;
 
 use super::Runner;
 
 /// The default history table.
 pub const DEFAULT_TABLE: &str = "preflight_history";
+
+/// The default `lock_timeout` of every migration (see [`Runner::sql_lock_timeout`]): the
+/// longest a migration waiting for a table lock makes the table's other queries queue behind
+/// it, per attempt.
+pub const DEFAULT_SQL_LOCK_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How many times a migration blocked by a lock is tried again by default (see
+/// [`Runner::lock_retries`]).
+pub const DEFAULT_LOCK_RETRIES: u32 = 5;
+
+/// The default delay before the first retry of a blocked migration; it doubles (up to 30 s)
+/// with up to 50% jitter (see [`Runner::lock_retries`]).
+pub const DEFAULT_LOCK_RETRY_DELAY: Duration = Duration::from_secs(1);
 
 /// The runner's settings, shared with the backends.
 #[derive(Debug, Clone)]
@@ -23,8 +37,11 @@ pub(crate) struct Config {
     pub grouped: bool,
     pub policy: Policy,
     pub application: String,
-    pub sql_lock_timeout: Option<Duration>,
-    pub sql_statement_timeout: Option<Duration>,
+    /// `None`: the server's own setting.
+    pub sql_lock_timeout: Option<Timeout>,
+    pub sql_statement_timeout: Option<Timeout>,
+    pub lock_retries: u32,
+    pub lock_retry_delay: Duration,
     pub adopt: Adopt,
 }
 
@@ -38,8 +55,10 @@ impl Default for Config {
             grouped: false,
             policy: Policy::default(),
             application: format!("preflight {}", env!("CARGO_PKG_VERSION")),
-            sql_lock_timeout: None,
+            sql_lock_timeout: Some(Timeout::After(DEFAULT_SQL_LOCK_TIMEOUT)),
             sql_statement_timeout: None,
+            lock_retries: DEFAULT_LOCK_RETRIES,
+            lock_retry_delay: DEFAULT_LOCK_RETRY_DELAY,
             adopt: Adopt::Off,
         }
     }
@@ -68,6 +87,15 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The limits a migration body runs under: its directives, else the runner's settings.
+    pub(crate) fn limits(&self, body: Option<&crate::Body>) -> Timeouts {
+        let own = body.map_or(Timeouts::NONE, crate::Body::timeouts);
+        Timeouts {
+            lock: own.lock.or(self.sql_lock_timeout),
+            statement: own.statement.or(self.sql_statement_timeout),
+        }
     }
 
     /// `application (host, pid N)`: recorded in `applied_by` and the lease owner.
@@ -155,16 +183,53 @@ impl<'m> Runner<'m> {
         self
     }
 
-    /// The server's `lock_timeout` inside each migration transaction, so that DDL waiting
-    /// behind application traffic fails instead of queueing everyone behind it (PostgreSQL).
-    pub fn sql_lock_timeout(mut self, timeout: Duration) -> Self {
-        self.cfg.sql_lock_timeout = Some(timeout);
+    /// The `lock_timeout` of every migration (default 1 s, [`DEFAULT_SQL_LOCK_TIMEOUT`]): a
+    /// statement that waits longer for a table lock fails with SQLSTATE 55P03 instead of
+    /// making every query on that table queue behind it, and the migration is tried again
+    /// (see [`Runner::lock_retries`]). [`Timeout::Off`] waits without limit. A migration's
+    /// `-- preflight:lock-timeout 30s` directive replaces it for that migration. Set inside
+    /// each migration transaction (`SET LOCAL`), or for the session while a no-transaction
+    /// migration runs (restored afterwards). On SQLite it is the busy timeout of each
+    /// migration transaction (`Off`: wait without limit).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use preflight_runtime::{Migrations, MigrationSpec, Timeout};
+    /// # let migrations = Migrations::from_specs(vec![MigrationSpec::new(1, "t", "SELECT 1")]).unwrap();
+    /// let patient = migrations.runner().sql_lock_timeout(Duration::from_secs(5)).lock_retries(10);
+    /// let unlimited = migrations.runner().sql_lock_timeout(Timeout::Off);
+    /// # let _ = (patient, unlimited);
+    /// ```
+    pub fn sql_lock_timeout(mut self, timeout: impl Into<Timeout>) -> Self {
+        self.cfg.sql_lock_timeout = Some(timeout.into());
         self
     }
 
-    /// The server's `statement_timeout` inside each migration transaction (PostgreSQL).
-    pub fn sql_statement_timeout(mut self, timeout: Duration) -> Self {
-        self.cfg.sql_statement_timeout = Some(timeout);
+    /// The `statement_timeout` of every migration (default: the server's own setting). A
+    /// migration's `-- preflight:statement-timeout off` directive replaces it for that
+    /// migration (e.g. a long index build under a role with a short `statement_timeout`). On
+    /// SQLite a statement running longer is interrupted (`SQLITE_INTERRUPT`).
+    pub fn sql_statement_timeout(mut self, timeout: impl Into<Timeout>) -> Self {
+        self.cfg.sql_statement_timeout = Some(timeout.into());
+        self
+    }
+
+    /// How many times a migration that could not take a lock within its lock timeout
+    /// (SQLSTATE 55P03, `SQLITE_BUSY` on SQLite) is tried again (default 5), waiting `delay`
+    /// before the first retry, twice as long before each next one (at most 30 s), plus up to
+    /// 50% jitter so that blocked replicas do not retry in lockstep. Only that migration is
+    /// retried: a transactional one whole (its transaction rolled back), a no-transaction one
+    /// from the statement that was blocked. When the retries run out, the error
+    /// ([`Error::Blocked`]) names the table and the session holding it.
+    pub fn lock_retries(mut self, retries: u32) -> Self {
+        self.cfg.lock_retries = retries;
+        self
+    }
+
+    /// The delay before the first retry of a blocked migration (default 1 s; see
+    /// [`Runner::lock_retries`]).
+    pub fn lock_retry_delay(mut self, delay: Duration) -> Self {
+        self.cfg.lock_retry_delay = delay;
         self
     }
 

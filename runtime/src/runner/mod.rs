@@ -12,6 +12,8 @@
 //! * `context.rs` — what the locked work of a run shares;
 //! * `apply.rs` — applying migrations: transactions, pipelined windows, grouped mode, and
 //!   statement-by-statement execution with recorded progress;
+//! * `retry.rs` — bounded retries of a migration blocked by a table lock, and the error naming
+//!   the session that holds it;
 //! * `revert.rs`, `repair.rs`, `adopt.rs`, `reset.rs` — the other operations' locked work.
 
 mod adopt;
@@ -22,11 +24,14 @@ mod fast_path;
 mod lock;
 mod repair;
 mod reset;
+mod retry;
 mod revert;
 pub(crate) mod run;
 
 pub(crate) use config::Config;
-pub use config::DEFAULT_TABLE;
+pub use config::{
+    DEFAULT_LOCK_RETRIES, DEFAULT_LOCK_RETRY_DELAY, DEFAULT_SQL_LOCK_TIMEOUT, DEFAULT_TABLE,
+};
 pub use repair::Repair;
 
 use crate::plan::Revert;

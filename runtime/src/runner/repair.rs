@@ -3,6 +3,7 @@
 use crate::backend::{Backend, LogEntry, Record, TxItem};
 use crate::error::Error;
 use crate::history::{HistoryRow, NewRow};
+use crate::timeout::Timeouts;
 use crate::{Migration, Migrations, Version};
 
 use super::context::Ctx;
@@ -72,6 +73,7 @@ pub(super) async fn repair<B: Backend>(
                     v,
                     format!("marked applied by hand (was: {before})"),
                 ),
+                timeouts: Timeouts::NONE,
             }]
         }
         Repair::Forget(v) => {
@@ -91,6 +93,7 @@ pub(super) async fn repair<B: Backend>(
                         row.state, row.statements_done, row.statements_total, row.checksum
                     ),
                 ),
+                timeouts: Timeouts::NONE,
             }]
         }
         Repair::AcceptChecksum(v) => {
@@ -113,6 +116,7 @@ pub(super) async fn repair<B: Backend>(
                     v,
                     format!("checksum {} replaced by {}", row.checksum, m.checksum()),
                 ),
+                timeouts: Timeouts::NONE,
             }];
             // Later rows' chains covered the old checksum: bring them to the binary's values.
             for later in set.iter().filter(|l| l.version() > v) {
@@ -124,6 +128,7 @@ pub(super) async fn repair<B: Backend>(
                             chain: later.chain(),
                         },
                         log: None,
+                        timeouts: Timeouts::NONE,
                     });
                 }
             }
@@ -169,6 +174,7 @@ pub(super) fn recorded_as_applied(
             body: None,
             record: Record::Insert(NewRow::of(m, by)),
             log: None,
+            timeouts: Timeouts::NONE,
         })
         .collect();
     if let Some(first) = items.first_mut() {

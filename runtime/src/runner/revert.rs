@@ -9,6 +9,7 @@ use crate::{Kind, Migration};
 
 use super::apply::{one_by_one, tx_error, Progress};
 use super::context::Ctx;
+use super::retry::Retry;
 
 /// Reverts `list` (decided by `plan::plan_down`, which refused before anything was touched
 /// when one of them cannot be reverted): each down body with its history row deleted and a
@@ -19,6 +20,7 @@ pub(super) async fn revert<B: Backend>(
     list: &[&Migration],
     ctx: &mut Ctx<'_>,
 ) -> Result<(), Error> {
+    let mut retry = Retry::new(ctx.cfg);
     for &m in list {
         ctx.guard.renew_if_due(b).await?;
         let Some(down) = m.down() else {
@@ -27,7 +29,7 @@ pub(super) async fn revert<B: Backend>(
         let started = Instant::now();
         let atomic = down.kind() == Kind::Transactional && !ctx.cockroach;
         if !atomic {
-            one_by_one(b, m, true, 0, Progress::Unrecorded, ctx).await?;
+            one_by_one(b, m, true, 0, Progress::Unrecorded, &mut retry, ctx).await?;
         }
         let item = TxItem {
             body: if atomic { down.script() } else { None },
@@ -38,10 +40,18 @@ pub(super) async fn revert<B: Backend>(
                 detail: format!("reverted {} ({})", m.name(), m.path()),
                 by: ctx.applied_by.clone(),
             }),
+            timeouts: ctx.cfg.limits(Some(down)),
         };
-        b.transaction(&[item])
-            .await
-            .map_err(|f| tx_error(f, &[m], true))?;
+        // A down body blocked by a table lock is tried again, like an up body.
+        loop {
+            retry.attempt(m.version(), None);
+            let Err(failure) = b.transaction(std::slice::from_ref(&item)).await else {
+                break;
+            };
+            let error = tx_error(failure, &[m], true);
+            retry.after_failure(b, error, m, true, None, ctx).await?;
+        }
+        retry.done(Some(ctx));
         let duration = started.elapsed();
         tracing::info!(version = %m.version(), ms = duration.as_millis() as u64, "migration reverted");
         ctx.report.reverted.push(Applied {

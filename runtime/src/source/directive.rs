@@ -1,11 +1,14 @@
 //! Directives: comment lines that change how a migration runs or is checked.
 //!
-//! Preflight's own: `-- preflight:no-transaction` and `-- preflight:allow(rule, ...)`, each on a
-//! line of its own anywhere in the file. Foreign markers are honoured too: goose's
+//! Preflight's own: `-- preflight:no-transaction`, `-- preflight:allow(rule, ...)`,
+//! `-- preflight:lock-timeout 30s` and `-- preflight:statement-timeout off` (see
+//! [`Timeout`] for the values), each on a line of its own anywhere in the file. Foreign markers are honoured too: goose's
 //! `-- +goose NO TRANSACTION` (any case), sqlx's `-- no-transaction` as the first line, and
 //! diesel's `run_in_transaction = false` in `metadata.toml`.
 
 use std::ops::Range;
+
+use crate::timeout::{Timeout, Timeouts};
 
 /// Where a no-transaction marker came from (for messages).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +30,8 @@ pub struct Directives {
     pub no_transaction: Option<NoTransaction>,
     /// Lint rules allowed in this file, by name.
     pub allow: Vec<String>,
+    /// The file's own `lock_timeout` / `statement_timeout`, replacing the runner's.
+    pub timeouts: Timeouts,
 }
 
 /// A directive that does not parse, with the byte range of its line.
@@ -66,17 +71,46 @@ pub(crate) fn parse(text: &str) -> (Directives, Vec<DirectiveError>) {
             for rule in list.split(',').map(str::trim).filter(|r| !r.is_empty()) {
                 d.allow.push(rule.to_owned());
             }
+        } else if let Some((name, value)) = timeout_directive(directive) {
+            let slot = if name == "lock-timeout" {
+                &mut d.timeouts.lock
+            } else {
+                &mut d.timeouts.statement
+            };
+            match value.parse::<Timeout>() {
+                Ok(t) if slot.is_none() => *slot = Some(t),
+                Ok(_) => errors.push(DirectiveError {
+                    at: start..start + line.trim_end().len(),
+                    message: format!("`-- preflight:{name}` is given twice in this file: keep one"),
+                }),
+                Err(e) => errors.push(DirectiveError {
+                    at: start..start + line.trim_end().len(),
+                    message: format!("`-- preflight:{name} {value}`: {e}"),
+                }),
+            }
         } else {
             errors.push(DirectiveError {
                 at: start..start + line.trim_end().len(),
                 message: format!(
                     "unknown directive `-- preflight:{directive}`: the directives are \
-                     `-- preflight:no-transaction` and `-- preflight:allow(rule-name)`"
+                     `-- preflight:no-transaction`, `-- preflight:allow(rule-name)`, \
+                     `-- preflight:lock-timeout 30s` and `-- preflight:statement-timeout off`"
                 ),
             });
         }
     }
     (d, errors)
+}
+
+/// `lock-timeout VALUE` or `statement-timeout VALUE`: the directive's name and its value.
+fn timeout_directive(directive: &str) -> Option<(&'static str, &str)> {
+    ["lock-timeout", "statement-timeout"]
+        .into_iter()
+        .find_map(|name| {
+            let rest = directive.strip_prefix(name)?;
+            // `lock-timeout30s` is not the directive; a missing value is an error below.
+            (rest.is_empty() || rest.starts_with(char::is_whitespace)).then(|| (name, rest.trim()))
+        })
 }
 
 /// Reads diesel's `metadata.toml`: only `run_in_transaction` matters to Preflight.
@@ -130,6 +164,44 @@ mod tests {
         let (_, e) = parse("select 1;\n-- preflight:no-transacton\n");
         assert_eq!(e.len(), 1);
         assert_eq!(e[0].at, 10..36);
+    }
+
+    #[test]
+    fn reads_timeouts() {
+        let (d, e) = parse(
+            "-- preflight:lock-timeout 30s\n-- preflight:statement-timeout off\nALTER TABLE t ADD c int;\n",
+        );
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(
+            d.timeouts,
+            Timeouts {
+                lock: Some(Timeout::After(std::time::Duration::from_secs(30))),
+                statement: Some(Timeout::Off),
+            }
+        );
+    }
+
+    #[test]
+    fn refuses_malformed_timeouts_at_their_line() {
+        let text = "select 1;\n-- preflight:lock-timeout 30\n-- preflight:statement-timeout\n\
+                    -- preflight:lock-timeout 1s\n-- preflight:lock-timeout 2s\n";
+        let (d, e) = parse(text);
+        let lines: Vec<usize> = e
+            .iter()
+            .map(|e| text[..e.at.start].matches('\n').count() + 1)
+            .collect();
+        assert_eq!(lines, [2, 3, 5], "{e:?}");
+        assert!(
+            e[0].message.contains("`30` is not a time limit"),
+            "{}",
+            e[0].message
+        );
+        assert!(e[2].message.contains("twice"), "{}", e[2].message);
+        assert_eq!(
+            d.timeouts.lock,
+            Some(Timeout::After(std::time::Duration::from_secs(1)))
+        );
+        assert_eq!(d.timeouts.statement, None);
     }
 
     #[test]
