@@ -146,6 +146,10 @@ impl Driver<'_> {
             &runner.cfg
         ))
     }
+
+    pub(crate) fn wait(self, runner: &Runner<'_>) -> Result<Report, Error> {
+        on_blocking_backend!(self, &runner.cfg, |b| crate::runner::wait::wait(b, runner))
+    }
 }
 
 #[cfg_attr(
@@ -170,6 +174,10 @@ impl AsyncDriver<'_> {
             b,
             &runner.cfg
         ))
+    }
+
+    pub(crate) async fn wait(self, runner: &Runner<'_>) -> Result<Report, Error> {
+        on_async_backend!(self, &runner.cfg, |b| crate::runner::wait::wait(b, runner))
     }
 }
 

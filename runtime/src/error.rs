@@ -262,6 +262,20 @@ pub enum Error {
         /// Who holds it, as far as the server could tell.
         holder: Option<Box<Holder>>,
     },
+    /// [`Runner::wait`](crate::Runner::wait) gave up: the database did not become current for
+    /// this binary in time.
+    #[error(
+        "the database did not become current for this binary within {waited:?}: {}",
+        wait_summary(pending, *in_progress)
+    )]
+    WaitTimeout {
+        /// How long it waited.
+        waited: Duration,
+        /// The migrations still missing (the binary's, not applied), ascending.
+        pending: Vec<Version>,
+        /// The one a process was running statement by statement at the last look.
+        in_progress: Option<Version>,
+    },
     /// The lease expired while migrating and another process took it over.
     #[error(
         "the migration lease held as `{owner}` was lost (expired and taken over, or deleted); \
@@ -335,6 +349,20 @@ impl Error {
             context: context.into(),
             source: Box::new(source),
         }
+    }
+}
+
+fn wait_summary(pending: &[Version], in_progress: Option<Version>) -> String {
+    let waiting = format!("migration(s) {} still pending", list(pending));
+    match in_progress {
+        Some(v) => format!(
+            "{waiting}; migration {v} is in progress (a process is running it statement by \
+             statement): wait longer, or see `preflight status`"
+        ),
+        None => format!(
+            "{waiting} and none in progress: is the process that migrates (a deploy job, \
+             `preflight up`) running? Its lock and progress show in `preflight status`"
+        ),
     }
 }
 

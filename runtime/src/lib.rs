@@ -52,7 +52,7 @@ pub use pool::{AsyncPool, Pool};
 pub use report::{Applied, Report, Warning};
 pub use runner::{
     Repair, Runner, DEFAULT_LOCK_RETRIES, DEFAULT_LOCK_RETRY_DELAY, DEFAULT_SQL_LOCK_TIMEOUT,
-    DEFAULT_TABLE,
+    DEFAULT_TABLE, DEFAULT_WAIT_TIMEOUT,
 };
 
 pub mod adopt;

@@ -191,6 +191,37 @@ impl<'m> Runner<'m> {
         conn.driver().plan(self, Work::Reset).await
     }
 
+    /// Waits, without migrating, until another process has brought the database up to date
+    /// for this binary: where one job migrates (a Kubernetes init job, a deploy step) and the
+    /// replicas must neither migrate nor serve an old schema. Never takes the lock and never
+    /// writes; each poll is the one fast-path query (about every second at most, with
+    /// jitter). Returns as soon as the database is current, or *ahead* of the binary as
+    /// `run` accepts it (with the same warnings; [`Report::waited`] tells how long it
+    /// waited). Fails at once when `run` would refuse (a changed file, a failed migration),
+    /// and after [`Runner::wait_timeout`] (default 5 minutes) with [`Error::WaitTimeout`]
+    /// naming what is still pending.
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # use preflight_runtime::{MigrationSpec, Migrations};
+    /// # let migrations = Migrations::from_specs(vec![MigrationSpec::new(1, "t", "CREATE TABLE t (id int);")]).unwrap();
+    /// let mut client = postgres::Client::connect("postgres://app@localhost/app", postgres::NoTls)?;
+    /// let report = migrations.runner().wait_timeout(Duration::from_secs(120)).wait(&mut client)?;
+    /// println!("schema ready after {:?}", report.waited);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn wait<C: Connection + ?Sized>(&self, conn: &mut C) -> Result<Report, Error> {
+        conn.driver().wait(self)
+    }
+
+    /// [`Runner::wait`] on an async connection.
+    pub async fn wait_async<C: AsyncConnection + ?Sized>(
+        &self,
+        conn: &mut C,
+    ) -> Result<Report, Error> {
+        conn.driver().wait(self).await
+    }
+
     /// Reads the history, oldest first (no lock; empty when the table does not exist yet).
     pub fn history<C: Connection + ?Sized>(&self, conn: &mut C) -> Result<Vec<HistoryRow>, Error> {
         conn.driver().history(self)
@@ -389,6 +420,22 @@ macro_rules! set_operations {
                 conn: &mut C,
             ) -> Result<Vec<$crate::HistoryRow>, $crate::Error> {
                 self.runner().history_async(conn).await
+            }
+
+            /// [`Runner::wait`] with the default settings (at most 5 minutes).
+            pub fn wait<C: $crate::Connection + ?Sized>(
+                &self,
+                conn: &mut C,
+            ) -> Result<$crate::Report, $crate::Error> {
+                self.runner().wait(conn)
+            }
+
+            /// [`Runner::wait_async`] with the default settings.
+            pub async fn wait_async<C: $crate::AsyncConnection + ?Sized>(
+                &self,
+                conn: &mut C,
+            ) -> Result<$crate::Report, $crate::Error> {
+                self.runner().wait_async(conn).await
             }
 
             /// [`Runner::ready`] with the default settings.

@@ -28,6 +28,8 @@ pub struct Report {
     pub lock_taken: bool,
     /// How long the run waited for the lock.
     pub lock_wait: Duration,
+    /// How long [`Runner::wait`](crate::Runner::wait) waited for another process to migrate.
+    pub waited: Duration,
     /// Another tool's history taken over by this run, if any (see [`crate::adopt::Adopt`]).
     pub adopted: Option<crate::adopt::Adopted>,
 }

@@ -23,6 +23,9 @@ pub const DEFAULT_SQL_LOCK_TIMEOUT: Duration = Duration::from_secs(1);
 /// [`Runner::lock_retries`]).
 pub const DEFAULT_LOCK_RETRIES: u32 = 5;
 
+/// How long [`Runner::wait`] waits by default for another process to migrate.
+pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// The default delay before the first retry of a blocked migration; it doubles (up to 30 s)
 /// with up to 50% jitter (see [`Runner::lock_retries`]).
 pub const DEFAULT_LOCK_RETRY_DELAY: Duration = Duration::from_secs(1);
@@ -42,6 +45,7 @@ pub(crate) struct Config {
     pub sql_statement_timeout: Option<Timeout>,
     pub lock_retries: u32,
     pub lock_retry_delay: Duration,
+    pub wait_timeout: Duration,
     pub adopt: Adopt,
 }
 
@@ -59,6 +63,7 @@ impl Default for Config {
             sql_statement_timeout: None,
             lock_retries: DEFAULT_LOCK_RETRIES,
             lock_retry_delay: DEFAULT_LOCK_RETRY_DELAY,
+            wait_timeout: DEFAULT_WAIT_TIMEOUT,
             adopt: Adopt::Off,
         }
     }
@@ -230,6 +235,13 @@ impl<'m> Runner<'m> {
     /// [`Runner::lock_retries`]).
     pub fn lock_retry_delay(mut self, delay: Duration) -> Self {
         self.cfg.lock_retry_delay = delay;
+        self
+    }
+
+    /// How long [`Runner::wait`] waits for another process to bring the database up to date
+    /// before failing with what is still pending (default 5 minutes).
+    pub fn wait_timeout(mut self, timeout: Duration) -> Self {
+        self.cfg.wait_timeout = timeout;
         self
     }
 

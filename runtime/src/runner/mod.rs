@@ -14,7 +14,8 @@
 //!   statement-by-statement execution with recorded progress;
 //! * `retry.rs` — bounded retries of a migration blocked by a table lock, and the error naming
 //!   the session that holds it;
-//! * `revert.rs`, `repair.rs`, `adopt.rs`, `reset.rs` — the other operations' locked work.
+//! * `revert.rs`, `repair.rs`, `adopt.rs`, `reset.rs` — the other operations' locked work;
+//! * `wait.rs` — waiting, without the lock, for another process to migrate.
 
 mod adopt;
 mod apply;
@@ -27,10 +28,12 @@ mod reset;
 mod retry;
 mod revert;
 pub(crate) mod run;
+pub(crate) mod wait;
 
 pub(crate) use config::Config;
 pub use config::{
     DEFAULT_LOCK_RETRIES, DEFAULT_LOCK_RETRY_DELAY, DEFAULT_SQL_LOCK_TIMEOUT, DEFAULT_TABLE,
+    DEFAULT_WAIT_TIMEOUT,
 };
 pub use repair::Repair;
 
@@ -54,6 +57,7 @@ use crate::{Migrations, Version};
 /// | [`adopt`](Runner::adopt) | takes another tool's history over (which tool: [`Runner::adoption`]) | [`plan_adopt`](Runner::plan_adopt) |
 /// | [`reset`](Runner::reset) | development: reverts everything (or drops the schema's objects), then applies everything | [`plan_reset`](Runner::plan_reset) |
 /// | [`history`](Runner::history) | reads the history table | — |
+/// | [`wait`](Runner::wait) | waits, without migrating, until another process has migrated | — |
 ///
 /// Every operation that writes takes the migration lock first (see [`crate::lock`]) and
 /// releases it on every path; a dry run reads the same things and applies the same policies

@@ -104,7 +104,7 @@ pub(crate) async fn history<B: Backend>(b: &mut B, cfg: &Config) -> Result<Vec<H
 }
 
 /// Refuses a configuration that cannot work, before any query.
-fn check(set: &Migrations, cfg: &Config) -> Result<(), Error> {
+pub(super) fn check(set: &Migrations, cfg: &Config) -> Result<(), Error> {
     cfg.validate()?;
     if let Some(t) = cfg.policy.target {
         // Checked before the fast path, which would otherwise compare with the newest
