@@ -1,5 +1,5 @@
 //! What a database backend provides, so that the runner (fast check, lock, plan, apply,
-//! record, unlock) is written once for sync and async drivers and for every database: five
+//! record, unlock) is written once for sync and async drivers and for every database: six
 //! small traits, one per concern, that [`Backend`] gathers. A backend implements each in a file
 //! of its own (`postgres/lock.rs`, `sqlite/lock.rs`, ...). Methods are `async`: the async
 //! PostgreSQL driver awaits; the blocking drivers make blocking calls inside them and are driven
@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::adopt::{ForeignHistory, ForeignTable};
 use crate::blocked::Blocker;
+use crate::drift::Catalog;
 use crate::error::{DbError, Error};
 use crate::history::{HistoryRow, NewRow, State};
 use crate::lock::Holder;
@@ -139,7 +140,7 @@ pub(crate) struct WindowFailure {
 
 /// A backend: the connection's session, plus the five concerns below.
 pub(crate) trait Backend:
-    HistoryTable + Locking + Apply + ForeignHistories + SchemaObjects
+    HistoryTable + Locking + Apply + ForeignHistories + SchemaObjects + Catalogs
 {
     /// Reads what the slow path needs and sets the connection's `application_name`.
     async fn session(&mut self, application_name: &str) -> Result<Session, Error>;
@@ -277,4 +278,44 @@ pub(crate) trait SchemaObjects {
     async fn schema_objects(&mut self, schema: &str) -> Result<Vec<SchemaObject>, Error>;
     /// Drops the objects in one transaction: on failure nothing is dropped.
     async fn drop_objects(&mut self, objects: &[SchemaObject]) -> Result<(), Error>;
+}
+
+/// Where the live session keeps Preflight's objects, and how it resolves unqualified names:
+/// what drift excludes from the comparison and reproduces in the scratch database.
+#[derive(Debug, Clone)]
+pub(crate) struct Surroundings {
+    /// The history table's schema (the configured one, or the current schema); on SQLite the
+    /// attached database.
+    pub schema: String,
+    /// The history table: it and everything named `<table>_...` in its schema are
+    /// Preflight's own objects, never drift.
+    pub table: String,
+    /// The session's `search_path`, set on the scratch connection before the migrations run
+    /// there (so that unqualified names land where they landed in the live database).
+    pub search_path: Option<String>,
+}
+
+/// Work done on a scratch database: drift builds the migrations there and reads its
+/// catalog (see `runner::drift`). Given to [`Catalogs::on_scratch`], which makes the database
+/// and drops it afterwards.
+pub(crate) trait ScratchWork {
+    /// The runner settings the scratch backend is made with.
+    fn config(&self) -> &crate::runner::Config;
+    /// The `search_path` to set on the scratch connection first.
+    fn search_path(&self) -> Option<&str>;
+    /// The work, on the scratch database's backend.
+    async fn run<B: Backend>(self, scratch: &mut B) -> Result<Catalog, Error>;
+}
+
+/// The database's schema as drift compares it (see [`crate::drift`]), and the scratch database
+/// it compares with.
+pub(crate) trait Catalogs {
+    /// Where Preflight's objects are and the session's `search_path`.
+    async fn surroundings(&mut self, table: &str) -> Result<Surroundings, Error>;
+    /// The schema's objects, without Preflight's own.
+    async fn catalog(&mut self, own: &Surroundings) -> Result<Catalog, Error>;
+    /// Creates a scratch database of the same kind (PostgreSQL: on the server of the runner's
+    /// [`Scratch`](crate::Scratch); SQLite: in memory), runs `work` on it and drops it, on
+    /// every path.
+    async fn on_scratch<W: ScratchWork>(&mut self, work: W) -> Result<Catalog, Error>;
 }

@@ -297,6 +297,10 @@ pub enum Error {
     /// The history table has a layout or content this version of Preflight cannot read.
     #[error("history table: {0}")]
     History(String),
+    /// The migrations could not be built in drift's scratch database (the scratch database
+    /// was dropped).
+    #[error("building the migrations in a scratch database to compare with: {0}")]
+    Scratch(Box<Error>),
     /// The runner was configured in a way that cannot work.
     #[error("configuration: {0}")]
     Config(String),

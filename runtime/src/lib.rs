@@ -8,6 +8,7 @@
 pub mod blocked;
 pub mod build;
 pub mod checksum;
+pub mod drift;
 mod migration;
 pub mod source;
 mod timeout;
@@ -39,11 +40,13 @@ mod postgres;
 mod report;
 #[cfg_attr(not(any(feature = "pg-common", feature = "sqlite")), allow(dead_code))]
 mod runner;
+mod scratch;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
 pub use blocked::{Blocked, Blocker};
 pub use connection::{AsyncConnection, Connection};
+pub use drift::Drift;
 pub use error::{redact_url, DbError, Error, MigrationError, Unfinished};
 pub use history::{HistoryRow, State};
 pub use lock::LockStrategy;
@@ -54,6 +57,7 @@ pub use runner::{
     Repair, Runner, DEFAULT_LOCK_RETRIES, DEFAULT_LOCK_RETRY_DELAY, DEFAULT_SQL_LOCK_TIMEOUT,
     DEFAULT_TABLE, DEFAULT_WAIT_TIMEOUT,
 };
+pub use scratch::Scratch;
 
 pub mod adopt;
 pub use adopt::{Adopt, Tool};

@@ -277,6 +277,13 @@ impl Migrations {
         self.list.last()
     }
 
+    /// The migrations `keep` keeps, as a set of their own (their chain values unchanged).
+    pub(crate) fn subset(&self, keep: impl Fn(&Migration) -> bool) -> Migrations {
+        Migrations {
+            list: Cow::Owned(self.list.iter().filter(|m| keep(m)).cloned().collect()),
+        }
+    }
+
     /// The migration with this version.
     pub fn get(&self, version: Version) -> Option<&Migration> {
         self.list

@@ -138,6 +138,15 @@ pub enum Warning {
     /// The database is CockroachDB: the lease lock was used and migrations were recorded
     /// `in_progress` then `applied`, since DDL there is not transactional.
     CockroachDb,
+    /// The live schema differs from what the migrations build (a run with
+    /// [`Runner::warn_on_drift`](crate::Runner::warn_on_drift)).
+    Drift(Box<crate::drift::Drift>),
+    /// [`Runner::warn_on_drift`](crate::Runner::warn_on_drift) could not compare (no scratch
+    /// server configured, no privilege to create a database, ...): why.
+    DriftUnchecked {
+        /// The error.
+        reason: String,
+    },
     /// A migration could not take a table lock within its lock timeout at first, and
     /// succeeded when tried again (see [`Runner::lock_retries`](crate::Runner::lock_retries)).
     LockRetried {
@@ -192,6 +201,23 @@ impl fmt::Display for Warning {
                 "CockroachDB: lease lock, each migration recorded in_progress then applied \
                  (DDL is not transactional there)",
             ),
+            Warning::Drift(d) => {
+                write!(
+                    f,
+                    "the schema has drifted from the migrations: {} difference(s)",
+                    d.differences.len()
+                )?;
+                for diff in d.differences.iter().take(5) {
+                    write!(f, "; {} {} {}", diff.change.as_str(), diff.kind, diff.name)?;
+                }
+                if d.differences.len() > 5 {
+                    f.write_str("; ... (`preflight drift` lists them all)")?;
+                }
+                Ok(())
+            }
+            Warning::DriftUnchecked { reason } => {
+                write!(f, "could not check the schema for drift: {reason}")
+            }
             Warning::LockRetried {
                 version,
                 attempts,

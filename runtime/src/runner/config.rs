@@ -6,6 +6,7 @@ use crate::adopt::Adopt;
 use crate::error::Error;
 use crate::lock::LockStrategy;
 use crate::plan::Policy;
+use crate::scratch::Scratch;
 use crate::timeout::{Timeout, Timeouts};
 use crate::Version;
 
@@ -47,6 +48,9 @@ pub(crate) struct Config {
     pub lock_retry_delay: Duration,
     pub wait_timeout: Duration,
     pub adopt: Adopt,
+    /// Where drift builds the migrations (PostgreSQL).
+    pub scratch: Option<Scratch>,
+    pub warn_on_drift: bool,
 }
 
 impl Default for Config {
@@ -65,6 +69,8 @@ impl Default for Config {
             lock_retry_delay: DEFAULT_LOCK_RETRY_DELAY,
             wait_timeout: DEFAULT_WAIT_TIMEOUT,
             adopt: Adopt::Off,
+            scratch: None,
+            warn_on_drift: false,
         }
     }
 }
@@ -242,6 +248,23 @@ impl<'m> Runner<'m> {
     /// before failing with what is still pending (default 5 minutes).
     pub fn wait_timeout(mut self, timeout: Duration) -> Self {
         self.cfg.wait_timeout = timeout;
+        self
+    }
+
+    /// The server on which [`Runner::drift`] creates its scratch database (PostgreSQL; not
+    /// needed on SQLite, which builds in memory). See [`Scratch`].
+    pub fn scratch(mut self, scratch: Scratch) -> Self {
+        self.cfg.scratch = Some(scratch);
+        self
+    }
+
+    /// Whether `run` (and `ready`) also checks the schema for drift after migrating (default
+    /// off: it builds the migrations in a scratch database at every boot, which costs as much
+    /// as migrating an empty database). Drift, or the reason it could not be checked, becomes
+    /// a warning of the report ([`Warning::Drift`](crate::Warning::Drift)); it never stops the
+    /// boot. On PostgreSQL it needs [`Runner::scratch`].
+    pub fn warn_on_drift(mut self, warn: bool) -> Self {
+        self.cfg.warn_on_drift = warn;
         self
     }
 

@@ -15,12 +15,14 @@
 //! * `retry.rs` — bounded retries of a migration blocked by a table lock, and the error naming
 //!   the session that holds it;
 //! * `revert.rs`, `repair.rs`, `adopt.rs`, `reset.rs` — the other operations' locked work;
-//! * `wait.rs` — waiting, without the lock, for another process to migrate.
+//! * `wait.rs` — waiting, without the lock, for another process to migrate;
+//! * `drift.rs` — comparing the live schema with what the migrations build.
 
 mod adopt;
 mod apply;
 mod config;
 mod context;
+pub(crate) mod drift;
 mod fast_path;
 mod lock;
 mod repair;
@@ -58,6 +60,7 @@ use crate::{Migrations, Version};
 /// | [`reset`](Runner::reset) | development: reverts everything (or drops the schema's objects), then applies everything | [`plan_reset`](Runner::plan_reset) |
 /// | [`history`](Runner::history) | reads the history table | — |
 /// | [`wait`](Runner::wait) | waits, without migrating, until another process has migrated | — |
+/// | [`drift`](Runner::drift) | compares the live schema with what the migrations build | — |
 ///
 /// Every operation that writes takes the migration lock first (see [`crate::lock`]) and
 /// releases it on every path; a dry run reads the same things and applies the same policies

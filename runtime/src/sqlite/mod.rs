@@ -43,9 +43,11 @@
 //!
 //! Files: `statements.rs` (splitting as SQLite splits), `sql.rs` (the history table's SQL),
 //! `history.rs` (reads, the row count, progress rows), `lock.rs` (the lock file), `apply.rs`
-//! (migration transactions) and `reset.rs` (the database's objects).
+//! (migration transactions), `reset.rs` (the database's objects) and `catalog.rs` (the schema
+//! as drift compares it, and the in-memory scratch database).
 
 mod apply;
+mod catalog;
 mod history;
 mod lock;
 mod reset;
