@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use preflight_runtime::Timeout;
 
 /// Embed, check and apply SQL migrations; inspect and repair a database's migration history.
 #[derive(Debug, Parser)]
@@ -30,6 +31,20 @@ pub(crate) struct Global {
     /// `2m`); the error then names the holder.
     #[arg(long, default_value = "60s", global = true, value_name = "DURATION")]
     pub lock_timeout: humantime::Duration,
+    /// The `lock_timeout` of every migration (`off`, or e.g. `500ms`, `5s`; default 1s): a
+    /// statement that waits longer for a table lock fails instead of queueing the table's
+    /// traffic behind it, and the migration is tried again (see --lock-retries). A
+    /// migration's `-- preflight:lock-timeout` directive wins.
+    #[arg(long, global = true, value_name = "DURATION|off")]
+    pub sql_lock_timeout: Option<Timeout>,
+    /// The `statement_timeout` of every migration (`off`, or a duration; default: the
+    /// server's). A migration's `-- preflight:statement-timeout` directive wins.
+    #[arg(long, global = true, value_name = "DURATION|off")]
+    pub sql_statement_timeout: Option<Timeout>,
+    /// How many times a migration blocked by a table lock is tried again, with back-off and
+    /// jitter, before the error names the table and the session holding it (default 5).
+    #[arg(long, global = true, value_name = "N")]
+    pub lock_retries: Option<u32>,
     /// Machine-readable output (one JSON document on stdout).
     #[arg(long, global = true)]
     pub json: bool,
@@ -67,6 +82,21 @@ pub(crate) enum Command {
         /// Apply pending versions below the newest applied one.
         #[arg(long)]
         allow_out_of_order: bool,
+    },
+    /// Wait, without migrating, until the database is current for these migrations (for an
+    /// init container or a replica while another process migrates); exit 1 on timeout.
+    Wait {
+        /// How long to wait before failing with what is still pending.
+        #[arg(long, default_value = "5m", value_name = "DURATION")]
+        timeout: humantime::Duration,
+    },
+    /// Compare the database's schema with what its applied migrations build in a scratch
+    /// database (dropped afterwards); exit 0 when they match, 1 when the schema drifted.
+    Drift {
+        /// The PostgreSQL server and role that create the scratch database (it needs the
+        /// CREATEDB privilege; default: --database-url).
+        #[arg(long, value_name = "URL")]
+        scratch_url: Option<String>,
     },
     /// Revert applied migrations with their down files.
     Down {

@@ -14,7 +14,8 @@
 //! # }
 //! ```
 //!
-//! Exit codes: 0 success, 1 failure (including a database a boot would refuse), 2 usage.
+//! Exit codes: 0 success, 1 failure (including a database a boot would refuse, a `wait` that
+//! timed out and a schema `drift` found different), 2 usage.
 
 mod args;
 mod db;
@@ -34,6 +35,7 @@ use std::time::SystemTime;
 use clap::Parser;
 use preflight_check::{check_dir, Checked, Diagnostic, Dialect, LintLevel, Options};
 use preflight_runtime::adopt::AdoptError;
+use preflight_runtime::drift::{Change, Drift};
 use preflight_runtime::{
     Adopt, Connection, Error, Migrations, Repair, Report, Revert, Runner, Step, Tool, Version,
 };
@@ -257,6 +259,44 @@ fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError
                 bar.finish_and_clear();
             }
             Ok(report_outcome(&report?, "applied"))
+        }
+        Command::Wait { timeout } => {
+            let set = load(g, embedded)?;
+            let mut db = connect_db(g)?;
+            let report = runner(&set, g)?
+                .wait_timeout((*timeout).into())
+                .wait(&mut *db)?;
+            let mut human = String::new();
+            for w in &report.warnings {
+                human.push_str(&format!("warning: {w}\n"));
+            }
+            human.push_str(&format!(
+                "database is current for these migrations (waited {:.1} s)\n",
+                report.waited.as_secs_f64()
+            ));
+            Ok(Outcome::ok(
+                human,
+                json!({
+                    "ok": true,
+                    "waited_ms": report.waited.as_millis() as u64,
+                    "warnings": report.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                }),
+            ))
+        }
+        Command::Drift { scratch_url } => {
+            let set = load(g, embedded)?;
+            let url = database_url(g)?;
+            let mut db = connect_db(g)?;
+            let mut r = runner(&set, g)?;
+            if preflight_runtime::sqlite::parse_url(url).is_none() {
+                r = r.scratch(db::scratch(scratch_url.as_deref().unwrap_or(url))?);
+            }
+            let drift = r.drift(&mut *db)?;
+            Ok(Outcome {
+                human: drift.to_string(),
+                json: drift_json(&drift),
+                ok: drift.is_clean(),
+            })
         }
         Command::Down { to, steps, dry_run } => {
             let set = load(g, embedded)?;
@@ -520,6 +560,15 @@ fn runner<'m>(set: &'m Migrations, g: &Global) -> Result<Runner<'m>, CliError> {
         .table(table)
         .application("preflight-cli")
         .lock_timeout(g.lock_timeout.into());
+    if let Some(t) = g.sql_lock_timeout {
+        r = r.sql_lock_timeout(t);
+    }
+    if let Some(t) = g.sql_statement_timeout {
+        r = r.sql_statement_timeout(t);
+    }
+    if let Some(n) = g.lock_retries {
+        r = r.lock_retries(n);
+    }
     if let Some(schema) = schema {
         r = r.schema(schema);
     }
@@ -618,6 +667,48 @@ fn report_outcome(report: &Report, verb: &str) -> Outcome {
             "lock_taken": report.lock_taken,
         }),
     )
+}
+
+/// `drift --json`: every difference whole (the table truncates long definitions).
+fn drift_json(drift: &Drift) -> Value {
+    let versions = |v: &[Version]| v.iter().map(ToString::to_string).collect::<Vec<_>>();
+    let differences: Vec<Value> = drift
+        .differences
+        .iter()
+        .map(|d| {
+            let mut entry = json!({
+                "change": d.change.as_str(),
+                "kind": d.kind.as_str(),
+                "name": d.name,
+            });
+            match &d.change {
+                Change::Added(attrs) | Change::Removed(attrs) => {
+                    entry["attributes"] = attrs
+                        .iter()
+                        .map(|a| (a.name.clone(), Value::from(a.value.clone())))
+                        .collect::<serde_json::Map<_, _>>()
+                        .into();
+                }
+                Change::Changed(changes) => {
+                    entry["changes"] = changes
+                        .iter()
+                        .map(|c| json!({ "attribute": c.name, "live": c.live, "migrations": c.built }))
+                        .collect::<Vec<_>>()
+                        .into();
+                }
+                _ => {}
+            }
+            entry
+        })
+        .collect();
+    json!({
+        "ok": drift.is_clean(),
+        "clean": drift.is_clean(),
+        "differences": differences,
+        "compared": versions(&drift.compared),
+        "pending": versions(&drift.pending),
+        "unknown": versions(&drift.unknown),
+    })
 }
 
 fn dry_run_up(steps: &[Step<'_>]) -> Outcome {

@@ -312,3 +312,19 @@ fn reset_takes_the_migration_lock_too() {
     assert_eq!(reset.code, 0, "{}{}", reset.stdout, reset.stderr);
     assert_eq!(count(&db, "SELECT count(*) FROM users"), 1);
 }
+
+#[test]
+fn drift_on_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, file) = migrated(dir.path());
+    let tmp = dir.path();
+    let clean = run(tmp, url, &["drift"]);
+    assert_eq!(clean.code, 0, "{}", clean.all());
+    Connection::open(&file)
+        .unwrap()
+        .execute_batch("CREATE INDEX hot_fix ON users (email)")
+        .unwrap();
+    let drifted = run(tmp, url, &["drift"]);
+    assert_eq!(drifted.code, 1, "{}", drifted.all());
+    drifted.assert_stdout_has(&["added   index  hot_fix  CREATE INDEX hot_fix ON users (email)"]);
+}
