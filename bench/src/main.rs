@@ -10,6 +10,7 @@
 //! commits are cheaper there than on a real server). Prints a Markdown report (BENCHMARKS.md).
 
 mod compile;
+mod drift;
 mod gen;
 mod machine;
 mod preflight_impl;
@@ -34,13 +35,16 @@ enum Scenario {
     Sqlite,
     /// A test suite's per-test databases (issue #9).
     Testdb,
+    /// `drift` on 200 applied migrations (issue #20).
+    Drift,
 }
 
 /// Preflight's benchmarks, side by side with refinery, sqlx and psql.
 #[derive(Debug, Parser)]
 #[command(name = "preflight-bench")]
 struct Args {
-    /// Run every scenario (no-op boot, apply, storm, compile time, SQLite).
+    /// Run every scenario (no-op boot, apply, storm, compile time, SQLite, test databases,
+    /// drift).
     #[arg(long)]
     all: bool,
     /// Fewer rounds and smaller sets: a quick look, not numbers to publish.
@@ -94,11 +98,12 @@ fn main() {
             Scenario::Compile,
             Scenario::Sqlite,
             Scenario::Testdb,
+            Scenario::Drift,
         ];
     }
     if selected.is_empty() && !args.profile {
         eprintln!(
-            "nothing to do: pass --all (or --scenario noop,apply,storm,compile,sqlite,testdb, or --profile); see --help"
+            "nothing to do: pass --all (or --scenario noop,apply,storm,compile,sqlite,testdb,drift, or --profile); see --help"
         );
         std::process::exit(2);
     }
@@ -140,6 +145,9 @@ fn main() {
                 rows.extend(compile::compile(sizes, if args.quick { 1 } else { 3 }));
             }
             Scenario::Sqlite => rows.extend(sqlite::sqlite(&rt, work.path(), &plan)),
+            Scenario::Drift => {
+                rows.extend(drift::drift(&rt, &plan, if args.quick { 50 } else { 200 }))
+            }
             Scenario::Testdb => sections.push(testdb::run(
                 work.path(),
                 &if args.quick {
