@@ -15,10 +15,8 @@ use tokio::runtime::Runtime;
 
 use crate::gen::{self, Shape};
 use crate::preflight_impl;
-use crate::report::{over_floor, Measure, Row};
+use crate::report::{rounds, Measure, Table};
 use crate::scenarios::Plan;
-
-const NO_DRIFT_CHECK: &str = "no drift check";
 
 /// One measurement, or why it failed.
 fn timed(what: impl FnOnce() -> Result<(), String>) -> Result<Duration, String> {
@@ -34,23 +32,31 @@ fn record(m: &mut Measure, result: Result<Duration, String>) {
     }
 }
 
-/// The rows: PostgreSQL (sync and async drivers) and SQLite, `count` DDL-heavy migrations
+/// The tables: PostgreSQL (sync and async drivers) and SQLite, `count` DDL-heavy migrations
 /// (a table with a primary key and an index each).
-pub fn drift(rt: &Runtime, plan: &Plan, count: u32) -> Vec<Row> {
+pub fn drift(rt: &Runtime, plan: &Plan, count: u32) -> Vec<Table> {
     eprintln!("drift, {count} applied");
     let set = preflight_impl::migrations(&gen::migrations(Shape::DdlHeavy, count));
-    let mut rows = postgres(rt, plan, &set, count);
-    rows.push(sqlite(plan, &set, count));
-    rows
+    vec![postgres(rt, plan, &set, count), sqlite(plan, &set, count)]
 }
 
-fn postgres(rt: &Runtime, plan: &Plan, set: &Migrations, count: u32) -> Vec<Row> {
+fn postgres(rt: &Runtime, plan: &Plan, set: &Migrations, count: u32) -> Table {
+    let mut t = Table::new(format!(
+        "Drift, {count} applied migrations (a table and an index each), PostgreSQL"
+    ));
+    t.say(format!(
+        "`Runner::drift`: create a scratch database, apply the migrations there, read both \
+         catalogs, compare, drop the scratch database; the database compared is untouched (no \
+         difference). The floor is what no drift check can avoid: create a database, apply the \
+         same migrations with Preflight, drop it. Neither refinery nor sqlx checks drift. {}, \
+         alternating.",
+        rounds(plan.rounds)
+    ));
     let live = TestDatabase::empty();
     let mut client = live.connect();
     if let Err(e) = set.run(&mut client) {
-        let mut row = Row::new(format!("drift, {count} applied (ddl)"));
-        row.preflight = Measure::text(format!("setup failed: {e}"));
-        return vec![row];
+        t.say(format!("error: setup failed: {e}"));
+        return t;
     }
     let scratch = || {
         Scratch::postgres(
@@ -102,41 +108,36 @@ fn postgres(rt: &Runtime, plan: &Plan, set: &Migrations, count: u32) -> Vec<Row>
             }
         }
     }
-    floor.note("CREATE DATABASE + apply + DROP");
-    let over = |m: &mut Measure| {
-        if let Some(d) = over_floor(m, &floor) {
-            m.note(format!("{d}: catalogs read and compared"));
-        }
-    };
-    over(&mut sync);
-    over(&mut asynchronous);
-    let mut rows = Vec::new();
-    for (label, measure) in [("sync `postgres`", sync), ("async", asynchronous)] {
-        let mut row = Row::new(format!("drift, {count} applied (ddl, {label})"));
-        row.floor = floor.clone();
-        row.preflight = measure;
-        row.refinery = Measure::text(NO_DRIFT_CHECK);
-        row.sqlx = Measure::text(NO_DRIFT_CHECK);
-        rows.push(row);
-    }
-    rows
+    t.push("create + apply + drop a database", true, floor);
+    t.push("Preflight `drift` (postgres)", false, sync);
+    t.push(
+        "Preflight `drift_async` (tokio-postgres)",
+        false,
+        asynchronous,
+    );
+    t
 }
 
-fn sqlite(plan: &Plan, set: &Migrations, count: u32) -> Row {
-    let mut row = Row::new(format!("drift, {count} applied (ddl, SQLite file)"));
+fn sqlite(plan: &Plan, set: &Migrations, count: u32) -> Table {
+    let mut t = Table::new(format!(
+        "Drift, {count} applied migrations (a table and an index each), SQLite file"
+    ));
+    t.say(format!(
+        "`Runner::drift` on a `rusqlite` connection: the scratch database is in memory. The \
+         floor applies the same migrations to an in-memory database. {}, alternating.",
+        rounds(plan.rounds)
+    ));
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let path = dir.path().join("live.db");
-    let mut conn = rusqlite::Connection::open(&path).expect("open the SQLite file");
-    let sql = |m: &preflight_runtime::Migration| m.up().script().unwrap_or_default().to_owned();
-    // SQLite's SQL: `timestamptz` and `now()` do not exist there; the generated DDL keeps its
-    // shape with SQLite's spelling.
+    let mut conn =
+        rusqlite::Connection::open(dir.path().join("live.db")).expect("open the SQLite file");
+    // SQLite's spelling of the generated DDL (no `timestamptz`, no `now()`).
     let sqlite_set = Migrations::from_specs(
         set.iter()
             .map(|m| {
                 preflight_runtime::MigrationSpec::new(
                     m.version(),
                     m.name(),
-                    &sql(m).replace(
+                    &m.up().script().unwrap_or_default().replace(
                         "timestamptz NOT NULL DEFAULT now()",
                         "TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP",
                     ),
@@ -146,14 +147,15 @@ fn sqlite(plan: &Plan, set: &Migrations, count: u32) -> Row {
     )
     .expect("the same versions");
     if let Err(e) = sqlite_set.run(&mut conn) {
-        row.preflight = Measure::text(format!("setup failed: {e}"));
-        return row;
+        t.say(format!("error: setup failed: {e}"));
+        return t;
     }
+    let (mut floor, mut drift) = (Measure::default(), Measure::default());
     for round in 0..plan.rounds {
         for turn in 0..2 {
             if (round + turn) % 2 == 0 {
                 record(
-                    &mut row.floor,
+                    &mut floor,
                     timed(|| {
                         let mut memory =
                             rusqlite::Connection::open_in_memory().map_err(|e| e.to_string())?;
@@ -165,19 +167,18 @@ fn sqlite(plan: &Plan, set: &Migrations, count: u32) -> Row {
                 );
             } else {
                 record(
-                    &mut row.preflight,
+                    &mut drift,
                     timed(|| {
-                        let drift = sqlite_set.drift(&mut conn).map_err(|e| e.to_string())?;
-                        clean(drift.is_clean())
+                        let d = sqlite_set.drift(&mut conn).map_err(|e| e.to_string())?;
+                        clean(d.is_clean())
                     }),
                 );
             }
         }
     }
-    row.floor.note("apply to an in-memory database");
-    row.refinery = Measure::text(NO_DRIFT_CHECK);
-    row.sqlx = Measure::text(NO_DRIFT_CHECK);
-    row
+    t.push("apply to an in-memory database", true, floor);
+    t.push("Preflight `drift` (rusqlite)", false, drift);
+    t
 }
 
 /// An untouched database must compare clean: a difference here is a bug, not a timing.

@@ -68,16 +68,18 @@ pub fn write(root: &Path, shape: Shape, count: u32) -> Set {
     let dir = root.join(format!("{}_{count}", shape.label()));
     write_dir(&dir, &migrations(shape, count));
     let all_sql = root.join(format!("{}_{count}.all.sql", shape.label()));
-    let all: String = migrations(shape, count)
-        .iter()
-        .map(|m| m.sql.as_str())
-        .collect();
-    std::fs::write(&all_sql, all).expect("write the concatenated SQL file");
+    std::fs::write(&all_sql, concatenate(&migrations(shape, count)))
+        .expect("write the concatenated SQL file");
     Set {
         dir,
         migrations: migrations(shape, count),
         all_sql,
     }
+}
+
+/// The bodies, one after the other.
+pub fn concatenate(migrations: &[Generated]) -> String {
+    migrations.iter().map(|m| m.sql.as_str()).collect()
 }
 
 /// Writes the files of `migrations` into `dir` (created, emptied first).

@@ -3,8 +3,8 @@
 //!
 //! A set is built at run time with `Migrations::from_specs` from the generated files (what
 //! `embed!` would have put in a `static`; building it is not timed), then applied with the
-//! default runner: `Migrations::run_async` on a `tokio_postgres::Client`, `Migrations::run` on a
-//! `postgres::Client`.
+//! default runner: `Migrations::run_async` on a `tokio_postgres::Client` (also with
+//! `synchronous_commits(true)`), `Migrations::run` on a `postgres::Client`.
 
 use std::time::{Duration, Instant};
 
@@ -23,21 +23,22 @@ pub fn migrations(generated: &[Generated]) -> Migrations {
     .expect("generated versions are unique")
 }
 
-/// Whether this build of the bench has the runner (false while the runtime did not expose it).
-pub const RUNNER_READY: bool = true;
-
-/// Why there is no number when [`RUNNER_READY`] is false.
-pub const NOT_READY: &str = "not measured: runner API (`Migrations::run_async`/`run`) not ready";
-
-/// Connects and migrates with the async driver; on success, whether it took the fast path and
-/// how long connecting and migrating took (closing the connection is not timed).
-pub async fn boot_async(url: &str, migrations: &Migrations) -> Result<(bool, Duration), String> {
+/// Connects and migrates with the async driver (`every_commit_synced`: with
+/// `synchronous_commits(true)`); on success, whether it took the fast path and how long
+/// connecting and migrating took (closing the connection is not timed).
+pub async fn boot_async(
+    url: &str,
+    migrations: &Migrations,
+    every_commit_synced: bool,
+) -> Result<(bool, Duration), String> {
     let start = Instant::now();
     let (mut client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
         .map_err(|e| format!("connect: {e}"))?;
     let driver = tokio::spawn(connection);
     let report = migrations
+        .runner()
+        .synchronous_commits(every_commit_synced)
         .run_async(&mut client)
         .await
         .map_err(|e| format!("preflight: {e}"))?;
@@ -48,8 +49,8 @@ pub async fn boot_async(url: &str, migrations: &Migrations) -> Result<(bool, Dur
     Ok((report.fast_path, elapsed))
 }
 
-/// Connects and migrates with the sync driver; like [`boot_async`].
-pub fn boot_sync(url: &str, migrations: &Migrations) -> Result<(bool, Duration), String> {
+/// Connects and migrates with the blocking driver (default settings); like [`boot_async`].
+pub fn boot_blocking(url: &str, migrations: &Migrations) -> Result<(bool, Duration), String> {
     let start = Instant::now();
     let mut client =
         postgres::Client::connect(url, postgres::NoTls).map_err(|e| format!("connect: {e}"))?;

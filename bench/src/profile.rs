@@ -1,23 +1,21 @@
-//! `--profile`: what each tool sends, counted through a proxy between it and the server
-//! (round trips = bursts of client messages separated by server replies; pipelined messages
-//! count once), and a probe of the ways to apply N light migrations, to say what the runner
-//! could change.
+//! `--profile` (and part of `--all`): what each tool sends, counted through a proxy between it
+//! and the server (round trips = bursts of client messages separated by server replies;
+//! pipelined messages count once), and for the deploy how many round trips come before the
+//! first migration.
 
 use std::collections::BTreeMap;
-use std::future::{poll_fn, Future};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::Path;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use preflight_runtime::testing::TestDatabase;
 use tokio::runtime::Runtime;
 
 use crate::gen::{self, Shape};
-use crate::stats::Samples;
+use crate::proxy::redirect;
+use crate::scenarios::DbCopy;
 use crate::tools::{boot, Prepared, Tool};
 
 /// What went through the proxy on all connections since the last reset.
@@ -26,8 +24,11 @@ struct Traffic {
     connections: usize,
     round_trips: usize,
     messages: usize,
-    /// Statement texts (simple `Q` and extended `P`), in order.
-    statements: Vec<String>,
+    /// Statement texts (simple `Q` and extended `P`), in order, each with the round trip
+    /// (counted from 1, the startup) that carried it.
+    statements: Vec<(String, usize)>,
+    /// Connections whose client has not closed yet.
+    open: usize,
 }
 
 #[derive(Default)]
@@ -39,14 +40,14 @@ struct Conn {
 
 struct Proxy {
     port: u16,
-    traffic: Arc<Mutex<Traffic>>,
+    traffic: Arc<(Mutex<Traffic>, Condvar)>,
 }
 
 impl Proxy {
     fn start(upstream: String) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the profiling proxy");
         let port = listener.local_addr().expect("proxy address").port();
-        let traffic = Arc::new(Mutex::new(Traffic::default()));
+        let traffic = Arc::new((Mutex::new(Traffic::default()), Condvar::new()));
         let t = traffic.clone();
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
@@ -59,34 +60,67 @@ impl Proxy {
                     untyped: true,
                     ..Conn::default()
                 }));
-                if let Ok(mut tr) = t.lock() {
+                if let Ok(mut tr) = t.0.lock() {
                     tr.connections += 1;
+                    tr.open += 1;
                 }
-                pump(client.try_clone().ok(), server.try_clone().ok(), {
+                let closed = {
                     let t = t.clone();
-                    let conn = conn.clone();
-                    move |bytes: &[u8]| client_bytes(&t, &conn, bytes)
-                });
-                pump(Some(server), Some(client), move |_: &[u8]| {
-                    if let Ok(mut c) = conn.lock() {
-                        c.client_turn = false;
+                    move || {
+                        if let Ok(mut tr) = t.0.lock() {
+                            tr.open = tr.open.saturating_sub(1);
+                        }
+                        t.1.notify_all();
                     }
-                });
+                };
+                pump(
+                    client.try_clone().ok(),
+                    server.try_clone().ok(),
+                    {
+                        let t = t.clone();
+                        let conn = conn.clone();
+                        move |bytes: &[u8]| client_bytes(&t.0, &conn, bytes)
+                    },
+                    closed,
+                );
+                pump(
+                    Some(server),
+                    Some(client),
+                    move |_: &[u8]| {
+                        if let Ok(mut c) = conn.lock() {
+                            c.client_turn = false;
+                        }
+                    },
+                    || {},
+                );
             }
         });
         Proxy { port, traffic }
     }
 
+    /// What went through since the last call, once every client connection has closed (a
+    /// tool's last messages, such as `Terminate`, reach the proxy after the tool returned).
     fn take(&self) -> Traffic {
-        std::mem::take(&mut *self.traffic.lock().expect("proxy state"))
+        let (lock, closed) = &*self.traffic;
+        let guard = lock.lock().expect("proxy state");
+        let (mut guard, _) = closed
+            .wait_timeout_while(guard, Duration::from_secs(10), |t| t.open > 0)
+            .expect("proxy state");
+        let open = guard.open;
+        let mut taken = std::mem::take(&mut *guard);
+        guard.open = open;
+        taken.open = open;
+        taken
     }
 }
 
-/// Copies `from` to `to` on a thread, calling `seen` before forwarding each chunk.
+/// Copies `from` to `to` on a thread, calling `seen` before forwarding each chunk and `done`
+/// when `from` has closed.
 fn pump(
     from: Option<TcpStream>,
     to: Option<TcpStream>,
     mut seen: impl FnMut(&[u8]) + Send + 'static,
+    done: impl FnOnce() + Send + 'static,
 ) {
     let (Some(mut from), Some(mut to)) = (from, to) else {
         return;
@@ -105,6 +139,7 @@ fn pump(
             }
         }
         let _ = to.shutdown(Shutdown::Write);
+        done();
     });
 }
 
@@ -146,40 +181,28 @@ fn client_bytes(t: &Mutex<Traffic>, conn: &Mutex<Conn>, bytes: &[u8]) {
         let body: Vec<u8> = c.buf[5..len + 1].to_vec();
         c.buf.drain(..len + 1);
         tr.messages += 1;
-        let text = |b: &[u8]| {
-            let end = b.iter().position(|&x| x == 0).unwrap_or(b.len());
-            String::from_utf8_lossy(&b[..end]).into_owned()
-        };
-        match kind {
-            b'Q' => tr.statements.push(text(&body)),
-            b'P' => {
-                let name_end = body.iter().position(|&x| x == 0).unwrap_or(0);
-                tr.statements.push(text(&body[name_end + 1..]));
-            }
-            // Terminate gets no reply: not a round trip.
-            b'X' => continue,
-            _ => {}
+        // Terminate gets no reply: not a round trip.
+        if kind == b'X' {
+            continue;
         }
         if new_burst {
             tr.round_trips += 1;
             new_burst = false;
         }
+        let text = |b: &[u8]| {
+            let end = b.iter().position(|&x| x == 0).unwrap_or(b.len());
+            String::from_utf8_lossy(&b[..end]).into_owned()
+        };
+        let trip = tr.round_trips;
+        match kind {
+            b'Q' => tr.statements.push((text(&body), trip)),
+            b'P' => {
+                let name_end = body.iter().position(|&x| x == 0).unwrap_or(0);
+                tr.statements.push((text(&body[name_end + 1..]), trip));
+            }
+            _ => {}
+        }
     }
-}
-
-/// `host:port` of a `postgres://` URL, and the URL pointed at `port` on 127.0.0.1 instead.
-fn via_proxy(url: &str, port: u16) -> Option<(String, String)> {
-    let rest = url.split_once("://")?.1;
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let upstream = if hostport.contains(':') {
-        hostport.to_owned()
-    } else {
-        format!("{hostport}:5432")
-    };
-    let proxied = url.replacen(hostport, &format!("127.0.0.1:{port}"), 1);
-    Some((upstream, proxied))
 }
 
 /// Digits → `N`, whitespace squeezed, cut: statements grouped by shape.
@@ -205,7 +228,7 @@ fn shape_of(sql: &str) -> String {
 
 fn summary(label: &str, tr: &Traffic, per: Option<u32>) -> String {
     let mut shapes: BTreeMap<String, (usize, usize)> = BTreeMap::new();
-    for (i, s) in tr.statements.iter().enumerate() {
+    for (i, (s, _)) in tr.statements.iter().enumerate() {
         let e = shapes.entry(shape_of(s)).or_insert((0, i));
         e.0 += 1;
     }
@@ -229,228 +252,121 @@ fn summary(label: &str, tr: &Traffic, per: Option<u32>) -> String {
     out
 }
 
+/// The round-trip section of the report.
 pub fn run(rt: &Runtime, work: &Path) -> String {
     let admin = preflight_runtime::testing::server_url();
-    let Some(probe_url) = via_proxy(admin, 0) else {
+    let Some((upstream, _)) = redirect(admin, 0) else {
         return "--profile needs a postgres:// URL\n".to_owned();
     };
-    let proxy = Proxy::start(probe_url.0);
+    let proxy = Proxy::start(upstream);
     let proxied = |url: &str| {
-        via_proxy(url, proxy.port)
+        redirect(url, proxy.port)
             .map(|(_, p)| p)
             .expect("a postgres:// URL")
     };
-    let mut out = String::from("## Round trips and statements (through a counting proxy)\n\n");
+    let mut out = String::from(
+        "### Round trips and statements (through a counting proxy)\n\n\
+         Statements grouped by shape (digits → `N`), in order of first appearance; a round trip \
+         is a burst of client messages answered by the server, the startup counting as one.\n\n",
+    );
 
     let n = 1000;
     let set = gen::write(work, Shape::Light, n);
     let prepared = Prepared::new(rt, &set);
-    out.push_str(&format!("### No-op boot, {n} applied\n\n"));
+    out.push_str(&format!("#### No-op boot, {n} applied\n\n"));
     for tool in [
         Tool::ConnectSelect1,
         Tool::Preflight,
-        Tool::PreflightSync,
+        Tool::PreflightBlocking,
         Tool::Refinery,
         Tool::Sqlx,
     ] {
         let db = TestDatabase::empty();
-        let setup = if tool == Tool::PreflightSync {
-            Tool::Preflight
-        } else {
-            tool
-        };
-        if let Err(e) = boot(rt, setup, db.url(), &prepared) {
-            out.push_str(&format!("{}: setup failed: {e}\n\n", tool.name()));
+        if let Err(e) = boot(rt, tool.setup(), db.url(), &prepared) {
+            out.push_str(&format!("{}: setup failed: {e}\n\n", tool.label()));
             continue;
         }
         proxy.take();
         let r = boot(rt, tool, &proxied(db.url()), &prepared);
-        std::thread::sleep(Duration::from_millis(50));
         let tr = proxy.take();
         match r {
-            Ok(_) => out.push_str(&summary(tool.name(), &tr, None)),
-            Err(e) => out.push_str(&format!("{}: {e}\n\n", tool.name())),
+            Ok(_) => out.push_str(&summary(tool.label(), &tr, None)),
+            Err(e) => out.push_str(&format!("{}: {e}\n\n", tool.label())),
         }
     }
 
+    let profiled = [
+        Tool::Preflight,
+        Tool::PreflightSynced,
+        Tool::PreflightBlocking,
+        Tool::Refinery,
+        Tool::RefineryGrouped,
+        Tool::Sqlx,
+    ];
     let n = 100;
-    for shape in [Shape::Light] {
-        let set = gen::write(work, shape, n);
-        let prepared = Prepared::new(rt, &set);
-        out.push_str(&format!(
-            "### Apply {n} {} migrations to an empty database\n\n",
-            shape.label()
-        ));
-        for tool in [
-            Tool::Preflight,
-            Tool::PreflightSync,
-            Tool::Refinery,
-            Tool::Sqlx,
-        ] {
-            let db = TestDatabase::empty();
-            proxy.take();
-            let r = boot(rt, tool, &proxied(db.url()), &prepared);
-            std::thread::sleep(Duration::from_millis(50));
-            let tr = proxy.take();
-            match r {
-                Ok(_) => out.push_str(&summary(tool.name(), &tr, Some(n))),
-                Err(e) => out.push_str(&format!("{}: {e}\n\n", tool.name())),
-            }
-        }
-    }
-    out.push_str(&probe(rt, work));
-    out
-}
-
-/// Ways of applying 1,000 light migrations, each with its own transaction and history row,
-/// directly on the server: what the runner could do.
-fn probe(rt: &Runtime, work: &Path) -> String {
-    let n = 1000u32;
-    let rounds = 5;
     let set = gen::write(work, Shape::Light, n);
     let prepared = Prepared::new(rt, &set);
-    let variants: [(&str, Variant); 4] = [
-        (
-            "one round trip per migration (BEGIN; body; history INSERT; COMMIT)",
-            Variant::PerMigration {
-                async_commit: false,
-                pipelined: false,
-            },
-        ),
-        (
-            "same, `SET LOCAL synchronous_commit = off` in all but the last",
-            Variant::PerMigration {
-                async_commit: true,
-                pipelined: false,
-            },
-        ),
-        (
-            "same as the previous, pipelined (all sent before reading replies)",
-            Variant::PerMigration {
-                async_commit: true,
-                pipelined: true,
-            },
-        ),
-        (
-            "pipelined, synchronous commits",
-            Variant::PerMigration {
-                async_commit: false,
-                pipelined: true,
-            },
-        ),
-    ];
-    let mut samples: Vec<Samples> = vec![Samples::default(); variants.len() + 1];
-    for round in 0..rounds {
-        for k in 0..=variants.len() {
-            let i = (k + round) % (variants.len() + 1);
-            let db = TestDatabase::empty();
-            let r = if i == variants.len() {
-                boot(rt, Tool::Psql, db.url(), &prepared).map(|o| o.elapsed)
-            } else {
-                rt.block_on(apply_variant(db.url(), &set.migrations, variants[i].1))
-            };
-            match r {
-                Ok(d) => samples[i].push(d),
-                Err(e) => eprintln!("probe failed: {e}"),
-            }
-        }
-    }
-    let mut out = format!(
-        "### Probe: {n} light migrations, each in its own transaction with a history row \
-         (tokio-postgres, simple queries, connect included)\n\n| how | time |\n|---|---|\n"
-    );
-    for (i, (label, _)) in variants.iter().enumerate() {
-        out.push_str(&format!("| {label} | {} |\n", samples[i].cell()));
-    }
     out.push_str(&format!(
-        "| floor: `psql -1 -f` (one transaction for all) | {} |\n\n",
-        samples[variants.len()].cell()
+        "#### Apply {n} light migrations to an empty database\n\n"
     ));
-    out
-}
-
-#[derive(Clone, Copy)]
-enum Variant {
-    PerMigration { async_commit: bool, pipelined: bool },
-}
-
-async fn apply_variant(
-    url: &str,
-    migrations: &[gen::Generated],
-    variant: Variant,
-) -> Result<Duration, String> {
-    let Variant::PerMigration {
-        async_commit,
-        pipelined,
-    } = variant;
-    let start = Instant::now();
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .map_err(|e| e.to_string())?;
-    let driver = tokio::spawn(connection);
-    client
-        .batch_execute(
-            "CREATE TABLE IF NOT EXISTS probe_history (version bigint PRIMARY KEY, name text NOT NULL, \
-             checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-    let last = migrations.len().saturating_sub(1);
-    let scripts: Vec<String> = migrations
-        .iter()
-        .enumerate()
-        .map(|(i, m)| {
-            let local = if async_commit && i != last {
-                "SET LOCAL synchronous_commit = off;\n"
-            } else {
-                ""
-            };
-            format!(
-                "BEGIN;\n{local}{}INSERT INTO probe_history (version, name, checksum) VALUES ({}, '{}', '{:064x}');\nCOMMIT;",
-                m.sql, m.version, m.name, m.version
-            )
-        })
-        .collect();
-    if pipelined {
-        // Polled together, in order: every script is written before the first reply is read.
-        type Request<'a> = Pin<Box<dyn Future<Output = Result<(), tokio_postgres::Error>> + 'a>>;
-        let mut requests: Vec<Option<Request<'_>>> = scripts
-            .iter()
-            .map(|s| Some(Box::pin(client.batch_execute(s)) as Request<'_>))
-            .collect();
-        let mut first_error = None;
-        poll_fn(|cx| {
-            let mut pending = false;
-            for slot in requests.iter_mut() {
-                if let Some(request) = slot {
-                    match request.as_mut().poll(cx) {
-                        Poll::Ready(r) => {
-                            if let (Err(e), None) = (r, &first_error) {
-                                first_error = Some(e.to_string());
-                            }
-                            *slot = None;
-                        }
-                        Poll::Pending => pending = true,
-                    }
-                }
-            }
-            if pending {
-                Poll::Pending
-            } else {
-                Poll::Ready(())
-            }
-        })
-        .await;
-        if let Some(e) = first_error {
-            return Err(e);
-        }
-    } else {
-        for s in &scripts {
-            client.batch_execute(s).await.map_err(|e| e.to_string())?;
+    for tool in profiled {
+        let db = TestDatabase::empty();
+        proxy.take();
+        let r = boot(rt, tool, &proxied(db.url()), &prepared);
+        let tr = proxy.take();
+        match r {
+            Ok(_) => out.push_str(&summary(tool.label(), &tr, Some(n))),
+            Err(e) => out.push_str(&format!("{}: {e}\n\n", tool.label())),
         }
     }
-    let elapsed = start.elapsed();
-    drop(client);
-    let _ = driver.await;
-    Ok(elapsed)
+
+    let (base, new) = (1000u32, 3u32);
+    let before = gen::write(work, Shape::Light, base);
+    let after = gen::write(work, Shape::Light, base + new);
+    let setup = Prepared::new(rt, &before);
+    let prepared = Prepared::deploy(rt, &after, new as usize);
+    out.push_str(&format!(
+        "#### Deploy: {new} new migrations on top of {base} applied\n\n"
+    ));
+    let first_new = format!("VALUES ({}, ", base + 1);
+    for tool in profiled {
+        let template = TestDatabase::empty();
+        if let Err(e) = boot(rt, tool.setup(), template.url(), &setup) {
+            out.push_str(&format!("{}: setup failed: {e}\n\n", tool.label()));
+            continue;
+        }
+        let copy = match DbCopy::of(&template, "profile") {
+            Ok(c) => c,
+            Err(e) => {
+                out.push_str(&format!("{}: {e}\n\n", tool.label()));
+                continue;
+            }
+        };
+        proxy.take();
+        let r = boot(rt, tool, &proxied(copy.url()), &prepared);
+        let tr = proxy.take();
+        match r {
+            Ok(_) => {
+                let before_first = tr
+                    .statements
+                    .iter()
+                    .find(|(s, _)| s.contains(&first_new))
+                    .map(|(_, trip)| trip - 1);
+                let mut text = summary(tool.label(), &tr, None);
+                if let Some(k) = before_first {
+                    text = text.replacen(
+                        " messages\n",
+                        &format!(
+                            " messages; {k} round trip(s) before the one carrying the first \
+                             new migration\n"
+                        ),
+                        1,
+                    );
+                }
+                out.push_str(&text);
+            }
+            Err(e) => out.push_str(&format!("{}: {e}\n\n", tool.label())),
+        }
+    }
+    out
 }

@@ -7,43 +7,130 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection};
 use tokio::runtime::Runtime;
 
 use crate::gen::{self, Set, Shape};
-use crate::report::{over_floor, Measure, Row};
-use crate::scenarios::Plan;
+use crate::report::{curve, Measure, Table};
+use crate::scenarios::{rotation, shorten, Plan};
 use crate::tools::Prepared;
 
 /// Who is measured on SQLite.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Tool {
     /// rusqlite: open + `SELECT 1` (no-op), or open + the concatenated files in one
     /// transaction (apply).
     Floor,
     Preflight,
+    /// `synchronous_commits(true)`: every migration's commit synced, also in WAL mode.
+    PreflightSynced,
     Refinery,
+    /// `set_grouped(true)`: one transaction for the run.
+    RefineryGrouped,
+    /// `PRAGMA synchronous = NORMAL` on its connection first (WAL mode only).
+    RefineryNormal,
     Sqlx,
+    /// `SqliteConnectOptions::synchronous(Normal)` (WAL mode only).
+    SqlxNormal,
 }
 
-const TOOLS: [Tool; 4] = [Tool::Floor, Tool::Preflight, Tool::Refinery, Tool::Sqlx];
+const NOOP: [Tool; 4] = [Tool::Floor, Tool::Preflight, Tool::Refinery, Tool::Sqlx];
+const APPLY: [Tool; 6] = [
+    Tool::Floor,
+    Tool::Preflight,
+    Tool::PreflightSynced,
+    Tool::Refinery,
+    Tool::RefineryGrouped,
+    Tool::Sqlx,
+];
+const APPLY_WAL: [Tool; 8] = [
+    Tool::Floor,
+    Tool::Preflight,
+    Tool::PreflightSynced,
+    Tool::Refinery,
+    Tool::RefineryGrouped,
+    Tool::RefineryNormal,
+    Tool::Sqlx,
+    Tool::SqlxNormal,
+];
 
 impl Tool {
-    fn name(self) -> &'static str {
+    fn label(self) -> &'static str {
         match self {
-            Tool::Floor => "rusqlite",
-            Tool::Preflight => "preflight",
-            Tool::Refinery => "refinery",
-            Tool::Sqlx => "sqlx",
+            Tool::Floor => "floor: rusqlite",
+            Tool::Preflight => "Preflight",
+            Tool::PreflightSynced => "Preflight, every commit synced",
+            Tool::Refinery => "refinery 0.10",
+            Tool::RefineryGrouped => "refinery 0.10, grouped",
+            Tool::RefineryNormal => "refinery 0.10, synchronous = NORMAL",
+            Tool::Sqlx => "sqlx 0.9",
+            Tool::SqlxNormal => "sqlx 0.9, synchronous = NORMAL",
+        }
+    }
+
+    /// (what it does, transactions, syncs).
+    fn settings(self) -> [&'static str; 3] {
+        const SYNCED: &str = "each commit synced (the file's `synchronous`, FULL by default)";
+        const NORMAL: &str = "`synchronous = NORMAL` for the connection: in WAL mode no commit \
+             syncs; the WAL is synced at checkpoints";
+        match self {
+            Tool::Floor => [
+                "rusqlite: open + `SELECT 1` (no-op), or open + the concatenated files in one \
+                 `execute_batch` (apply)",
+                "one for everything",
+                "one synced commit",
+            ],
+            Tool::Preflight => [
+                "`run` on rusqlite; lock file, `BEGIN IMMEDIATE`",
+                "one per migration, with its history row",
+                "rollback journal: each synced. WAL: every migration but the run's last with \
+                 `synchronous = NORMAL` (unsynced), the last synced, which makes the run durable \
+                 before it returns",
+            ],
+            Tool::PreflightSynced => [
+                "`runner().synchronous_commits(true).run`",
+                "one per migration, with its history row",
+                SYNCED,
+            ],
+            Tool::Refinery => [
+                "`Runner::run` on rusqlite",
+                "one per migration, with its history row",
+                SYNCED,
+            ],
+            Tool::RefineryGrouped => [
+                "`Runner::set_grouped(true).run` on rusqlite",
+                "one for the whole run",
+                "one synced commit",
+            ],
+            Tool::RefineryNormal => [
+                "`Runner::run` on rusqlite, `PRAGMA synchronous = NORMAL` first",
+                "one per migration, with its history row",
+                NORMAL,
+            ],
+            Tool::Sqlx => [
+                "`Migrator::run` on `SqliteConnection`",
+                "one per migration, with its history row",
+                SYNCED,
+            ],
+            Tool::SqlxNormal => [
+                "`Migrator::run`, `SqliteConnectOptions::synchronous(Normal)`",
+                "one per migration, with its history row",
+                NORMAL,
+            ],
         }
     }
 }
 
-fn rotation(round: usize) -> Vec<Tool> {
-    let mut v = TOOLS.to_vec();
-    v.rotate_left(round % TOOLS.len());
-    v
+/// The SQLite contenders table for the report.
+fn contenders_table() -> String {
+    let mut out =
+        String::from("| contender (SQLite) | what | transactions | syncs |\n|---|---|---|---|\n");
+    for t in APPLY_WAL {
+        let [what, tx, sync] = t.settings();
+        out.push_str(&format!("| {} | {what} | {tx} | {sync} |\n", t.label()));
+    }
+    out
 }
 
 /// What one timed run did: how long, and for Preflight whether it took the fast path.
@@ -85,11 +172,13 @@ fn boot(
             }
             Ok(plain(start.elapsed()))
         }
-        Tool::Preflight => {
+        Tool::Preflight | Tool::PreflightSynced => {
             let start = Instant::now();
             let mut conn = open()?;
             let report = p
                 .preflight
+                .runner()
+                .synchronous_commits(tool == Tool::PreflightSynced)
                 .run(&mut conn)
                 .map_err(|e| format!("preflight: {e}"))?;
             Ok(Outcome {
@@ -97,22 +186,28 @@ fn boot(
                 fast_path: Some(report.fast_path),
             })
         }
-        Tool::Refinery => {
+        Tool::Refinery | Tool::RefineryGrouped | Tool::RefineryNormal => {
             let start = Instant::now();
             let mut conn = open()?;
+            if tool == Tool::RefineryNormal {
+                conn.execute_batch("PRAGMA synchronous = NORMAL")
+                    .map_err(|e| format!("PRAGMA synchronous: {e}"))?;
+            }
             refinery::Runner::new(&p.refinery)
+                .set_grouped(tool == Tool::RefineryGrouped)
                 .run(&mut conn)
                 .map_err(|e| format!("refinery: {e}"))?;
             Ok(plain(start.elapsed()))
         }
-        Tool::Sqlx => rt.block_on(async {
+        Tool::Sqlx | Tool::SqlxNormal => rt.block_on(async {
             let start = Instant::now();
-            let mut conn = SqliteConnectOptions::new()
+            let mut options = SqliteConnectOptions::new()
                 .filename(path)
-                .create_if_missing(true)
-                .connect()
-                .await
-                .map_err(|e| format!("open: {e}"))?;
+                .create_if_missing(true);
+            if tool == Tool::SqlxNormal {
+                options = options.synchronous(SqliteSynchronous::Normal);
+            }
+            let mut conn = options.connect().await.map_err(|e| format!("open: {e}"))?;
             p.sqlx
                 .run(&mut conn)
                 .await
@@ -126,12 +221,12 @@ fn boot(
 
 #[derive(Default)]
 struct Collected {
-    by_tool: HashMap<&'static str, Measure>,
+    by_tool: HashMap<Tool, Measure>,
 }
 
 impl Collected {
     fn record(&mut self, tool: Tool, result: Result<Outcome, String>, expect_fast: bool) {
-        let m = self.by_tool.entry(tool.name()).or_default();
+        let m = self.by_tool.entry(tool).or_default();
         match result {
             Ok(o) => {
                 m.samples.push(o.elapsed);
@@ -143,27 +238,17 @@ impl Collected {
                     });
                 }
             }
-            Err(e) => m.note(format!("error: {e}")),
+            Err(e) => m.note(format!("error: {}", shorten(&e))),
         }
     }
 
-    fn take(&mut self, tool: Tool) -> Measure {
-        self.by_tool.remove(tool.name()).unwrap_or_default()
-    }
-
-    fn row(mut self, scenario: String, floor_note: &str, over: bool) -> Row {
-        let mut row = Row::new(scenario);
-        row.floor = self.take(Tool::Floor);
-        row.floor.note(floor_note);
-        row.preflight = self.take(Tool::Preflight);
-        if over {
-            if let Some(d) = over_floor(&row.preflight, &row.floor) {
-                row.preflight.note(d);
-            }
+    fn table(mut self, heading: String, tools: &[Tool]) -> Table {
+        let mut t = Table::new(heading);
+        for &tool in tools {
+            let m = self.by_tool.remove(&tool).unwrap_or_default();
+            t.push(tool.label(), tool == Tool::Floor, m);
         }
-        row.refinery = self.take(Tool::Refinery);
-        row.sqlx = self.take(Tool::Sqlx);
-        row
+        t
     }
 }
 
@@ -182,21 +267,34 @@ fn check_applied(path: &Path, n: u32) -> Result<(), String> {
     }
 }
 
-/// The SQLite rows: no-op boot at each size of the plan, then apply of the plan's count of
-/// light migrations.
-pub fn sqlite(rt: &Runtime, work: &Path, plan: &Plan) -> Vec<Row> {
+/// The SQLite section: the contenders, the no-op boot at each size of the plan (and its
+/// curve), the apply in rollback-journal and in WAL mode.
+pub fn sqlite(rt: &Runtime, work: &Path, plan: &Plan) -> Vec<String> {
     let root = work.join("sqlite");
     if let Err(e) = std::fs::create_dir_all(&root) {
-        let mut row = Row::new("SQLite");
-        row.floor = Measure::text(format!("error: cannot create {}: {e}", root.display()));
-        return vec![row];
+        return vec![format!("error: cannot create {}: {e}\n", root.display())];
     }
-    let mut rows = Vec::new();
-    for &n in &plan.noop_sizes {
+    let mut out = vec![format!(
+        "#### SQLite contenders\n\nA database file in the bench's temporary directory \
+         (local disk); \"open, then do the thing\", closing not timed. The files start in \
+         SQLite's default rollback-journal mode with `synchronous = FULL`; the WAL rows switch \
+         the file to WAL mode first (untimed; the mode is stored in the file, so every tool \
+         runs in it).\n\n{}",
+        contenders_table()
+    )];
+    let mut noop = Vec::new();
+    for &n in &plan.sizes {
         eprintln!("SQLite: no-op boot, {n} applied");
         let set = gen::write(work, Shape::Light, n);
         let prepared = Prepared::new(rt, &set);
-        let db_of = |tool: Tool| root.join(format!("noop-{n}-{}.db", tool.name()));
+        let db_of = |tool: Tool| {
+            let owner = if tool == Tool::Floor {
+                Tool::Preflight
+            } else {
+                tool
+            };
+            root.join(format!("noop-{n}-{owner:?}.db"))
+        };
         let mut c = Collected::default();
         // Bring every database up to date (not timed), then one untimed warm-up round.
         for tool in [Tool::Preflight, Tool::Refinery, Tool::Sqlx] {
@@ -204,47 +302,66 @@ pub fn sqlite(rt: &Runtime, work: &Path, plan: &Plan) -> Vec<Row> {
                 c.record(tool, Err(format!("setup: {e}")), true);
             }
         }
-        for tool in TOOLS {
+        for tool in NOOP {
             let _ = boot(rt, tool, &db_of(tool), &prepared, None);
         }
-        for round in 0..plan.rounds * crate::scenarios::NOOP_ROUNDS_FACTOR {
-            for tool in rotation(round) {
+        let rounds = plan.rounds * crate::scenarios::NOOP_ROUNDS_FACTOR;
+        for round in 0..rounds {
+            for tool in rotation(&NOOP, round) {
                 let r = boot(rt, tool, &db_of(tool), &prepared, None);
                 c.record(tool, r, true);
             }
         }
-        rows.push(c.row(
-            format!("SQLite: no-op boot, {n} applied"),
-            "open + SELECT 1 (rusqlite)",
-            true,
+        let mut t = c.table(format!("SQLite: no-op boot, {n} applied"), &NOOP);
+        t.say(format!(
+            "{}; each tool on a file it migrated itself (the floor on Preflight's), \
+             rollback journal; one untimed warm-up round.",
+            crate::report::rounds(rounds)
         ));
+        noop.push((n, t));
     }
-    let n = plan.apply_count;
-    eprintln!("SQLite: apply {n} light migrations");
+    let pairs: Vec<(u32, &Table)> = noop.iter().map(|(n, t)| (*n, t)).collect();
+    out.push(curve(
+        "SQLite: no-op boot by number of applied migrations",
+        &pairs,
+    ));
+    out.extend(noop.iter().map(|(_, t)| t.markdown()));
+    let n = plan.sqlite_apply;
     let set = gen::write(work, Shape::Light, n);
     let prepared = Prepared::new(rt, &set);
-    rows.push(apply(rt, &root, &set, &prepared, plan, false));
-    eprintln!("SQLite: apply {n} light migrations, WAL mode");
-    rows.push(apply(rt, &root, &set, &prepared, plan, true));
-    rows
+    for wal in [false, true] {
+        eprintln!("SQLite: apply {n} light migrations, wal = {wal}");
+        out.push(apply(rt, &root, &set, &prepared, plan, n, wal).markdown());
+    }
+    out
 }
 
 /// Applies the set to a fresh file per run. `wal`: the file is switched to WAL mode first (not
 /// timed; the mode is kept in the file, so every tool then runs in it).
-fn apply(rt: &Runtime, root: &Path, set: &Set, prepared: &Prepared, plan: &Plan, wal: bool) -> Row {
-    let n = plan.apply_count;
+fn apply(
+    rt: &Runtime,
+    root: &Path,
+    set: &Set,
+    prepared: &Prepared,
+    plan: &Plan,
+    n: u32,
+    wal: bool,
+) -> Table {
+    let mode = if wal { "WAL mode" } else { "rollback journal" };
+    let heading = format!("SQLite: apply {n} migrations, one cheap statement each ({mode})");
+    let tools: &[Tool] = if wal { &APPLY_WAL } else { &APPLY };
     let mut c = Collected::default();
     let all_sql = match std::fs::read_to_string(&set.all_sql) {
         Ok(s) => s,
         Err(e) => {
-            let mut row = Row::new(format!("SQLite: apply {n} light migrations"));
-            row.floor = Measure::text(format!("error: {e}"));
-            return row;
+            let mut t = Table::new(heading);
+            t.say(format!("error: {e}"));
+            return t;
         }
     };
     let mut run = 0;
     for round in 0..plan.rounds {
-        for tool in rotation(round) {
+        for tool in rotation(tools, round) {
             run += 1;
             // A fresh database file per run, removed with its journal and lock files after.
             let dir = root.join(format!("apply-{run}"));
@@ -258,12 +375,20 @@ fn apply(rt: &Runtime, root: &Path, set: &Set, prepared: &Prepared, plan: &Plan,
             let _ = std::fs::remove_dir_all(&dir);
         }
     }
-    let mode = if wal { "WAL mode" } else { "rollback journal" };
-    c.row(
-        format!("SQLite: apply {n} migrations, one cheap statement each ({mode})"),
-        "rusqlite: the concatenated files in one transaction",
-        false,
-    )
+    let mut t = c.table(heading, tools);
+    t.say(format!(
+        "{}, a fresh file per run, its rows checked after.{}",
+        crate::report::rounds(plan.rounds),
+        if wal {
+            " The peers' rows with `synchronous = NORMAL` are their best documented setting \
+             for WAL mode: no commit syncs, so unlike Preflight's run (whose last commit syncs \
+             the WAL before it returns) a power loss after their run returned can still lose \
+             its newest migrations."
+        } else {
+            ""
+        }
+    ));
+    t
 }
 
 /// Creates the database file in WAL mode.

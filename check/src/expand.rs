@@ -344,7 +344,10 @@ mod tests {
         for (input, message) in [
             ("", "expected the migration directory"),
             (r#""m", colour = "red""#, "unknown option `colour`"),
-            (r#""m", dialect = "mysql""#, "not supported yet"),
+            (
+                r#""m", dialect = "mssql""#,
+                "`postgres`, `sqlite` and `mysql`",
+            ),
             (r#""m", dialect = "oracle""#, "unknown dialect"),
             (r#""m", lints = "loud""#, "unknown lint level"),
             (r#""m", lints = 1"#, "takes a string"),

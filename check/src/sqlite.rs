@@ -13,11 +13,19 @@
 //! `VACUUM`, `PRAGMA foreign_keys` (a no-op inside a transaction) and `PRAGMA journal_mode` (cannot
 //! switch to WAL inside one) are the statements that run outside a transaction. The PostgreSQL
 //! lints do not apply to SQLite.
+//!
+//! The check runs inside the compiler, so the database it applies the chain to is fenced off
+//! from the build machine ([`sandbox`]): no file is attached or written, no extension loaded,
+//! and every statement has a step budget, so an endless recursive CTE is a compile error at its
+//! `file:line:column` instead of a hung `cargo build`.
+
+mod sandbox;
 
 use std::ops::Range;
 
 use preflight_runtime::source::{Diagnostic, SourceBody};
-use rusqlite::Connection;
+
+use crate::sqlite::sandbox::{Failure, Refusal, Sandbox};
 
 use crate::sql::{Class, Statement};
 use crate::{CheckedBody, CheckedMigration};
@@ -113,10 +121,11 @@ pub(crate) fn check_body(body: &SourceBody, errors: &mut Vec<Diagnostic>) -> Opt
     }
 }
 
-/// Applies the chain to an in-memory SQLite database; the first failing statement, if any.
+/// Applies the chain to an in-memory SQLite database fenced off from the build machine
+/// ([`sandbox`]); the first failing statement, if any.
 pub(crate) fn apply_chain(migrations: &[CheckedMigration]) -> Vec<Diagnostic> {
-    let conn = match Connection::open_in_memory() {
-        Ok(c) => c,
+    let sandbox = match Sandbox::open() {
+        Ok(s) => s,
         Err(e) => {
             return vec![Diagnostic::error(
                 "migrations".to_owned(),
@@ -125,7 +134,7 @@ pub(crate) fn apply_chain(migrations: &[CheckedMigration]) -> Vec<Diagnostic> {
         }
     };
     for (i, m) in migrations.iter().enumerate() {
-        if let Some(d) = apply(&conn, m.up(), || {
+        if let Some(d) = apply(&sandbox, m.up(), || {
             if i == 0 {
                 "applying it to an empty in-memory SQLite database".to_owned()
             } else if i == 1 {
@@ -147,7 +156,7 @@ pub(crate) fn apply_chain(migrations: &[CheckedMigration]) -> Vec<Diagnostic> {
     // The downs, newest first, as far as reverting can go (it stops at a migration without one).
     for m in migrations.iter().rev() {
         let Some(down) = m.down() else { break };
-        if let Some(d) = apply(&conn, down, || {
+        if let Some(d) = apply(&sandbox, down, || {
             format!(
                 "reverting migration {} in an in-memory SQLite database after applying every up \
                  migration and reverting the newer ones",
@@ -163,37 +172,94 @@ pub(crate) fn apply_chain(migrations: &[CheckedMigration]) -> Vec<Diagnostic> {
 /// Runs one body's statements; the first error as a diagnostic at its statement (and, when
 /// SQLite tells, the token) in the file.
 fn apply(
-    conn: &Connection,
+    sandbox: &Sandbox,
     body: &crate::CheckedBody,
     context: impl Fn() -> String,
 ) -> Option<Diagnostic> {
     let text = body.file_text();
     for span in body.statements() {
         let range = span.range();
-        if let Err(e) = conn.execute_batch(&text[range.clone()]) {
-            let (message, within) = match &e {
-                rusqlite::Error::SqlInputError { msg, offset, .. } => {
-                    (msg.clone(), usize::try_from(*offset).unwrap_or(0))
-                }
-                rusqlite::Error::SqliteFailure(f, msg) => {
-                    (msg.clone().unwrap_or_else(|| f.to_string()), 0)
-                }
-                other => (other.to_string(), 0),
-            };
-            let offset = (range.start + within).min(range.end);
-            return Some(Diagnostic::error_at(
-                body.display().to_owned(),
-                text,
-                offset,
+        let statement = &text[range.clone()];
+        let Err(failure) = sandbox.execute(statement) else {
+            continue;
+        };
+        let (within, message) = match failure {
+            Failure::Sqlite { message, offset } => (
+                offset.unwrap_or(0),
                 format!(
                     "SQLite: {message} ({}); fix the statement, or the migration that should \
                      have prepared what it needs",
                     context()
                 ),
-            ));
-        }
+            ),
+            Failure::Refused(refusal) => refused(statement, &refusal),
+        };
+        let offset = (range.start + within).min(range.end);
+        return Some(Diagnostic::error_at(
+            body.display().to_owned(),
+            text,
+            offset,
+            message,
+        ));
     }
     None
+}
+
+/// Where in `statement` and what to say when the sandbox stopped it.
+fn refused(statement: &str, refusal: &Refusal) -> (usize, String) {
+    match refusal {
+        Refusal::Attach { filename } if first_word_is(statement, "VACUUM") => (
+            0,
+            format!(
+                "`VACUUM INTO '{filename}'` is not run by the compile-time check: it would write \
+                 a copy of the database to a file on the build machine. A backup belongs in the \
+                 application or an operator's script, not in a migration: move it there"
+            ),
+        ),
+        Refusal::Attach { filename } => (
+            0,
+            format!(
+                "`ATTACH` of the file '{filename}' is not run by the compile-time check: it would \
+                 create or open that file on the build machine (the check applies the migrations \
+                 to an in-memory SQLite database and touches no file). Attach the database from \
+                 the application's code, where its path is the deployment's, or attach \
+                 ':memory:' for a scratch schema"
+            ),
+        ),
+        Refusal::LoadExtension => (
+            find_ascii_case_insensitive(statement, "load_extension").unwrap_or(0),
+            "`load_extension()` is not run by the compile-time check: it would load a native \
+             library into the compiler (SQLite also disables the function unless the \
+             application enables it). Load the extension from the application's code, before \
+             migrating"
+                .to_owned(),
+        ),
+        Refusal::StepBudget => (
+            0,
+            format!(
+                "SQLite: the statement did not finish within the compile-time check's budget of \
+                 {} million steps (a migration on the check's empty database needs far fewer): a \
+                 recursive CTE without a bound? Give `WITH RECURSIVE` a terminating `WHERE` or \
+                 `LIMIT`; a deliberately huge data load belongs in the application, not in a \
+                 migration",
+                sandbox::STEP_BUDGET / 1_000_000
+            ),
+        ),
+    }
+}
+
+fn first_word_is(statement: &str, keyword: &str) -> bool {
+    statement
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .find(|w| !w.is_empty())
+        .is_some_and(|w| w.eq_ignore_ascii_case(keyword))
+}
+
+fn find_ascii_case_insensitive(haystack: &str, needle: &str) -> Option<usize> {
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .position(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 #[cfg(test)]
@@ -269,6 +335,124 @@ mod tests {
             "{}",
             errors[0]
         );
+    }
+
+    /// Checks a directory of the given `(file name, content)` migrations in the SQLite dialect.
+    fn check(files: &[(&str, &str)]) -> Result<crate::Checked, Vec<Diagnostic>> {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        let opts = crate::Options::default().dialect(crate::Dialect::Sqlite);
+        crate::check_dir(dir.path(), "m", &opts)
+    }
+
+    /// The one error of a directory that must fail, displayed.
+    fn only_error(files: &[(&str, &str)]) -> String {
+        let Err(errors) = check(files) else {
+            panic!("the check must fail")
+        };
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        errors[0].to_string()
+    }
+
+    #[test]
+    fn attach_of_a_file_is_refused_and_creates_nothing() {
+        let scratch = tempfile::tempdir().unwrap();
+        let target = scratch.path().join("attached.db");
+        let up = format!(
+            "CREATE TABLE t (x);\nATTACH DATABASE '{}' AS other;\nCREATE TABLE other.u (y);\n",
+            target.display()
+        );
+        let error = only_error(&[("1_a.sql", &up)]);
+        assert!(
+            error.starts_with("m/1_a.sql:2:1: error: `ATTACH` of the file"),
+            "{error}"
+        );
+        assert!(error.contains("build machine"), "{error}");
+        assert!(!target.exists(), "the check created {}", target.display());
+    }
+
+    #[test]
+    fn vacuum_into_is_refused_and_writes_nothing() {
+        let scratch = tempfile::tempdir().unwrap();
+        let target = scratch.path().join("copy.db");
+        let up = format!("VACUUM INTO '{}';\n", target.display());
+        let error = only_error(&[("1_t.sql", "CREATE TABLE t (x);\n"), ("2_backup.sql", &up)]);
+        assert!(
+            error.starts_with("m/2_backup.sql:1:1: error: `VACUUM INTO '"),
+            "{error}"
+        );
+        assert!(!target.exists(), "the check wrote {}", target.display());
+    }
+
+    #[test]
+    fn load_extension_is_refused_at_the_call() {
+        let error = only_error(&[(
+            "1_ext.sql",
+            "CREATE TABLE t (x);\nSELECT 1, load_extension('/tmp/libevil.so');\n",
+        )]);
+        assert!(
+            error.starts_with("m/1_ext.sql:2:11: error: `load_extension()` is not run"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn an_endless_recursive_cte_is_stopped_by_the_step_budget() {
+        let error = only_error(&[(
+            "1_loop.sql",
+            "CREATE TABLE t (x);\n\
+             WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c)\n\
+             SELECT count(*) FROM c;\n",
+        )]);
+        assert!(
+            error.starts_with("m/1_loop.sql:2:1: error: SQLite: the statement did not finish"),
+            "{error}"
+        );
+        assert!(error.contains("WITH RECURSIVE"), "{error}");
+    }
+
+    #[test]
+    fn what_touches_no_file_still_runs() {
+        // Plain VACUUM (which attaches SQLite's private temporary database), a scratch
+        // in-memory schema and its DETACH, and a bounded recursive CTE of 100,000 rows.
+        let checked = check(&[
+            ("1_t.sql", "CREATE TABLE t (x);\n"),
+            ("2_vacuum.sql", "VACUUM;\n"),
+            (
+                "3_scratch.sql",
+                "ATTACH ':memory:' AS scratch;\nCREATE TABLE scratch.s (y);\n\
+                 INSERT INTO t SELECT y FROM scratch.s;\nDETACH scratch;\n",
+            ),
+            (
+                "4_seed.sql",
+                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000)\n\
+                 INSERT INTO t SELECT x FROM c;\n",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(checked.migrations().len(), 4);
+    }
+
+    #[test]
+    fn process_wide_pragmas_do_not_reach_the_compiler_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let up = format!(
+            "PRAGMA temp_store_directory = '{}';\nPRAGMA soft_heap_limit = 1;\n",
+            dir.path().display()
+        );
+        check(&[("1_pragmas.sql", &up)]).unwrap();
+        // Both settings are process-wide: another connection of this process would see them.
+        let other = rusqlite::Connection::open_in_memory().unwrap();
+        let temp_dir: Option<String> = other
+            .query_row("PRAGMA temp_store_directory", [], |r| r.get(0))
+            .unwrap_or(None);
+        assert_eq!(temp_dir.unwrap_or_default(), "");
+        let limit: i64 = other
+            .query_row("PRAGMA soft_heap_limit", [], |r| r.get(0))
+            .unwrap();
+        assert_ne!(limit, 1);
     }
 
     #[test]

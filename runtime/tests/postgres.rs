@@ -1208,6 +1208,50 @@ fn pipelined_run_records_every_migration_in_order_and_only_the_last_synchronousl
     assert!(run_async(&db, &m).unwrap().fast_path);
 }
 
+#[test]
+fn synchronous_commits_makes_every_migration_commit_synchronously_on_both_drivers() {
+    let db = TestDatabase::empty();
+    let mut client = db.connect();
+    let session_setting: String = client
+        .query_one("SHOW synchronous_commit", &[])
+        .unwrap()
+        .get(0);
+    assert_ne!(
+        session_setting, "off",
+        "the test needs a server that commits synchronously"
+    );
+    // Sync driver, one migration at a time.
+    let report = set(commit_probe(&[1, 2, 3]))
+        .runner()
+        .synchronous_commits(true)
+        .run(&mut client)
+        .unwrap();
+    assert_eq!(report.applied_versions(), [v(1), v(2), v(3)]);
+    for n in 1..=3 {
+        assert_eq!(probe(&mut client, n), session_setting, "migration {n}");
+    }
+    // Async driver, pipelined windows (70 migrations: two windows).
+    let all: Vec<u64> = (4..=73).collect();
+    let mut specs = commit_probe(&[1, 2, 3]);
+    specs.extend(commit_probe(&all));
+    let m = set(specs);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let report = rt
+        .block_on(async {
+            let (mut c, conn) = tokio_postgres::connect(db.url(), tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            m.runner().synchronous_commits(true).run_async(&mut c).await
+        })
+        .unwrap();
+    assert_eq!(report.applied_versions().len(), all.len());
+    for n in all {
+        assert_eq!(probe(&mut client, n), session_setting, "migration {n}");
+    }
+    assert!(run_async(&db, &m).unwrap().fast_path);
+}
+
 /// (total, unfinished) as `count` (the `<table>_count` of `table`) holds them, and as counting
 /// the rows says.
 fn counts(client: &mut postgres::Client, table: &str, count: &str) -> ((i64, i64), (i64, i64)) {

@@ -372,6 +372,19 @@ fn in_wal_mode_every_migration_but_the_last_commits_unsynced() {
 }
 
 #[test]
+fn synchronous_commits_keeps_every_commit_synced_in_wal_mode() {
+    let (_dir, _path, mut conn) = file_db();
+    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL")
+        .unwrap();
+    synchronous_probes()
+        .runner()
+        .synchronous_commits(true)
+        .run(&mut conn)
+        .unwrap();
+    assert_eq!(probed_levels(&conn), [2, 2, 2]);
+}
+
+#[test]
 fn a_read_only_file_with_a_history_from_before_the_row_count_still_boots() {
     let (_dir, path, mut conn) = file_db();
     let m = set(vec![MigrationSpec::new(

@@ -60,7 +60,8 @@ pub(super) async fn migrate<B: Backend>(
                 Step::Apply(m) if atomic(m, ctx) => {
                     let window = window(&steps[i..], limit, ctx);
                     if let [one] = window.as_slice() {
-                        apply_transactional(b, one, i < last, ctx)
+                        let async_commit = i < last && !ctx.cfg.synchronous_commits;
+                        apply_transactional(b, one, async_commit, ctx)
                             .await
                             .map(|()| 1)
                             .map_err(|e| (0, e))
@@ -182,7 +183,7 @@ async fn apply_window<B: Backend>(
         .enumerate()
         .map(|(j, m)| WindowTx {
             item: up_item(m, ctx),
-            async_commit: !(ends_run && j == last),
+            async_commit: !(ctx.cfg.synchronous_commits || ends_run && j == last),
             after: j
                 .checked_sub(1)
                 .and_then(|p| migrations.get(p))

@@ -79,7 +79,8 @@ use crate::{Migrations, Version};
 /// and their progress rows, repairs and reverts commit synchronously; on CockroachDB nothing
 /// changes. SQLite does the same in WAL mode (`synchronous = NORMAL` for all but the last
 /// migration, whose synced commit syncs the WAL before it) when no other database is attached;
-/// in rollback-journal mode every commit stays synced.
+/// in rollback-journal mode every commit stays synced. [`Runner::synchronous_commits`] makes
+/// every commit of a run synchronous, on both.
 ///
 /// # Pipelining (`run_async`)
 ///

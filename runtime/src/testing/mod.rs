@@ -33,15 +33,20 @@
 //! # }
 //! ```
 //!
-//! `TestDatabase::empty()` is an empty database instead. `#[preflight::test]` (in the
-//! `preflight` crate) writes that first line for you. SQLite has
+//! `TestDatabase::empty()` is an empty database instead. For suites whose tests change data
+//! but not the schema, [`TestDatabase::reused`] is faster still: the database comes from a pool
+//! on the server and goes back to it reset (truncated, sequences set back) instead of being
+//! dropped, or is dropped when the test changed more.
+//!
+//! `#[preflight::test]` (in the `preflight` crate) writes that first line for you. SQLite has
 //! `SqliteTestDatabase` (with the `sqlite` feature): a copy of a migrated template file, or an
 //! in-memory database restored from it.
 //!
 //! Names: test databases are `preflight_test_<unix seconds>_<pid>_<n>`; one left behind by a
 //! crashed run is dropped by the first helper of a later run once it is 6 hours old. Templates are
 //! `preflight_tpl_<set>_<chain>`; when a set's template is rebuilt (a migration changed), its
-//! older templates beyond the three newest are dropped.
+//! older templates beyond the three newest are dropped, with their idle databases
+//! (`preflight_idle_<chain>_...`, see [`TestDatabase::reused`]).
 
 mod postgres;
 mod server;
@@ -50,7 +55,7 @@ mod sqlite;
 
 use std::future::Future;
 
-pub use self::postgres::{TestDatabase, DATABASE_PREFIX, TEMPLATE_PREFIX};
+pub use self::postgres::{TestDatabase, DATABASE_PREFIX, IDLE_PREFIX, TEMPLATE_PREFIX};
 pub use self::server::{server_url, with_database, PrivateCluster};
 #[cfg(feature = "sqlite")]
 pub use self::sqlite::SqliteTestDatabase;

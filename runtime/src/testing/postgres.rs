@@ -20,6 +20,11 @@ pub const DATABASE_PREFIX: &str = "preflight_test_";
 /// the chain hash of the whole set.
 pub const TEMPLATE_PREFIX: &str = "preflight_tpl_";
 
+/// The name prefix of the idle databases [`TestDatabase::reused`] hands out:
+/// `preflight_idle_<chain>_<unix seconds>_<pid>_<n>`, where `<chain>` is the start of their
+/// template's.
+pub const IDLE_PREFIX: &str = "preflight_idle_";
+
 /// How many templates of one set (same first migration) are kept: the newest ones, so that a
 /// few branches with different migrations can run their tests side by side.
 const TEMPLATES_KEPT: usize = 3;
@@ -27,7 +32,8 @@ const TEMPLATES_KEPT: usize = 3;
 /// A uniquely named test database on the test server ([`server_url`]), dropped on drop (also
 /// when the test panics): already at the latest migration of a set ([`TestDatabase::new`], a
 /// copy of the set's template database, see the [module docs](super)), or empty
-/// ([`TestDatabase::empty`]).
+/// ([`TestDatabase::empty`]). One from [`TestDatabase::reused`] goes back to a pool, reset,
+/// instead of being dropped.
 ///
 /// ```no_run
 /// # use preflight_runtime::{Migrations, MigrationSpec};
@@ -46,6 +52,17 @@ pub struct TestDatabase {
     name: String,
     url: String,
     admin_url: String,
+    /// For [`TestDatabase::reused`]: the state to restore before the database goes back to
+    /// the pool instead of being dropped.
+    reuse: Option<Reuse>,
+}
+
+/// What a reused database is given back with.
+struct Reuse {
+    /// The database's state when the test got it (see [`RESET`]), as JSON.
+    baseline: String,
+    /// Where it goes back: `preflight_idle_<chain>_`.
+    idle_prefix: String,
 }
 
 impl TestDatabase {
@@ -61,19 +78,75 @@ impl TestDatabase {
     /// [`TestDatabase::new`] for async code (needs a tokio runtime).
     pub async fn new_async(migrations: &Migrations) -> TestDatabase {
         let admin = Admin::connect().await;
-        let mut retried = false;
-        loop {
-            let template = admin.template_for(migrations).await;
-            match admin.create(Some(&template)).await {
-                Ok(db) => return db,
-                // Another run pruned this template between our check and the copy (it keeps
-                // the newest few per set): build it again, once.
-                Err(e) if !retried && e.is("3D000") => {
-                    retried = true;
+        admin.copy_of_template(migrations).await
+    }
+
+    /// Like [`TestDatabase::new`], but the database comes from a pool of databases that
+    /// earlier tests gave back, and goes back to it when the test ends instead of being
+    /// dropped: no copy and no `DROP DATABASE` per test, which is most of what a test
+    /// database costs (each table brings several files to create and unlink). Opt-in, for
+    /// suites whose tests change data, not the schema.
+    ///
+    /// Before the database goes back it is checked and reset, in one transaction: tables that
+    /// were empty when the test got it and hold rows now are truncated, sequences are set
+    /// back, and tables that had rows (the history, seed data) must hold the same rows. When
+    /// the schema changed (an object created, dropped or altered), a table with rows changed,
+    /// or a session of the test is still connected, the database is dropped as with
+    /// [`TestDatabase::new`], and a later test gets a fresh copy: reuse never hands out a
+    /// database that differs from the template in its schema or rows. Not reset: statistics,
+    /// dead tuples, and anything outside the database (roles, other databases).
+    ///
+    /// The pool lives on the server, per template (`preflight_idle_<chain>_...` databases,
+    /// claimed by renaming them), so it serves every test thread and process (`cargo test`,
+    /// `nextest`) and later runs; it holds at most as many databases as tests ran at once,
+    /// and a template's idle databases are dropped with the template.
+    ///
+    /// ```no_run
+    /// # use preflight_runtime::{Migrations, MigrationSpec};
+    /// # let migrations = Migrations::from_specs(vec![MigrationSpec::new(1, "t", "CREATE TABLE t (id int);")]).unwrap();
+    /// use preflight_runtime::testing::TestDatabase;
+    ///
+    /// let db = TestDatabase::reused(&migrations);
+    /// let mut client = db.connect();
+    /// client.execute("INSERT INTO t VALUES (1)", &[]).unwrap();
+    /// drop(client); // its sessions end before the database goes back
+    /// // `db` dropped: `t` truncated, the database back in the pool
+    /// ```
+    ///
+    /// # Panics
+    /// Like [`TestDatabase::new`].
+    pub fn reused(migrations: &Migrations) -> TestDatabase {
+        on_own_runtime(|| TestDatabase::reused_async(migrations))
+    }
+
+    /// [`TestDatabase::reused`] for async code (needs a tokio runtime).
+    pub async fn reused_async(migrations: &Migrations) -> TestDatabase {
+        let admin = Admin::connect().await;
+        let template = admin.template_for(migrations).await;
+        let idle_prefix = idle_prefix(&template);
+        let mut db = match admin.claim(&idle_prefix).await {
+            Some(db) => db,
+            None => admin.copy_of_template(migrations).await,
+        };
+        // The template's baseline is every copy's (a reset copy is the template again); one
+        // built before reuse existed has none yet: take it from this copy, and keep it.
+        let baseline = match admin.template_baseline(&template).await {
+            Some(b) => Some(b),
+            None => {
+                let b = baseline(&db.url).await.ok();
+                if let Some(b) = &b {
+                    admin.keep_baseline(&template, b).await;
                 }
-                Err(e) => panic!("cannot create a test database from the template {template}: {e}"),
+                b
             }
-        }
+        };
+        // Without a baseline the database cannot be checked later: it is dropped at the end,
+        // like a `new` one.
+        db.reuse = baseline.map(|baseline| Reuse {
+            baseline,
+            idle_prefix,
+        });
+        db
     }
 
     /// An empty database.
@@ -90,7 +163,7 @@ impl TestDatabase {
         admin
             .create(None)
             .await
-            .unwrap_or_else(|e| panic!("cannot create a test database: {e}"))
+            .unwrap_or_else(|e| panic!("cannot create a test database: {}", causes(&e)))
     }
 
     /// The name of the template database a set's copies are made from (it exists once a
@@ -142,16 +215,173 @@ impl TestDatabase {
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
+        if let Some(reuse) = self.reuse.take() {
+            // Best effort and silent too: whatever fails, the database is dropped below
+            // rather than given back unchecked.
+            if on_own_runtime(|| give_back(&self.admin_url, &self.name, &reuse)) {
+                return;
+            }
+        }
         let (admin_url, name) = (&self.admin_url, &self.name);
         // Best effort and silent: a drop may run while a failing test unwinds, and a database
         // that could not be dropped is cleaned up by a later run (see the module docs).
         on_own_runtime(|| async move {
             if let Ok(admin) = connect_to(admin_url).await {
-                let _ = drop_database(&mut AsyncConn::new(&admin), name).await;
+                let _ = admin
+                    .batch_execute(&format!(
+                        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                        identifier(name)
+                    ))
+                    .await;
             }
         });
     }
 }
+
+/// Gives a reused database back to its pool: renamed first (which waits a few seconds for the
+/// test's sessions to end, and fails if one stays), so that nothing connects to it by its old
+/// name while it is reset; then checked and reset (see [`RESET`]); then renamed into the
+/// pool, or dropped when the check failed. Returns whether the database is gone from its test
+/// name; `false` leaves it to be dropped.
+async fn give_back(admin_url: &str, name: &str, reuse: &Reuse) -> bool {
+    let Ok(admin) = connect_to(admin_url).await else {
+        return false;
+    };
+    let resetting = unique_name(DATABASE_PREFIX);
+    if rename_when_free(&admin, name, &resetting).await.is_err() {
+        return false;
+    }
+    let reset = async {
+        let (client, connection) =
+            tokio_postgres::connect(&with_database(admin_url, &resetting), NoTls).await?;
+        let connection = tokio::spawn(connection);
+        let outcome = async {
+            client
+                .execute(
+                    "SELECT set_config('preflight.baseline', $1, false)",
+                    &[&reuse.baseline],
+                )
+                .await?;
+            client.batch_execute(RESET).await
+        }
+        .await;
+        // Closed before the rename, which refuses a database someone is connected to.
+        drop(client);
+        let _ = connection.await;
+        outcome
+    };
+    let given_back = match reset.await {
+        Ok(()) => rename_when_free(&admin, &resetting, &unique_name(&reuse.idle_prefix))
+            .await
+            .is_ok(),
+        Err(_) => false,
+    };
+    if !given_back {
+        let _ = admin
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                identifier(&resetting)
+            ))
+            .await;
+    }
+    true
+}
+
+/// Renames a database once the sessions that just closed have ended. `ALTER DATABASE ...
+/// RENAME` refuses a database with sessions, but first waits for them in steps of 100 ms,
+/// and a client's session outlives its closed connection by a few milliseconds (the server
+/// process is still exiting): waiting here in 1-ms steps (up to 5 s, then the rename's own
+/// wait and refusal) saves most of those 100 ms per rename.
+async fn rename_when_free(
+    admin: &Client,
+    from: &str,
+    to: &str,
+) -> Result<(), tokio_postgres::Error> {
+    admin
+        .execute(
+            "SELECT set_config('preflight.database', $1, false)",
+            &[&from],
+        )
+        .await?;
+    admin.batch_execute(WAIT_FOR_SESSIONS).await?;
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE {} RENAME TO {}",
+            identifier(from),
+            identifier(to)
+        ))
+        .await
+}
+
+/// Waits until no client session is connected to the database `preflight.database` names,
+/// for 5 s at most.
+const WAIT_FOR_SESSIONS: &str = "DO $preflight$
+DECLARE
+    deadline timestamptz := clock_timestamp() + interval '5 seconds';
+BEGIN
+    WHILE clock_timestamp() < deadline AND EXISTS (
+        SELECT FROM pg_stat_activity
+        WHERE datname = current_setting('preflight.database') AND backend_type = 'client backend'
+    ) LOOP
+        PERFORM pg_sleep(0.001);
+        -- `pg_stat_activity` is read once per transaction unless told to look again.
+        PERFORM pg_stat_clear_snapshot();
+    END LOOP;
+END
+$preflight$";
+
+/// Takes the baseline of a database as the template left it (see [`RESET`]).
+async fn baseline(url: &str) -> Result<String, tokio_postgres::Error> {
+    let client = connect_to(url).await?;
+    take_baseline(&client).await
+}
+
+/// [`baseline`] on a connection to the database.
+async fn take_baseline(client: &Client) -> Result<String, tokio_postgres::Error> {
+    client
+        .batch_execute("SELECT set_config('preflight.baseline', '', false)")
+        .await?;
+    client.batch_execute(RESET).await?;
+    Ok(client
+        .query_one("SELECT current_setting('preflight.baseline')", &[])
+        .await?
+        .get(0))
+}
+
+/// Keeps the baseline in `preflight.baseline` as the comment of the database
+/// `preflight.database` names (a template's baseline is every copy's).
+const COMMENT_BASELINE: &str = "DO $preflight$
+BEGIN
+    EXECUTE format('COMMENT ON DATABASE %I IS %L',
+        current_setting('preflight.database'), current_setting('preflight.baseline'));
+END
+$preflight$";
+
+/// The idle databases of a template: `preflight_idle_<16 hex digits of its chain>_`.
+fn idle_prefix(template: &str) -> String {
+    let chain = template.rsplit('_').next().unwrap_or("");
+    format!("{IDLE_PREFIX}{}_", &chain[..chain.len().min(16)])
+}
+
+/// One PL/pgSQL block for both ends of a reused database's test, run in the database itself.
+///
+/// With `preflight.baseline` empty it takes the baseline into that setting, as JSON: a
+/// fingerprint of the schema, each table's state (`null` when empty, else an md5 of its
+/// rows; materialized views always by content) and each sequence's last value.
+///
+/// With a baseline it checks and resets, in one transaction: the schema's fingerprint must be
+/// the same and every table that had rows must have the same rows; tables that were empty and
+/// hold rows now are truncated (one `TRUNCATE` for all of them, so that foreign keys between
+/// them do not get in the way) and every sequence that moved is set back. Anything else
+/// raises, and the caller drops the database instead.
+///
+/// The fingerprint covers the database's own objects (oid ≥ 16384, the first one not built
+/// in): every row of every per-database catalog with an oid (functions, types, constraints,
+/// triggers, defaults, extensions, policies, rules, large objects, ...), the stable columns
+/// of `pg_class` (not those `VACUUM` and `ANALYZE` update, nor the file node `TRUNCATE`
+/// changes), `pg_attribute`, `pg_index`, comments, the database's settings, and its schemas
+/// but the per-session temporary ones.
+const RESET: &str = include_str!("reset.sql");
 
 /// A connection to the test server's maintenance database.
 struct Admin {
@@ -182,11 +412,92 @@ impl Admin {
     async fn create(&self, template: Option<&str>) -> Result<TestDatabase, DbError> {
         let name = unique_name(DATABASE_PREFIX);
         create_database(&mut AsyncConn::new(&self.client), &name, template).await?;
-        Ok(TestDatabase {
+        Ok(self.test_database(name))
+    }
+
+    fn test_database(&self, name: String) -> TestDatabase {
+        TestDatabase {
             url: with_database(self.url, &name),
             admin_url: self.url.to_owned(),
             name,
-        })
+            reuse: None,
+        }
+    }
+
+    /// A fresh copy of the set's template (built first if needed).
+    async fn copy_of_template(&self, migrations: &Migrations) -> TestDatabase {
+        let mut retried = false;
+        loop {
+            let template = self.template_for(migrations).await;
+            match self.create(Some(&template)).await {
+                Ok(db) => return db,
+                // Another run pruned this template between our check and the copy (it keeps
+                // the newest few per set): build it again, once.
+                Err(e) if !retried && e.is("3D000") => {
+                    retried = true;
+                }
+                Err(e) => panic!("cannot create a test database from the template {template}: {e}"),
+            }
+        }
+    }
+
+    /// The baseline kept as the template's comment (see [`COMMENT_BASELINE`]), if any.
+    async fn template_baseline(&self, template: &str) -> Option<String> {
+        let comment: Option<String> = self
+            .client
+            .query_opt(
+                "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
+                &[&template],
+            )
+            .await
+            .ok()??
+            .get(0);
+        comment.filter(|c| c.starts_with('{'))
+    }
+
+    /// Keeps `baseline` as the template's comment; best effort (a role that does not own the
+    /// template takes the baseline from each copy instead).
+    async fn keep_baseline(&self, template: &str, baseline: &str) {
+        let set = self
+            .client
+            .execute(
+                "SELECT set_config('preflight.database', $1, false), \
+                 set_config('preflight.baseline', $2, false)",
+                &[&template, &baseline],
+            )
+            .await;
+        if set.is_ok() {
+            let _ = self.client.batch_execute(COMMENT_BASELINE).await;
+        }
+    }
+
+    /// An idle database of the pool `prefix` names, renamed to a test database's name, if
+    /// one can be had: the rename succeeds for one claimer only.
+    async fn claim(&self, prefix: &str) -> Option<TestDatabase> {
+        let idle = self
+            .client
+            .query(
+                "SELECT datname::text FROM pg_database WHERE left(datname, length($1)) = $1 \
+                 ORDER BY random()",
+                &[&prefix],
+            )
+            .await
+            .ok()?;
+        for row in idle {
+            let candidate: String = row.get(0);
+            let name = unique_name(DATABASE_PREFIX);
+            let renamed = self
+                .execute(&format!(
+                    "ALTER DATABASE {} RENAME TO {}",
+                    identifier(&candidate),
+                    identifier(&name)
+                ))
+                .await;
+            if renamed.is_ok() {
+                return Some(self.test_database(name));
+            }
+        }
+        None
     }
 
     /// The names of the databases starting with `prefix`, newest first.
@@ -205,6 +516,20 @@ impl Admin {
             return;
         }
         drop_leftovers(&mut AsyncConn::new(&self.client), DATABASE_PREFIX).await;
+        // Idle databases whose template is gone (dropped by hand, or by another run's prune).
+        let (Ok(idle), Ok(templates)) = (
+            self.databases(IDLE_PREFIX, false).await,
+            self.databases(TEMPLATE_PREFIX, true).await,
+        ) else {
+            return;
+        };
+        let pools: Vec<String> = templates.iter().map(|t| idle_prefix(t)).collect();
+        for name in idle
+            .iter()
+            .filter(|n| !pools.iter().any(|p| n.starts_with(p)))
+        {
+            let _ = self.drop_database(name).await;
+        }
     }
 
     /// Makes sure the migrated template of `set` exists, and returns its name.
@@ -274,6 +599,18 @@ impl Admin {
                 tokio_postgres::connect(&with_database(self.url, &scratch), NoTls).await?;
             let connection = tokio::spawn(connection);
             let outcome = set.run_async(&mut client).await;
+            if outcome.is_ok() {
+                // For `TestDatabase::reused` (best effort: without it, reuse takes the
+                // baseline from a copy).
+                if take_baseline(&client).await.is_ok() {
+                    let _ = client
+                        .batch_execute(
+                            "SELECT set_config('preflight.database', current_database(), false)",
+                        )
+                        .await;
+                    let _ = client.batch_execute(COMMENT_BASELINE).await;
+                }
+            }
             // Closed before the rename, which refuses a database someone is connected to.
             drop(client);
             let _ = connection.await;
@@ -325,6 +662,11 @@ impl Admin {
                 .is_ok()
             {
                 let _ = self.drop_database(old).await;
+                if let Ok(idle) = self.databases(&idle_prefix(old), false).await {
+                    for name in idle {
+                        let _ = self.drop_database(&name).await;
+                    }
+                }
             }
         }
     }
@@ -474,6 +816,245 @@ mod tests {
                 .batch_execute(&format!("DROP DATABASE {}", identifier(name)))
                 .unwrap();
         }
+    }
+
+    /// A set of its own (a unique first migration): a table the tests fill, seed rows, an
+    /// identity column and a free sequence.
+    fn reuse_set() -> Migrations {
+        let first = format!("SELECT '{}'", unique_name("reuse_"));
+        Migrations::from_specs(vec![
+            MigrationSpec::new(1, "first", &first),
+            MigrationSpec::new(
+                2,
+                "seed",
+                "CREATE TABLE kind (name text PRIMARY KEY);\n\
+                 INSERT INTO kind VALUES ('a'), ('b');",
+            ),
+            MigrationSpec::new(
+                3,
+                "tables",
+                "CREATE TABLE item (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, \
+                 kind text NOT NULL REFERENCES kind (name));\n\
+                 CREATE SEQUENCE ticket;",
+            ),
+        ])
+        .unwrap()
+    }
+
+    /// The idle databases of `set`'s pool.
+    fn idle_of(admin: &mut postgres::Client, set: &Migrations) -> Vec<String> {
+        let prefix = idle_prefix(&template_name(set));
+        admin
+            .query(
+                "SELECT datname::text FROM pg_database WHERE left(datname, length($1)) = $1",
+                &[&prefix],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    }
+
+    /// Drops `set`'s template and its idle databases.
+    fn drop_pool(admin: &mut postgres::Client, set: &Migrations) {
+        for name in idle_of(admin, set) {
+            admin
+                .batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", identifier(&name)))
+                .unwrap();
+        }
+        let template = template_name(set);
+        admin
+            .batch_execute(&format!(
+                "ALTER DATABASE {} IS_TEMPLATE false",
+                identifier(&template)
+            ))
+            .unwrap();
+        admin
+            .batch_execute(&format!("DROP DATABASE {}", identifier(&template)))
+            .unwrap();
+    }
+
+    #[test]
+    fn a_reused_database_goes_back_to_the_pool_reset_and_comes_back_from_it() {
+        let set = reuse_set();
+        let mut admin = postgres::Client::connect(server_url(), postgres::NoTls).unwrap();
+        let first = TestDatabase::reused(&set);
+        let first_name = first.name().to_owned();
+        {
+            let mut c = first.connect();
+            c.batch_execute(
+                "INSERT INTO item (kind) VALUES ('a'), ('b'), ('a'); SELECT nextval('ticket');",
+            )
+            .unwrap();
+        }
+        assert!(idle_of(&mut admin, &set).is_empty());
+        drop(first);
+        // Given back, not dropped: gone under its test name, one idle database in the pool.
+        assert_eq!(count(&mut admin, EXISTS, &first_name), 0);
+        let idle = idle_of(&mut admin, &set);
+        assert_eq!(idle.len(), 1, "{idle:?}");
+
+        // The next test gets that database, as the template left it.
+        let second = TestDatabase::reused(&set);
+        assert!(
+            idle_of(&mut admin, &set).is_empty(),
+            "claimed from the pool"
+        );
+        let mut c = second.connect();
+        let items: i64 = c
+            .query_one("SELECT count(*) FROM item", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(items, 0, "truncated");
+        let kinds: i64 = c
+            .query_one("SELECT count(*) FROM kind", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(kinds, 2, "seed rows kept");
+        let id: i64 = c
+            .query_one("INSERT INTO item (kind) VALUES ('b') RETURNING id", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(id, 1, "identity set back");
+        let ticket: i64 = c.query_one("SELECT nextval('ticket')", &[]).unwrap().get(0);
+        assert_eq!(ticket, 1, "sequence set back");
+        assert!(set.run(&mut c).unwrap().fast_path, "current for the runner");
+        drop(c);
+        drop(second);
+        assert_eq!(idle_of(&mut admin, &set).len(), 1);
+        drop_pool(&mut admin, &set);
+    }
+
+    #[test]
+    fn a_reused_database_that_changed_beyond_its_rows_is_dropped_not_given_back() {
+        let set = reuse_set();
+        let mut admin = postgres::Client::connect(server_url(), postgres::NoTls).unwrap();
+        let changes = [
+            "CREATE TABLE extra (id int)",
+            "ALTER TABLE item ADD COLUMN note text",
+            "CREATE INDEX ON item (kind)",
+            "COMMENT ON TABLE item IS 'changed'",
+            "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+            "UPDATE kind SET name = 'c' WHERE name = 'b'",
+            "DELETE FROM kind WHERE name = 'b'",
+            "INSERT INTO kind VALUES ('z')",
+        ];
+        for change in changes {
+            let db = TestDatabase::reused(&set);
+            let name = db.name().to_owned();
+            db.connect().batch_execute(change).unwrap();
+            drop(db);
+            assert_eq!(count(&mut admin, EXISTS, &name), 0, "{change}: dropped");
+            assert!(
+                idle_of(&mut admin, &set).is_empty(),
+                "{change}: not given back"
+            );
+        }
+        // A test that only wrote rows to empty tables gives its database back, and the next
+        // one starts from the template's state.
+        let db = TestDatabase::reused(&set);
+        db.connect()
+            .batch_execute("INSERT INTO item (kind) VALUES ('a')")
+            .unwrap();
+        drop(db);
+        assert_eq!(idle_of(&mut admin, &set).len(), 1);
+        drop_pool(&mut admin, &set);
+    }
+
+    #[test]
+    fn a_reused_database_with_a_session_still_open_is_dropped_not_given_back() {
+        let set = reuse_set();
+        let mut admin = postgres::Client::connect(server_url(), postgres::NoTls).unwrap();
+        let db = TestDatabase::reused(&set);
+        let name = db.name().to_owned();
+        let mut leaked = db.connect();
+        leaked
+            .batch_execute("INSERT INTO item (kind) VALUES ('a')")
+            .unwrap();
+        // The rename that starts the give-back waits for the session, then gives up: the
+        // database is dropped (with FORCE) instead, and the session is gone with it.
+        drop(db);
+        assert_eq!(count(&mut admin, EXISTS, &name), 0);
+        assert!(idle_of(&mut admin, &set).is_empty());
+        assert!(leaked.batch_execute("SELECT 1").is_err());
+        drop_pool(&mut admin, &set);
+    }
+
+    #[test]
+    fn a_template_without_a_kept_baseline_gets_it_from_its_first_reused_copy() {
+        let set = reuse_set();
+        let mut admin = postgres::Client::connect(server_url(), postgres::NoTls).unwrap();
+        let comment = |admin: &mut postgres::Client| -> Option<String> {
+            admin
+                .query_one(
+                    "SELECT shobj_description(oid, 'pg_database') FROM pg_database \
+                     WHERE datname = $1",
+                    &[&template_name(&set)],
+                )
+                .unwrap()
+                .get(0)
+        };
+        drop(TestDatabase::new(&set));
+        let kept = comment(&mut admin).expect("the template keeps its baseline");
+        // A template built before reuse existed: no comment.
+        admin
+            .batch_execute(&format!(
+                "COMMENT ON DATABASE {} IS NULL",
+                identifier(&template_name(&set))
+            ))
+            .unwrap();
+        let db = TestDatabase::reused(&set);
+        db.connect()
+            .batch_execute("INSERT INTO item (kind) VALUES ('a')")
+            .unwrap();
+        drop(db);
+        assert_eq!(idle_of(&mut admin, &set).len(), 1, "given back");
+        assert_eq!(
+            comment(&mut admin),
+            Some(kept),
+            "the same baseline, kept again"
+        );
+        drop_pool(&mut admin, &set);
+    }
+
+    #[test]
+    fn many_threads_get_distinct_reused_databases_and_the_pool_holds_as_many() {
+        let set = reuse_set();
+        let mut admin = postgres::Client::connect(server_url(), postgres::NoTls).unwrap();
+        let round = || {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = (0..4)
+                    .map(|_| {
+                        s.spawn(|| {
+                            let set = &set;
+                            let db = TestDatabase::reused(set);
+                            let mut c = db.connect();
+                            let items: i64 = c
+                                .query_one("SELECT count(*) FROM item", &[])
+                                .unwrap()
+                                .get(0);
+                            assert_eq!(items, 0);
+                            c.execute("INSERT INTO item (kind) VALUES ($1)", &[&"a"])
+                                .unwrap();
+                            db.name().to_owned()
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap())
+                    .collect::<Vec<String>>()
+            })
+        };
+        for _ in 0..2 {
+            let mut names = round();
+            names.sort();
+            names.dedup();
+            assert_eq!(names.len(), 4);
+            let idle = idle_of(&mut admin, &set).len();
+            assert!((1..=4).contains(&idle), "{idle} idle databases");
+        }
+        drop_pool(&mut admin, &set);
     }
 
     #[test]

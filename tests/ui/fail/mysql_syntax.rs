@@ -1,0 +1,4 @@
+static MIGRATIONS: preflight::Migrations =
+    preflight::embed!("tests/fixtures/mysql_syntax", dialect = "mysql");
+
+fn main() {}
