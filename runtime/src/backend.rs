@@ -252,7 +252,9 @@ pub(crate) trait Apply {
 
 /// The session's settings before [`Apply::set_timeouts`] changed them: `(name, value)`.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct PreviousTimeouts(pub Vec<(&'static str, String)>);
+pub(crate) struct PreviousTimeouts(
+    #[cfg_attr(not(feature = "pg-common"), allow(dead_code))] pub Vec<(&'static str, String)>,
+);
 
 /// Other migration tools' history tables, for adoption (see [`crate::adopt`]).
 pub(crate) trait ForeignHistories {
@@ -292,6 +294,7 @@ pub(crate) struct Surroundings {
     pub table: String,
     /// The session's `search_path`, set on the scratch connection before the migrations run
     /// there (so that unqualified names land where they landed in the live database).
+    #[cfg_attr(not(feature = "pg-common"), allow(dead_code))]
     pub search_path: Option<String>,
 }
 
@@ -302,6 +305,7 @@ pub(crate) trait ScratchWork {
     /// The runner settings the scratch backend is made with.
     fn config(&self) -> &crate::runner::Config;
     /// The `search_path` to set on the scratch connection first.
+    #[cfg_attr(not(feature = "pg-common"), allow(dead_code))]
     fn search_path(&self) -> Option<&str>;
     /// The work, on the scratch database's backend.
     async fn run<B: Backend>(self, scratch: &mut B) -> Result<Catalog, Error>;

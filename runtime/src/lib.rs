@@ -8,9 +8,11 @@
 pub mod blocked;
 pub mod build;
 pub mod checksum;
+#[cfg_attr(not(any(feature = "pg-common", feature = "sqlite")), allow(dead_code))]
 pub mod drift;
 mod migration;
 pub mod source;
+#[cfg_attr(not(any(feature = "pg-common", feature = "sqlite")), allow(dead_code))]
 mod timeout;
 mod version;
 
@@ -40,6 +42,8 @@ mod postgres;
 mod report;
 #[cfg_attr(not(any(feature = "pg-common", feature = "sqlite")), allow(dead_code))]
 mod runner;
+// Its naming of throwaway databases serves PostgreSQL and the test helpers.
+#[cfg_attr(not(any(feature = "pg-common", feature = "testing")), allow(dead_code))]
 mod scratch;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;

@@ -109,6 +109,7 @@ impl Scratch {
 
 /// Names the server, never the password.
 impl std::fmt::Debug for Scratch {
+    #[cfg_attr(not(feature = "pg-common"), allow(unused_variables))]
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.server {
             #[cfg(feature = "pg-common")]

@@ -37,6 +37,7 @@ impl Timeout {
     }
 
     /// The value PostgreSQL's `set_config` takes: milliseconds, `0` for no limit.
+    #[cfg_attr(not(feature = "pg-common"), allow(dead_code))]
     pub(crate) fn server_value(self) -> String {
         match self.duration() {
             // Round up: a sub-millisecond limit must not become 0 (no limit).
