@@ -353,7 +353,7 @@ pub(super) enum Progress {
 
 /// Runs a body's statements one by one, outside a transaction, from statement `from`
 /// (0-based), renewing the lease between them, under the body's limits (set for the session,
-/// restored afterwards): the one place where up and down bodies that cannot run in a
+/// restored afterwards, when the advisory lock pins the session): the one place where up and down bodies that cannot run in a
 /// transaction are executed. `down` chooses the body. A statement blocked by a table lock is
 /// tried again (see `retry`); when the retries run out it is the one recorded as failed.
 pub(super) async fn one_by_one<B: Backend>(
@@ -369,7 +369,15 @@ pub(super) async fn one_by_one<B: Backend>(
     let Some(body) = body else {
         return Ok(());
     };
-    let previous = b.set_timeouts(ctx.cfg.limits(Some(body))).await?;
+    // A session setting stays on one server connection only while the session advisory lock
+    // pins it; under the lease (a transaction-mode pooler, CockroachDB) it could land on
+    // another client's connection: there the session keeps its own limits.
+    let limits = if ctx.guard.is_advisory() {
+        ctx.cfg.limits(Some(body))
+    } else {
+        Timeouts::NONE
+    };
+    let previous = b.set_timeouts(limits).await?;
     let result = statements(b, m, body, down, from, progress, retry, ctx).await;
     match (result, b.restore_timeouts(previous).await) {
         (Err(e), Err(restore)) => {

@@ -224,8 +224,9 @@ impl<'m> Runner<'m> {
     /// (see [`Runner::lock_retries`]). [`Timeout::Off`] waits without limit. A migration's
     /// `-- preflight:lock-timeout 30s` directive replaces it for that migration. Set inside
     /// each migration transaction (`SET LOCAL`), or for the session while a no-transaction
-    /// migration runs (restored afterwards). On SQLite it is the busy timeout of each
-    /// migration transaction (`Off`: wait without limit).
+    /// migration runs (restored afterwards; not under the lease lock, where a session setting
+    /// could reach another client's server connection through a pooler). On SQLite it is the
+    /// busy timeout of each migration transaction (`Off`: wait without limit).
     ///
     /// ```
     /// # use std::time::Duration;
