@@ -23,6 +23,9 @@ pub(crate) enum Class {
     Savepoint,
     /// `PREPARE TRANSACTION`, `COMMIT PREPARED`, `ROLLBACK PREPARED`.
     TwoPhase,
+    /// A whole explicit block of a script body, from its `BEGIN` to its `COMMIT`, which starts
+    /// at byte `commit` of the file (made by the transaction rules, never by the parser).
+    Block { commit: usize },
 }
 
 /// One statement of a body: its byte range in the *file* (ending after its `;` when it has one)
@@ -157,7 +160,7 @@ fn to_range(r: rowan::TextRange) -> Range<usize> {
 
 /// Statement nodes are the root's child nodes, minus the empty statement (a lone `;`) and error
 /// nodes (already reported as syntax errors).
-fn is_statement(kind: SyntaxKind) -> bool {
+pub(crate) fn is_statement(kind: SyntaxKind) -> bool {
     !matches!(kind, SyntaxKind::EMPTY_STMT | SyntaxKind::ERROR)
 }
 
@@ -242,63 +245,84 @@ fn line_of(text: &str, offset: usize) -> Range<usize> {
 }
 
 /// psql meta-commands (`\connect`, `\set`, `\gset`, ...) and psql variables (`:'var'`,
-/// `:"var"`, `:{?var}`), found with squawk's lexer so that backslashes and colons inside strings,
-/// quoted identifiers, comments and dollar-quoted bodies do not count. A bare `:name` is left
-/// alone: it is also array-slice syntax (`a[1:n]`).
+/// `:"var"`, `:{?var}`), found on squawk's lexer's tokens, so that backslashes and colons inside
+/// strings (`E'it\'s'`), quoted identifiers, comments (nested ones too) and dollar-quoted bodies
+/// (with tags, holding PL/pgSQL's `:=` and `$1`) do not count. A colon is a psql variable only
+/// when it is on its own: not half of a `::` cast (`col::text::"MyEnum"`), not followed by `=`
+/// (`:=`), and not an array slice bound (`a[1:'2']`, `a[:"n"]`, inside brackets). A bare
+/// `:name` is left alone: it is also array-slice syntax (`a[1:n]`). PostgreSQL's own lexer has
+/// no token starting with a backslash outside strings, so such a token is psql's.
 fn psql_constructs(text: &str) -> Vec<(usize, String)> {
     use squawk_lexer::{LiteralKind, TokenKind};
+    let tokens: Vec<(TokenKind, Range<usize>)> = {
+        let mut offset = 0usize;
+        squawk_lexer::tokenize(text)
+            .map(|token| {
+                let start = offset;
+                offset += token.len as usize;
+                (token.kind, start..offset.min(text.len()))
+            })
+            .collect()
+    };
     let mut found = Vec::new();
-    let mut offset = 0usize;
-    let mut previous: Option<(TokenKind, usize)> = None;
-    for token in squawk_lexer::tokenize(text) {
-        let len = token.len as usize;
-        let start = offset;
-        offset += len;
-        let token_text = &text[start..(start + len).min(text.len())];
-        if matches!(token.kind, TokenKind::Unknown) && token_text.starts_with('\\') {
-            let line = &text[line_of(text, start)];
-            let from = line_of(text, start).start;
-            let command: String = text[start..from + line.len()]
+    let mut brackets = 0usize;
+    for (i, (kind, range)) in tokens.iter().enumerate() {
+        match kind {
+            TokenKind::OpenBracket => brackets += 1,
+            TokenKind::CloseBracket => brackets = brackets.saturating_sub(1),
+            _ => {}
+        }
+        let token_text = &text[range.clone()];
+        if matches!(kind, TokenKind::Unknown) && token_text.starts_with('\\') {
+            let line = line_of(text, range.start);
+            let command: String = text[range.start..line.end]
                 .chars()
                 .skip(1)
                 .take_while(|c| c.is_alphanumeric() || *c == '!' || *c == '?' || *c == '.')
                 .collect();
             found.push((
-                start,
+                range.start,
                 format!(
                     "psql meta-command `\\{command}`: migrations run through a database driver, \
                      which cannot run psql commands; remove it (connect to the right database \
                      and set variables in the application instead)"
                 ),
             ));
+            continue;
         }
-        if let Some((TokenKind::Colon, colon_at)) = previous {
-            if colon_at + 1 == start {
-                let variable = match token.kind {
-                    TokenKind::Literal {
-                        kind: LiteralKind::Str { .. },
-                    }
-                    | TokenKind::QuotedIdent { .. } => Some(token_text),
-                    TokenKind::OpenCurly => Some("{?...}"),
-                    _ => None,
-                };
-                if let Some(variable) = variable {
-                    found.push((
-                        colon_at,
-                        format!(
-                            "psql variable `:{variable}`: migrations run through a database \
-                             driver, which does not interpolate psql variables; write the value \
-                             in the SQL"
-                        ),
-                    ));
-                }
+        if *kind != TokenKind::Colon || brackets > 0 {
+            continue;
+        }
+        // Half of `::`: the colon before or after it is adjacent.
+        let adjacent_colon = |j: Option<usize>| {
+            j.and_then(|j| tokens.get(j)).is_some_and(|(k, r)| {
+                *k == TokenKind::Colon && (r.end == range.start || r.start == range.end)
+            })
+        };
+        if adjacent_colon(i.checked_sub(1)) || adjacent_colon(Some(i + 1)) {
+            continue;
+        }
+        let Some((next, next_range)) = tokens.get(i + 1) else {
+            continue;
+        };
+        if next_range.start != range.end {
+            continue;
+        }
+        let variable = match next {
+            TokenKind::Literal {
+                kind: LiteralKind::Str { .. },
             }
-        }
-        if !matches!(token.kind, TokenKind::Whitespace)
-            || matches!(previous, Some((TokenKind::Colon, _)))
-        {
-            previous = Some((token.kind, start));
-        }
+            | TokenKind::QuotedIdent { .. } => &text[next_range.clone()],
+            TokenKind::OpenCurly => "{?...}",
+            _ => continue,
+        };
+        found.push((
+            range.start,
+            format!(
+                "psql variable `:{variable}`: migrations run through a database driver, which \
+                 does not interpolate psql variables; write the value in the SQL"
+            ),
+        ));
     }
     found
 }
@@ -439,6 +463,27 @@ mod tests {
         );
         assert!(p[0].1.contains("`\\connect`"));
         assert!(p[2].1.contains("`:'x'`"));
+    }
+
+    #[test]
+    fn colons_of_casts_assignments_and_slices_are_not_psql_variables() {
+        // Each construct of issue #14, class 1: PostgreSQL accepts all of them.
+        for valid in [
+            r#"ALTER TABLE t ALTER COLUMN c TYPE "MyEnum" USING c::text::"MyEnum";"#,
+            r#"select x::"MyEnum", y ::"T", z:: "T";"#,
+            r#"select (array[1,2,3])[1:'2'], (array[1,2,3])[:"n"] from (select 2 as n) s;"#,
+            "select a[1:2], a[1:n], a[:3] from t;",
+            "DO $body$ DECLARE x int; BEGIN x := 1; PERFORM $1; END $body$;",
+            "CREATE FUNCTION f(int) RETURNS int AS 'select $1 :: int' LANGUAGE sql;",
+            r#"select E'it\'s :''x''', 'a\', ':"y"';"#,
+            r#"/* a /* nested :'x' */ still a comment \connect */ select 1;"#,
+            r#"select U&"d\0061t\+000061" from t;"#,
+            r#"select '{"a":1}'::jsonb ? 'a', j ?| array['a'], j ?& array['b'], j @> '{}', j #>> '{a}' from t;"#,
+            r#"select $tag$ :'x' \set $tag$;"#,
+            "-- :'x' \\connect in a comment\nselect 1;",
+        ] {
+            assert!(problems(valid).is_empty(), "{valid}: {:?}", problems(valid));
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ mod version;
 
 pub use checksum::Checksum;
 pub use migration::{Body, Kind, Migration, MigrationParts, MigrationSpec, Migrations, Span};
-pub use version::{Version, VersionError, MAX_PARTS};
+pub use version::{Version, VersionError};
 
 // The boot-time runner (issue #3): plan and policies are backend-free; the PostgreSQL backend
 // implements the private `backend::Backend` trait for the sync and async drivers.
@@ -31,6 +31,8 @@ mod report;
 mod runner;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg_attr(not(any(feature = "pg-common", feature = "sqlite")), allow(dead_code))]
+mod unit;
 
 #[cfg(any(feature = "deadpool", feature = "bb8", feature = "r2d2"))]
 pub use crate::postgres::pool::{AsyncPool, BlockingPool};

@@ -14,6 +14,7 @@ use crate::history::{HistoryRow, NewRow, State};
 use crate::lock::{advisory_key, Backoff, LockStrategy};
 use crate::plan::{self, Policy, Revert, Step};
 use crate::report::{Applied, Report, Warning};
+use crate::unit;
 use crate::{Body, Kind, Migration, Migrations, Version};
 
 /// The default history table.
@@ -1002,10 +1003,15 @@ async fn apply_recorded<B: Backend>(
     if from > 0 || total > 0 {
         tracing::info!(version = %m.version(), from = from + 1, total, "running statements one by one");
     }
-    for (i, statement) in m.up().statements().enumerate().skip(from as usize) {
+    for i in from as usize..m.up().statement_count() {
         ctx.token.renew_if_due(b).await?;
         let index = u32::try_from(i).unwrap_or(u32::MAX);
-        if let Err(source) = b.execute(statement).await {
+        // A statement, or a whole block of a script (see `unit`), with its progress.
+        let outcome = unit::run(b, m.up(), i, Some(m.version())).await;
+        if let Err(unit::UnitFailure::Record(e)) = outcome {
+            return Err(e);
+        }
+        if let Err(unit::UnitFailure::Sql(source)) = outcome {
             let error = MigrationError {
                 version: m.version(),
                 name: m.name().to_owned(),
@@ -1031,7 +1037,6 @@ async fn apply_recorded<B: Backend>(
             tracing::error!("{error}");
             return Err(Error::Migration(Box::new(error)));
         }
-        b.progress(m.version(), index + 1).await?;
     }
     b.finish_row(
         m.version(),
@@ -1077,8 +1082,12 @@ async fn revert<B: Backend>(
                 .await
                 .map_err(|f| tx_error(f, &[m], true))?;
         } else {
-            for (i, statement) in down.statements().enumerate() {
-                if let Err(source) = b.execute(statement).await {
+            for i in 0..down.statement_count() {
+                if let Err(failure) = unit::run(b, down, i, None).await {
+                    let source = match failure {
+                        unit::UnitFailure::Sql(source) => source,
+                        unit::UnitFailure::Record(e) => return Err(e),
+                    };
                     return Err(Error::Migration(Box::new(MigrationError {
                         version: m.version(),
                         name: m.name().to_owned(),

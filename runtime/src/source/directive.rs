@@ -1,9 +1,11 @@
 //! Directives: comment lines that change how a migration runs or is checked.
 //!
-//! Preflight's own: `-- preflight:no-transaction` and `-- preflight:allow(rule, ...)`, each on a
-//! line of its own anywhere in the file. Foreign markers are honoured too: goose's
-//! `-- +goose NO TRANSACTION` (any case), sqlx's `-- no-transaction` as the first line, and
-//! diesel's `run_in_transaction = false` in `metadata.toml`.
+//! Preflight's own, each on a line of its own: `-- preflight:no-transaction` anywhere in the
+//! file; `-- preflight:allow rule, ...` allows lint rules for the statement it precedes (or
+//! sits in); `-- preflight:allow-file rule, ...` (or `-- preflight:allow(rule, ...)`) for the
+//! whole file. Foreign markers are honoured too: goose's `-- +goose NO TRANSACTION` (any case),
+//! sqlx's `-- no-transaction` as the first line, diesel's `run_in_transaction = false` in
+//! `metadata.toml`, and pop's `.autocommit.` in the file name.
 
 use std::ops::Range;
 
@@ -18,6 +20,8 @@ pub enum NoTransaction {
     Sqlx,
     /// `run_in_transaction = false` in diesel's `metadata.toml`
     Diesel,
+    /// `.autocommit.` in a pop file name
+    Pop,
 }
 
 /// The directives of one file.
@@ -25,8 +29,19 @@ pub enum NoTransaction {
 pub struct Directives {
     /// Set when the file (or its diesel metadata) asks to run outside a transaction.
     pub no_transaction: Option<NoTransaction>,
-    /// Lint rules allowed in this file, by name.
+    /// Lint rules allowed in the whole file, by name.
     pub allow: Vec<String>,
+    /// Lint rules allowed for one statement: the one that contains or follows the directive.
+    pub allow_statement: Vec<StatementAllow>,
+}
+
+/// A `-- preflight:allow rule, ...` line: the rules, and where the line starts in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatementAllow {
+    /// Byte offset of the directive's line in the file's text.
+    pub at: usize,
+    /// The rule names, as written.
+    pub rules: Vec<String>,
 }
 
 /// A directive that does not parse, with the byte range of its line.
@@ -57,21 +72,35 @@ pub(crate) fn parse(text: &str) -> (Directives, Vec<DirectiveError>) {
             continue;
         };
         let directive = directive.trim();
+        let rules = |list: &str| -> Vec<String> {
+            list.split([',', ' ', '\t'])
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .map(str::to_owned)
+                .collect()
+        };
+        let at = start..start + line.trim_end().len();
         if directive == "no-transaction" {
             d.no_transaction = Some(NoTransaction::Preflight);
         } else if let Some(list) = directive
             .strip_prefix("allow(")
             .and_then(|r| r.strip_suffix(')'))
         {
-            for rule in list.split(',').map(str::trim).filter(|r| !r.is_empty()) {
-                d.allow.push(rule.to_owned());
-            }
+            d.allow.extend(rules(list));
+        } else if let Some(list) = directive.strip_prefix("allow-file ") {
+            d.allow.extend(rules(list));
+        } else if let Some(list) = directive.strip_prefix("allow ") {
+            d.allow_statement.push(StatementAllow {
+                at: start,
+                rules: rules(list),
+            });
         } else {
             errors.push(DirectiveError {
-                at: start..start + line.trim_end().len(),
+                at,
                 message: format!(
                     "unknown directive `-- preflight:{directive}`: the directives are \
-                     `-- preflight:no-transaction` and `-- preflight:allow(rule-name)`"
+                     `-- preflight:no-transaction`, `-- preflight:allow rule-name` (the next \
+                     statement) and `-- preflight:allow-file rule-name` (the whole file)"
                 ),
             });
         }
@@ -105,10 +134,20 @@ mod tests {
 
     #[test]
     fn reads_directives() {
-        let (d, e) = parse("-- preflight:no-transaction\n--preflight:allow(a, b)\nselect 1;\n");
+        let text =
+            "-- preflight:no-transaction\n--preflight:allow(a, b)\n-- preflight:allow-file c\n\
+                    select 1;\n  -- preflight:allow d, e\nselect 2;\n";
+        let (d, e) = parse(text);
         assert!(e.is_empty());
         assert_eq!(d.no_transaction, Some(NoTransaction::Preflight));
-        assert_eq!(d.allow, ["a", "b"]);
+        assert_eq!(d.allow, ["a", "b", "c"]);
+        assert_eq!(
+            d.allow_statement,
+            [StatementAllow {
+                at: text.find("  -- preflight:allow d").unwrap(),
+                rules: vec!["d".into(), "e".into()]
+            }]
+        );
     }
 
     #[test]
