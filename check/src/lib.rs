@@ -267,9 +267,10 @@ pub struct CheckedBody {
     file: Arc<SourceFile>,
     statements: Vec<Span>,
     kind: Kind,
-    /// The body did not pass the checks (only in [`check_dir_partial`]'s result): it is kept
-    /// whole, as one transactional statement, so that versions and checksums can be shown.
-    failed: bool,
+    /// Why the body did not pass the checks (only in [`check_dir_partial`]'s result): it is
+    /// then kept whole, as one transactional statement, so that versions and checksums can be
+    /// shown.
+    problems: Vec<Diagnostic>,
 }
 
 impl Checked {
@@ -367,7 +368,11 @@ impl CheckedBody {
     }
     /// Whether the body failed the checks (only in [`check_dir_partial`]'s result).
     pub fn failed(&self) -> bool {
-        self.failed
+        !self.problems.is_empty()
+    }
+    /// Why the body failed the checks (empty when it passed).
+    pub fn problems(&self) -> &[Diagnostic] {
+        &self.problems
     }
 
     fn to_body(&self) -> Body {
@@ -576,7 +581,7 @@ fn check_body(
             }
             checked
         }
-        _ => unchecked(body),
+        _ => unchecked(body, report.errors[before..].to_vec()),
     }
 }
 
@@ -607,7 +612,7 @@ fn script_note(body: &CheckedBody) -> Diagnostic {
 }
 
 /// A body that failed its checks, kept whole so that its version and checksum stay known.
-fn unchecked(body: &SourceBody) -> CheckedBody {
+fn unchecked(body: &SourceBody, problems: Vec<Diagnostic>) -> CheckedBody {
     let text = &body.file.text[body.range.clone()];
     let start = body.range.start + (text.len() - text.trim_start().len());
     let end = body.range.start + text.trim_end().len();
@@ -623,7 +628,7 @@ fn unchecked(body: &SourceBody) -> CheckedBody {
         file: body.file.clone(),
         statements,
         kind: Kind::Transactional,
-        failed: true,
+        problems,
     }
 }
 
@@ -705,7 +710,7 @@ fn check_postgres_body(
         file: file.clone(),
         statements,
         kind: decision.kind,
-        failed: false,
+        problems: Vec::new(),
     })
 }
 

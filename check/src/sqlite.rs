@@ -98,7 +98,7 @@ pub(crate) fn check_body(body: &SourceBody, errors: &mut Vec<Diagnostic>) -> Opt
             file: file.clone(),
             statements: decision.statements.iter().map(crate::span_of).collect(),
             kind: decision.kind,
-            failed: false,
+            problems: Vec::new(),
         }),
         Err(problems) => {
             errors.extend(problems.into_iter().map(|p| {

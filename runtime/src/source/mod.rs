@@ -84,6 +84,11 @@ impl SourceOptions {
     pub fn dialect_name(&self) -> &'static str {
         self.dialect
     }
+
+    /// The declared naming pattern, if any.
+    pub fn declared_pattern(&self) -> Option<&NamePattern> {
+        self.pattern.as_ref()
+    }
 }
 
 /// The largest migration file read (16 MiB): a bigger one is refused with a clear error rather
