@@ -266,6 +266,8 @@ pub(crate) fn describe(marker: NoTransaction) -> &'static str {
         NoTransaction::Sqlx => "`-- no-transaction` on its first line",
         NoTransaction::Diesel => "`run_in_transaction = false` in metadata.toml",
         NoTransaction::Pop => "`.autocommit.` in its file name",
+        NoTransaction::SqlMigrate => "`-- +migrate Up notransaction`",
+        NoTransaction::Dbmate => "`-- migrate:up transaction:false`",
     }
 }
 

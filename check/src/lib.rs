@@ -400,6 +400,9 @@ pub fn check_dir(dir: &Path, display: &str, opts: &Options) -> Result<Checked, V
 /// complete exactly when the error list is empty.
 pub fn check_dir_partial(dir: &Path, display: &str, opts: &Options) -> (Checked, Vec<Diagnostic>) {
     let mut source_options = SourceOptions::default().dialect(opts.dialect.pop_name());
+    if opts.dialect == Dialect::Postgres {
+        source_options = source_options.comments(sql::line_comment_starts);
+    }
     if let Some(pattern) = &opts.names {
         source_options = source_options.pattern(pattern.clone());
     }

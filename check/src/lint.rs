@@ -25,6 +25,11 @@ pub enum Group {
     /// long as a scan or a rewrite lasts. On by default; never reported on a table created
     /// earlier in the same migration.
     Lock,
+    /// Takes an `ACCESS EXCLUSIVE` lock only for an instant (no scan, no rewrite): the risk is
+    /// waiting for it behind a long transaction while everyone queues behind the wait, which
+    /// every DDL statement shares (`ADD COLUMN` too, which no rule reports) and which
+    /// `Runner::sql_lock_timeout` guards against. Opt-in.
+    BriefLock,
     /// Loses data or fails on real data. On by default.
     Safety,
     /// Breaks the application version still running during a rolling deploy (a dropped or
@@ -39,6 +44,7 @@ impl Group {
     pub fn name(&self) -> &'static str {
         match self {
             Group::Lock => "lock",
+            Group::BriefLock => "brief-lock",
             Group::Safety => "safety",
             Group::Compatibility => "compatibility",
             Group::Style => "style",
@@ -63,6 +69,14 @@ pub struct RuleDoc {
     pub safely: &'static str,
 }
 
+const GROUPS: [Group; 5] = [
+    Group::Lock,
+    Group::BriefLock,
+    Group::Safety,
+    Group::Compatibility,
+    Group::Style,
+];
+
 /// Rules about the directory rather than SQL (Preflight's own, not squawk's).
 const OWN_RULES: [&str; 2] = [NOT_A_MIGRATION, crate::RUNS_AS_SCRIPT];
 
@@ -77,9 +91,9 @@ pub const CATALOGUE: &[RuleDoc] = &[
     },
     RuleDoc {
         name: "require-concurrent-index-deletion",
-        group: Group::Lock,
-        protects: "`DROP INDEX` without `CONCURRENTLY` takes an `ACCESS EXCLUSIVE` lock on the table, and waits behind every running query while blocking all new ones.",
-        safely: "`DROP INDEX CONCURRENTLY` in a migration of its own.",
+        group: Group::BriefLock,
+        protects: "`DROP INDEX` without `CONCURRENTLY` takes an `ACCESS EXCLUSIVE` lock on the table for an instant, but waits for it behind every running query while blocking all new ones.",
+        safely: "`DROP INDEX CONCURRENTLY` in a migration of its own, or a `lock_timeout` (`Runner::sql_lock_timeout`) so that the wait fails instead of queueing traffic.",
     },
     RuleDoc {
         name: "require-concurrent-reindex",
@@ -254,7 +268,7 @@ pub const CATALOGUE: &[RuleDoc] = &[
 /// The squawk rules that are about locks, which a table created earlier in the same migration
 /// never triggers (squawk itself skips only some, and only inside a transaction it can see).
 fn is_lock_rule(rule: Rule) -> bool {
-    lookup(&rule.to_string()).is_some_and(|d| d.group == Group::Lock)
+    lookup(&rule.to_string()).is_some_and(|d| matches!(d.group, Group::Lock | Group::BriefLock))
         || rule == Rule::AddingRequiredField
 }
 
@@ -335,14 +349,7 @@ fn split(names: &str) -> impl Iterator<Item = &str> {
 
 /// Checks a rule or group name: Preflight's, or any squawk rule.
 fn validate(name: &str) -> Result<(), String> {
-    let group = [
-        Group::Lock,
-        Group::Safety,
-        Group::Compatibility,
-        Group::Style,
-    ]
-    .iter()
-    .any(|g| g.name() == name);
+    let group = GROUPS.iter().any(|g| g.name() == name);
     if group || lookup(name).is_some() || OWN_RULES.contains(&name) || Rule::from_str(name).is_ok()
     {
         return Ok(());
@@ -361,15 +368,7 @@ pub(crate) fn allowed_rules(names: &[String]) -> (Vec<Rule>, Vec<String>) {
     let mut rules = Vec::new();
     let mut unknown = Vec::new();
     for name in names {
-        if let Some(group) = [
-            Group::Lock,
-            Group::Safety,
-            Group::Compatibility,
-            Group::Style,
-        ]
-        .iter()
-        .find(|g| g.name() == name)
-        {
+        if let Some(group) = GROUPS.iter().find(|g| g.name() == name) {
             rules.extend(
                 CATALOGUE
                     .iter()
@@ -441,8 +440,9 @@ pub(crate) fn lint(
         })
         .collect();
 
-    let mut seen: HashSet<(usize, String)> = HashSet::new();
-    let mut found = Vec::new();
+    let utc_from = utc_session_from(&statements, cx.file_text, analysis.base);
+    // The findings kept, in order: (statement, rule, offset in the file, message).
+    let mut kept: Vec<(Option<usize>, Rule, usize, String)> = Vec::new();
     for v in linter.lint(&analysis.parse, text) {
         if cx.file_allow.contains(&v.code) {
             continue;
@@ -463,26 +463,111 @@ pub(crate) fn lint(
             {
                 continue;
             }
-            // One finding per rule and statement: squawk reports some per column.
-            if !seen.insert((i, v.code.to_string())) {
+            if v.code == Rule::ChangingColumnType
+                && utc_from.is_some_and(|from| i > from)
+                && to_timestamptz_only(&statements[i])
+            {
+                // PostgreSQL 12+: timestamp -> timestamptz is binary compatible, no rewrite,
+                // when the session time zone is UTC (the release notes of 12 say so).
                 continue;
             }
         }
-        let offset = analysis.base + usize::from(at);
         let mut message = v.message.trim_end().to_owned();
         if let Some(help) = v.help {
             message.push_str(" Help: ");
             message.push_str(help.trim_end());
+        }
+        kept.push((index, v.code, analysis.base + usize::from(at), message));
+    }
+    // A foreign key added without `NOT VALID` is one risk, which squawk reports under two rules.
+    let fk_at: HashSet<Option<usize>> = kept
+        .iter()
+        .filter(|k| k.1 == Rule::AddingForeignKeyConstraint)
+        .map(|k| k.0)
+        .collect();
+    kept.retain(|k| {
+        !(k.1 == Rule::ConstraintMissingNotValid && k.0.is_some() && fk_at.contains(&k.0))
+    });
+
+    // One warning per rule and body, at its first statement, naming the others: a migration
+    // that builds forty indexes has one risk to decide about, not forty.
+    let mut found: Vec<Diagnostic> = Vec::new();
+    let mut by_rule: Vec<(Rule, usize, String, Vec<usize>)> = Vec::new();
+    for (_, rule, offset, message) in kept {
+        match by_rule.iter_mut().find(|r| r.0 == rule) {
+            Some(r) => {
+                let line = Position::at(cx.file_text, offset).line;
+                if !r.3.contains(&line) && Position::at(cx.file_text, r.1).line != line {
+                    r.3.push(line);
+                }
+            }
+            None => by_rule.push((rule, offset, message, Vec::new())),
+        }
+    }
+    for (rule, offset, mut message, more) in by_rule {
+        if !more.is_empty() {
+            let lines: Vec<String> = more.iter().map(ToString::to_string).collect();
+            message.push_str(&format!(
+                " ({} more statement(s) of this file do the same, at line(s) {})",
+                more.len(),
+                lines.join(", ")
+            ));
         }
         found.push(Diagnostic {
             level: Level::Warning,
             path: cx.display.to_owned(),
             position: Some(Position::at(cx.file_text, offset)),
             message,
-            rule: Some(v.code.to_string()),
+            rule: Some(rule.to_string()),
         });
     }
     found
+}
+
+/// The index of the statement that sets the session time zone to UTC (`SET timezone = 'UTC'`,
+/// `SET TIME ZONE 'UTC'`), if one does.
+fn utc_session_from(statements: &[SyntaxNode], file_text: &str, base: usize) -> Option<usize> {
+    statements.iter().position(|s| {
+        let r = s.text_range();
+        let text = &file_text[base + usize::from(r.start())..base + usize::from(r.end())];
+        let words: String = text
+            .to_ascii_lowercase()
+            .split(|c: char| c.is_whitespace() || c == '=' || c == ';')
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        matches!(
+            words.as_str(),
+            "set timezone 'utc'"
+                | "set timezone to 'utc'"
+                | "set time zone 'utc'"
+                | "set local timezone 'utc'"
+                | "set local time zone 'utc'"
+                | "set timezone 'etc/utc'"
+        )
+    })
+}
+
+/// Whether every type change of an `ALTER TABLE` is to `timestamptz`.
+fn to_timestamptz_only(node: &SyntaxNode) -> bool {
+    let Some(ast::Stmt::AlterTable(alter)) = ast::Stmt::cast(node.clone()) else {
+        return false;
+    };
+    let mut any = false;
+    for action in alter.actions() {
+        let text = action.syntax().text().to_string().to_ascii_lowercase();
+        let compact: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        if compact.contains(" type ")
+            || compact.starts_with("type ")
+            || compact.contains("set data type")
+        {
+            any = true;
+            if !(compact.contains("timestamptz") || compact.contains("timestamp with time zone")) {
+                return false;
+            }
+        }
+    }
+    any
 }
 
 /// For each statement, the tables and indexes created by the statements before it.
@@ -628,6 +713,46 @@ mod tests {
         // The same statements on a table that existed before warn.
         let existing = text.replacen("CREATE TABLE t", "CREATE TABLE other", 1);
         assert!(rules(&existing).len() >= 5, "{:?}", rules(&existing));
+    }
+
+    #[test]
+    fn one_warning_per_rule_and_file_naming_every_statement() {
+        let text = "CREATE INDEX a ON users (x);\nCREATE INDEX b ON users (y);\n\
+                    CREATE INDEX c ON posts (z);\n";
+        let a = analyze(text, 0..text.len());
+        let cx = Context {
+            file_text: text,
+            display: "m/1_x.sql",
+            kind: Kind::Transactional,
+            wrapped: false,
+            file_allow: &[],
+            statement_allow: &[],
+        };
+        let found = lint(&a, &cx, &Selection::default());
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0]
+                .message
+                .ends_with("(2 more statement(s) of this file do the same, at line(s) 2, 3)"),
+            "{}",
+            found[0].message
+        );
+        // A foreign key without NOT VALID is one finding, not two.
+        assert_eq!(
+            rules("ALTER TABLE posts ADD CONSTRAINT fk FOREIGN KEY (u) REFERENCES users (id);"),
+            ["adding-foreign-key-constraint"]
+        );
+    }
+
+    #[test]
+    fn timestamptz_under_a_utc_session_is_no_rewrite() {
+        let utc =
+            "SET timezone = 'UTC';\nALTER TABLE users ALTER COLUMN at TYPE timestamptz USING at;\n";
+        assert!(rules(utc).is_empty(), "{:?}", rules(utc));
+        let local = "ALTER TABLE users ALTER COLUMN at TYPE timestamptz USING at;\n";
+        assert_eq!(rules(local), ["changing-column-type"]);
+        let other = "SET TIME ZONE 'UTC';\nALTER TABLE users ALTER COLUMN n TYPE bigint;\n";
+        assert_eq!(rules(other), ["changing-column-type"]);
     }
 
     #[test]

@@ -33,8 +33,8 @@ use std::time::SystemTime;
 
 use clap::Parser;
 use preflight_check::{check_dir, check_dir_partial, Diagnostic, Dialect, LintLevel, Options};
-use preflight_runtime::source::SourceOptions;
 use preflight_runtime::plan::{self, Policy, Step};
+use preflight_runtime::source::SourceOptions;
 use preflight_runtime::{Adopt, Error, Migrations, Repair, Report, Revert, Runner, Tool, Version};
 use serde_json::{json, Value};
 use tracing_subscriber::layer::SubscriberExt;
@@ -530,7 +530,13 @@ fn check(
             }
             let warnings: Vec<String> = set.warnings().iter().map(|w| w.to_string()).collect();
             let shown = "embedded migrations (checked when the binary was compiled)".to_owned();
-            (set.len(), set.dialect().to_owned(), warnings, Vec::new(), shown)
+            (
+                set.len(),
+                set.dialect().to_owned(),
+                warnings,
+                Vec::new(),
+                shown,
+            )
         }
         None => {
             let mut options = options(g, LintLevel::Warn, false)?;

@@ -111,6 +111,14 @@ pub(crate) fn create(
             dir.join(format!("{version}_{name}.sql")),
             "-- +goose Up\n\n-- +goose Down\n".to_owned(),
         )],
+        Layout::SqlMigrate => vec![(
+            dir.join(format!("{version}_{name}.sql")),
+            "-- +migrate Up\n\n-- +migrate Down\n".to_owned(),
+        )],
+        Layout::Dbmate => vec![(
+            dir.join(format!("{version}_{name}.sql")),
+            "-- migrate:up\n\n-- migrate:down\n".to_owned(),
+        )],
         Layout::UpDown | Layout::Pop => {
             let mut files = vec![(dir.join(format!("{version}_{name}.up.sql")), header(&name))];
             if reversible {
@@ -124,8 +132,7 @@ pub(crate) fn create(
         Layout::Declared => {
             let Some(pattern) = pattern else {
                 return Err(CliError::Usage(
-                    "this directory was read with a naming pattern: pass the same `--names`"
-                        .into(),
+                    "this directory was read with a naming pattern: pass the same `--names`".into(),
                 ));
             };
             let mut files = vec![(
@@ -343,8 +350,8 @@ mod tests {
 
         let d = tempfile::tempdir().unwrap();
         fs::write(d.path().join("V0041.Initial.up.sql"), "").unwrap();
-        let declared = SourceOptions::default()
-            .pattern("V{version}.{name}.{direction}.sql".parse().unwrap());
+        let declared =
+            SourceOptions::default().pattern("V{version}.{name}.{direction}.sql".parse().unwrap());
         let made = create(d.path(), "add users", true, now(), &declared).unwrap();
         assert_eq!(
             names(&made),

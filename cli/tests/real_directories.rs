@@ -45,10 +45,16 @@ fn status_shows_a_directory_with_a_broken_down_file_and_only_running_it_refuses(
     write(
         dir,
         &[
-            ("1_users.up.sql", "CREATE TABLE users (id bigint PRIMARY KEY);\n"),
+            (
+                "1_users.up.sql",
+                "CREATE TABLE users (id bigint PRIMARY KEY);\n",
+            ),
             // A real defect of real directories: a missing comma in a down file.
             ("1_users.down.sql", "DROP TABLE users\nDROP TABLE other;\n"),
-            ("2_email.up.sql", "ALTER TABLE users ADD COLUMN email text;\n"),
+            (
+                "2_email.up.sql",
+                "ALTER TABLE users ADD COLUMN email text;\n",
+            ),
             ("2_email.down.sql", "ALTER TABLE users DROP COLUMN email;\n"),
         ],
     );
@@ -87,7 +93,10 @@ fn status_shows_a_directory_with_a_broken_down_file_and_only_running_it_refuses(
     assert_eq!(dup.code, 1);
     assert!(dup.stderr.contains("duplicate version 2"), "{}", dup.stderr);
     let status = run(dir, Some(db.url()), &["status"]);
-    status.assert_stdout_has(&["duplicate version 2", "problem(s) in the migration directory"]);
+    status.assert_stdout_has(&[
+        "duplicate version 2",
+        "problem(s) in the migration directory",
+    ]);
 }
 
 #[test]
@@ -135,8 +144,13 @@ fn declared_pattern_and_project_wide_lint_options() {
     // Without the pattern the names are misnamed Flyway files.
     assert_eq!(run(dir, None, &["check"]).code, 1);
     let checked = run(dir, None, &["--names", pattern, "check"]);
-    assert_eq!(checked.code, 1, "a non-matching .sql file is an error under a pattern");
-    assert!(checked.stderr.contains("schema.sql: error: does not match the declared naming pattern"));
+    assert_eq!(
+        checked.code, 1,
+        "a non-matching .sql file is an error under a pattern"
+    );
+    assert!(checked
+        .stderr
+        .contains("schema.sql: error: does not match the declared naming pattern"));
     fs::remove_file(dir.join("schema.sql")).unwrap();
     let checked = run(dir, None, &["--names", pattern, "check"]);
     assert_eq!(checked.code, 0, "{}", checked.all());
@@ -154,7 +168,11 @@ fn declared_pattern_and_project_wide_lint_options() {
         ],
     );
     assert_eq!(allowed.code, 0, "{}", allowed.all());
-    let style = run(dir, None, &["--names", pattern, "check", "--enable", "style"]);
+    let style = run(
+        dir,
+        None,
+        &["--names", pattern, "check", "--enable", "style"],
+    );
     assert!(style.stdout.contains("prefer-"), "{}", style.stdout);
     assert_eq!(
         run(dir, None, &["check", "--allow", "no-such-rule"]).code,
@@ -163,7 +181,11 @@ fn declared_pattern_and_project_wide_lint_options() {
     let up = run(dir, Some(db.url()), &["--names", pattern, "up"]);
     assert_eq!(up.code, 0, "{}", up.all());
     assert_eq!(count(&db, "SELECT count(*) FROM preflight_history"), 2);
-    let new = run(dir, None, &["--names", pattern, "new", "add users", "--reversible"]);
+    let new = run(
+        dir,
+        None,
+        &["--names", pattern, "new", "add users", "--reversible"],
+    );
     assert_eq!(new.code, 0, "{}", new.all());
     assert!(dir.join("V0003.add_users.down.sql").exists());
 }
@@ -188,8 +210,14 @@ fn pop_directory_applies_the_dialects_files_and_long_versions() {
                 "20260703000000000000_networks.sqlite3.up.sql",
                 "CREATE TABLE networks (id TEXT PRIMARY KEY);\n",
             ),
-            ("20260703000000000000_networks.mysql.up.sql", "CREATE TABLE networks (id CHAR(36));\n"),
-            ("20260703000000000000_networks.down.sql", "DROP TABLE networks;\n"),
+            (
+                "20260703000000000000_networks.mysql.up.sql",
+                "CREATE TABLE networks (id CHAR(36));\n",
+            ),
+            (
+                "20260703000000000000_networks.down.sql",
+                "DROP TABLE networks;\n",
+            ),
             (
                 "20260703000000000001_index.postgres.autocommit.up.sql",
                 "CREATE INDEX CONCURRENTLY networks_id ON networks (id);\n",
@@ -202,14 +230,20 @@ fn pop_directory_applies_the_dialects_files_and_long_versions() {
     assert_eq!(up.code, 0, "{}", up.all());
     let versions: Vec<String> = db
         .connect()
-        .query("SELECT version FROM preflight_history ORDER BY applied_at", &[])
+        .query(
+            "SELECT version FROM preflight_history ORDER BY applied_at",
+            &[],
+        )
         .unwrap()
         .iter()
         .map(|r| r.get(0))
         .collect();
     assert_eq!(versions, ["20260703000000000000", "20260703000000000001"]);
     assert_eq!(
-        count(&db, "SELECT count(*) FROM pg_indexes WHERE indexname = 'networks_id'"),
+        count(
+            &db,
+            "SELECT count(*) FROM pg_indexes WHERE indexname = 'networks_id'"
+        ),
         1
     );
     let status = run(dir, Some(db.url()), &["status"]);

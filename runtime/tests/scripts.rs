@@ -169,7 +169,8 @@ fn sqlite_script_blocks_are_atomic_and_a_failure_resumes_at_its_block() {
     assert_eq!(row(&conn), ("failed".to_owned(), 2, 4));
     assert!(exists(&conn, "a") && !exists(&conn, "b"));
 
-    conn.execute_batch("CREATE TABLE needs_me (id int)").unwrap();
+    conn.execute_batch("CREATE TABLE needs_me (id int)")
+        .unwrap();
     let report = m
         .runner()
         .resume_unfinished(true)

@@ -22,6 +22,10 @@ pub enum NoTransaction {
     Diesel,
     /// `.autocommit.` in a pop file name
     Pop,
+    /// `-- +migrate Up notransaction` (sql-migrate)
+    SqlMigrate,
+    /// `-- migrate:up transaction:false` (dbmate)
+    Dbmate,
 }
 
 /// The directives of one file.
@@ -51,8 +55,11 @@ pub(crate) struct DirectiveError {
     pub message: String,
 }
 
-/// Reads Preflight's and sqlx's directives from a file's text.
-pub(crate) fn parse(text: &str) -> (Directives, Vec<DirectiveError>) {
+/// Reads Preflight's and sqlx's directives from a file's text. With `comments` (the byte offsets
+/// where the file's `--` comments start, as a SQL lexer finds them), a line is a directive only
+/// when its `--` is one of them: text inside a string or a dollar-quoted body that looks like a
+/// directive is not one.
+pub(crate) fn parse(text: &str, comments: Option<&[usize]>) -> (Directives, Vec<DirectiveError>) {
     let mut d = Directives::default();
     let mut errors = Vec::new();
     let body = text.strip_prefix('\u{feff}').unwrap_or(text);
@@ -67,6 +74,10 @@ pub(crate) fn parse(text: &str) -> (Directives, Vec<DirectiveError>) {
         let Some(comment) = trimmed.strip_prefix("--") else {
             continue;
         };
+        let dashes = start + (line.len() - line.trim_start().len());
+        if comments.is_some_and(|c| c.binary_search(&dashes).is_err()) {
+            continue;
+        }
         let comment = comment.trim();
         let Some(directive) = comment.strip_prefix("preflight:") else {
             continue;
@@ -137,7 +148,7 @@ mod tests {
         let text =
             "-- preflight:no-transaction\n--preflight:allow(a, b)\n-- preflight:allow-file c\n\
                     select 1;\n  -- preflight:allow d, e\nselect 2;\n";
-        let (d, e) = parse(text);
+        let (d, e) = parse(text, None);
         assert!(e.is_empty());
         assert_eq!(d.no_transaction, Some(NoTransaction::Preflight));
         assert_eq!(d.allow, ["a", "b", "c"]);
@@ -153,22 +164,34 @@ mod tests {
     #[test]
     fn sqlx_marker_only_on_first_line() {
         assert_eq!(
-            parse("\u{feff}-- no-transaction\r\nselect 1;")
+            parse("\u{feff}-- no-transaction\r\nselect 1;", None)
                 .0
                 .no_transaction,
             Some(NoTransaction::Sqlx)
         );
         assert_eq!(
-            parse("select 1;\n-- no-transaction\n").0.no_transaction,
+            parse("select 1;\n-- no-transaction\n", None)
+                .0
+                .no_transaction,
             None
         );
     }
 
     #[test]
     fn refuses_unknown_directive() {
-        let (_, e) = parse("select 1;\n-- preflight:no-transacton\n");
+        let (_, e) = parse("select 1;\n-- preflight:no-transacton\n", None);
         assert_eq!(e.len(), 1);
         assert_eq!(e[0].at, 10..36);
+    }
+
+    #[test]
+    fn only_real_comments_are_directives() {
+        let text = "select $$\n-- preflight:nonsense\n$$;\n-- preflight:no-transaction\n";
+        let real = [text.rfind("--").unwrap()];
+        let (d, e) = parse(text, Some(&real));
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(d.no_transaction, Some(NoTransaction::Preflight));
+        assert_eq!(parse(text, None).1.len(), 1);
     }
 
     #[test]

@@ -19,9 +19,9 @@
 
 mod diagnostic;
 mod directive;
-mod goose;
 mod name;
 mod pattern;
+mod sections;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -54,6 +54,7 @@ pub const NOT_A_MIGRATION: &str = "not-a-migration";
 pub struct SourceOptions {
     pattern: Option<NamePattern>,
     dialect: &'static str,
+    comments: Option<fn(&str) -> Vec<usize>>,
 }
 
 impl Default for SourceOptions {
@@ -61,6 +62,7 @@ impl Default for SourceOptions {
         SourceOptions {
             pattern: None,
             dialect: "postgres",
+            comments: None,
         }
     }
 }
@@ -83,6 +85,14 @@ impl SourceOptions {
     /// The dialect's canonical pop name.
     pub fn dialect_name(&self) -> &'static str {
         self.dialect
+    }
+
+    /// A SQL lexer's view of a file: the byte offsets where its `--` comments start, sorted.
+    /// With it, `-- preflight:` lines inside strings or dollar-quoted bodies are not read as
+    /// directives (this crate has no SQL lexer; the checker supplies one).
+    pub fn comments(mut self, comment_starts: fn(&str) -> Vec<usize>) -> Self {
+        self.comments = Some(comment_starts);
+        self
     }
 
     /// The declared naming pattern, if any.
@@ -260,6 +270,11 @@ impl Reader {
         self.errors.push(Diagnostic::error(path, message));
     }
 
+    fn directives(&self, text: &str) -> (Directives, Vec<directive::DirectiveError>) {
+        let comments = self.options.comments.map(|lex| lex(text));
+        directive::parse(text, comments.as_deref())
+    }
+
     fn not_a_migration(&mut self, file: &str, why: &str) {
         let path = self.shown(file);
         self.warnings.push(Diagnostic::warning(
@@ -327,7 +342,7 @@ impl Reader {
         let Some(file) = self.read(path, self.shown(file_name)) else {
             return;
         };
-        let (mut directives, problems) = directive::parse(&file.text);
+        let (mut directives, problems) = self.directives(&file.text);
         for p in problems {
             self.errors.push(Diagnostic::error_at(
                 &file.display,
@@ -342,13 +357,8 @@ impl Reader {
             FileName::Up(v, n) => (Layout::UpDown, v, n, Direction::Up),
             FileName::Down(v, n) => (Layout::UpDown, v, n, Direction::Down),
             FileName::Flyway(v, n) => (Layout::Flyway, v, n, Direction::Up),
-            FileName::Plain(v, n) if goose::is_goose(&file.text) => {
-                let layout = if declared {
-                    Layout::Declared
-                } else {
-                    Layout::Goose
-                };
-                return self.goose(file, directives, layout, v, n);
+            FileName::Plain(v, n) if sections::marker(&file.text).is_some() => {
+                return self.sections(file, directives, declared, v, n);
             }
             FileName::Plain(v, n) => (Layout::Simple, v, n, Direction::Up),
             FileName::Pop(p) => {
@@ -374,15 +384,25 @@ impl Reader {
         });
     }
 
-    fn goose(
+    /// A file with up and down sections (goose, sql-migrate, dbmate).
+    fn sections(
         &mut self,
         file: Arc<SourceFile>,
         mut directives: Directives,
-        layout: Layout,
+        declared: bool,
         v: Version,
         n: String,
     ) {
-        let sections = match goose::parse(&file.text) {
+        let Some(marker) = sections::marker(&file.text) else {
+            return;
+        };
+        let layout = match marker {
+            _ if declared => Layout::Declared,
+            sections::Marker::Goose => Layout::Goose,
+            sections::Marker::SqlMigrate => Layout::SqlMigrate,
+            sections::Marker::Dbmate => Layout::Dbmate,
+        };
+        let sections = match sections::parse(&file.text, marker) {
             Ok(s) => s,
             Err((at, message)) => {
                 self.errors.push(Diagnostic::error_at(
@@ -395,7 +415,11 @@ impl Reader {
             }
         };
         if sections.no_transaction {
-            directives.no_transaction = Some(NoTransaction::Goose);
+            directives.no_transaction = Some(match marker {
+                sections::Marker::Goose => NoTransaction::Goose,
+                sections::Marker::SqlMigrate => NoTransaction::SqlMigrate,
+                sections::Marker::Dbmate => NoTransaction::Dbmate,
+            });
         }
         if let Some(down) = sections.down {
             self.found.push(Found {
@@ -460,7 +484,7 @@ impl Reader {
             else {
                 continue;
             };
-            let (mut directives, problems) = directive::parse(&file.text);
+            let (mut directives, problems) = self.directives(&file.text);
             for p in problems {
                 self.errors.push(Diagnostic::error_at(
                     &file.display,
@@ -650,7 +674,8 @@ impl Reader {
         });
     }
 
-    /// All files must share one layout; a goose directory must not have plain files.
+    /// All files must share one layout; a directory of sectioned files (goose, sql-migrate,
+    /// dbmate) must not have plain files.
     fn check_one_layout(&mut self) -> Option<Layout> {
         let mut layouts: BTreeMap<Layout, Vec<&str>> = BTreeMap::new();
         for f in &self.found {
@@ -662,18 +687,28 @@ impl Reader {
         if layouts.len() <= 1 {
             return layouts.into_keys().next();
         }
-        if layouts.keys().eq([Layout::Simple, Layout::Goose].iter()) {
-            let plain: Vec<String> = layouts[&Layout::Simple]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
-            for p in plain {
-                self.errors.push(Diagnostic::error(
-                    p,
-                    "this goose directory's file has no `-- +goose Up` annotation: add it at the top",
-                ));
+        let sectioned = [
+            (Layout::Goose, "goose", "-- +goose Up"),
+            (Layout::SqlMigrate, "sql-migrate", "-- +migrate Up"),
+            (Layout::Dbmate, "dbmate", "-- migrate:up"),
+        ];
+        for (layout, tool, up) in sectioned {
+            if layouts.keys().eq([Layout::Simple, layout].iter()) {
+                let plain: Vec<String> = layouts[&Layout::Simple]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect();
+                for p in plain {
+                    self.errors.push(Diagnostic::error(
+                        p,
+                        format!(
+                            "this {tool} directory's file has no `{up}` annotation: add it at \
+                             the top (without it, {tool} would not run the file either)"
+                        ),
+                    ));
+                }
+                return Some(layout);
             }
-            return Some(Layout::Goose);
         }
         let summary: Vec<String> = layouts
             .iter()

@@ -12,6 +12,10 @@ pub enum Layout {
     Simple,
     /// `{version}_{name}.sql` with `-- +goose Up` / `-- +goose Down` sections.
     Goose,
+    /// `{version}_{name}.sql` with `-- +migrate Up` / `-- +migrate Down` sections (sql-migrate).
+    SqlMigrate,
+    /// `{version}_{name}.sql` with `-- migrate:up` / `-- migrate:down` sections (dbmate).
+    Dbmate,
     /// `V{version}__{name}.sql` (refinery, Flyway; versions may have parts: `V1_2__x`, `V1.2__x`).
     Flyway,
     /// `{version}_{name}/up.sql` + `down.sql` (+ `metadata.toml`), diesel.
@@ -30,6 +34,8 @@ impl Layout {
             Layout::UpDown => "`{version}_{name}.up.sql` / `.down.sql` (golang-migrate, sqlx)",
             Layout::Simple => "`{version}_{name}.sql` (forward-only)",
             Layout::Goose => "goose `{version}_{name}.sql` with `-- +goose Up`",
+            Layout::SqlMigrate => "sql-migrate `{version}_{name}.sql` with `-- +migrate Up`",
+            Layout::Dbmate => "dbmate `{version}_{name}.sql` with `-- migrate:up`",
             Layout::Flyway => "`V{version}__{name}.sql` (refinery, Flyway)",
             Layout::Diesel => "diesel `{version}_{name}/up.sql`",
             Layout::Pop => "pop `{version}_{name}.{dialect}.up.sql`",
@@ -163,10 +169,15 @@ fn pop_parts(name: &str) -> Option<(String, Option<&'static str>, bool)> {
     Some((base.to_owned(), dialect, autocommit))
 }
 
-/// `{digits}_{name}`.
+/// `{digits}_{name}`, or only `{digits}` (sql-migrate and home-grown runners name files by
+/// their version alone, `1677078479.sql`): then the name is empty.
 fn split_version(stem: &str) -> Result<(Version, String), NameError> {
     let digits = stem.bytes().take_while(u8::is_ascii_digit).count();
     let rest = &stem[digits..];
+    if rest.is_empty() {
+        let version = Version::parse_with(stem, &[]).map_err(version_error)?;
+        return Ok((version, String::new()));
+    }
     let Some(name) = rest.strip_prefix('_') else {
         return Err(NameError::Misnamed(format!(
             "expected `_` after the version `{}`: name it `{}_{}.sql`",
@@ -275,7 +286,6 @@ mod tests {
             "V1_foo.sql",
             "V1__.sql",
             "1_.sql",
-            "1.sql",
             "schema.sql",
             "R__view.sql",
             "U2__undo.sql",
@@ -293,6 +303,15 @@ mod tests {
             ok("99999999999999999999_x.sql"),
             FileName::Plain("99999999999999999999".parse().unwrap(), "x".into())
         );
+    }
+
+    #[test]
+    fn a_version_alone_is_a_name() {
+        assert_eq!(
+            ok("1677078479.sql"),
+            FileName::Plain(Version::new(1677078479), String::new())
+        );
+        assert_eq!(ok("7.up.sql"), FileName::Up(Version::new(7), String::new()));
     }
 
     #[test]

@@ -436,3 +436,52 @@ fn a_declared_pattern_reads_home_grown_names() {
     let e = read(&[("V0001.Initial_Schema.up.sql", b"select 1;")]).unwrap_err();
     assert!(messages(e).contains("two underscores"));
 }
+
+#[test]
+fn sql_migrate_and_dbmate_sections() {
+    let s = read(&[
+        (
+            "1_a.sql",
+            b"-- +migrate Up\nCREATE TABLE a (id int);\n-- +migrate Down\nDROP TABLE a;\n",
+        ),
+        (
+            "2_b.sql",
+            b"-- +migrate Up notransaction\nCREATE INDEX CONCURRENTLY i ON a (id);\n",
+        ),
+    ])
+    .unwrap();
+    assert_eq!(s.layout, Some(Layout::SqlMigrate));
+    assert_eq!(s.migrations[0].up.sql(), "CREATE TABLE a (id int);\n");
+    assert_eq!(
+        s.migrations[1].up.directives.no_transaction,
+        Some(NoTransaction::SqlMigrate)
+    );
+    let s = read(&[
+        (
+            "20200101000000_a.sql",
+            b"-- migrate:up\nCREATE TABLE a (id int);\n\n-- migrate:down\nDROP TABLE a;\n",
+        ),
+        (
+            "20200102000000_b.sql",
+            b"-- migrate:up transaction:false\nVACUUM a;\n-- migrate:down\n",
+        ),
+    ])
+    .unwrap();
+    assert_eq!(s.layout, Some(Layout::Dbmate));
+    assert_eq!(
+        s.migrations[0].down.as_ref().unwrap().sql(),
+        "DROP TABLE a;\n"
+    );
+    assert_eq!(
+        s.migrations[1].up.directives.no_transaction,
+        Some(NoTransaction::Dbmate)
+    );
+    // A plain file in a dbmate directory would run nowhere: an error naming it.
+    let e = read(&[
+        ("1_a.sql", b"-- migrate:up\nselect 1;\n"),
+        ("2_b.sql", b"select 2;\n"),
+    ])
+    .unwrap_err();
+    assert!(messages(e)
+        .contains("m/2_b.sql: error: this dbmate directory's file has no `-- migrate:up`"));
+}
