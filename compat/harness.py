@@ -145,7 +145,7 @@ def read_migrations(src, layout):
                 found[m.group(1)] = (m.group(2), f.read_text(), down.read_text() if down.exists() else None, f)
     elif layout in ("simple", "goose", "sqlmigrate", "dbmate"):
         for f in files:
-            m = re.match(r"^(\d+)_(.+)\.sql$", f.name)
+            m = re.match(r"^(\d+)(?:_(.+))?\.sql$", f.name)
             if not m or re.search(r"\.(up|down)\.sql$", f.name):
                 continue
             text = f.read_text()
@@ -170,7 +170,12 @@ NO_TX_MARKERS = re.compile(
     r"^--\s*preflight:no-transaction",
     re.I | re.M,
 )
-OUTSIDE_TX = re.compile(r"\bconcurrently\b|^\s*(vacuum|begin|commit|start\s+transaction)\b", re.I | re.M)
+OUTSIDE_TX = re.compile(
+    r"\bconcurrently\b|^\s*vacuum\b|^\s*(begin|start\s+transaction)\s*(;|transaction\b|work\b|isolation\b)"
+    r"|^\s*(commit|end)\s*;",
+    re.I | re.M,
+)
+QUOTED = re.compile(r"(\$[A-Za-z_]*\$).*?\1|'(?:[^']|'')*'|--[^\n]*|/\*.*?\*/", re.S)
 
 
 def in_transaction(path, whole_text, sql):
@@ -182,7 +187,8 @@ def in_transaction(path, whole_text, sql):
     if path.name in ("up.sql", "down.sql") and meta.exists():
         if re.search(r"run_in_transaction\s*=\s*false", meta.read_text()):
             return False
-    return not OUTSIDE_TX.search(sql)
+    # Only statements count: not words inside function bodies, strings or comments.
+    return not OUTSIDE_TX.search(QUOTED.sub(" ", sql))
 
 
 # ---------------------------------------------------------------- databases and dumps
@@ -373,10 +379,17 @@ def check_project(project):
 
 
 def verdict(r):
-    if not r["check_ok"] or not r.get("up_ok"):
+    errors = len(re.findall(r": error: ", r["check_error"] or ""))
+    if not r.get("up_ok"):
         if r.get("psql_up_error"):
             return "both refuse (psql: " + r["psql_up_error"] + ")"
         return "REFUSED by Preflight only"
+    if not r["check_ok"]:
+        # `check` (and `embed!`) refuse the directory, `up` applies what is sound.
+        prefix = f"check: {errors} error(s); up: "
+        if r.get("psql_up_error"):
+            return prefix + "applies, psql fails (" + r["psql_up_error"] + ")"
+        return prefix + ("schema equal" if r.get("schema_equal_up") else "SCHEMA DIFFERS")
     if r.get("psql_up_error"):
         return "psql fails, Preflight applies (" + r["psql_up_error"] + ")"
     if not r.get("schema_equal_up"):

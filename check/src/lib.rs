@@ -662,7 +662,7 @@ fn check_postgres_body(
             offset,
             format!(
                 "unknown lint rule `{name}` in `-- preflight:allow`: use a rule name from \
-                 LINTS.md such as `require-concurrent-index-creation`, a group (`lock`, \
+                 LINTS.md such as `require-concurrent-index-creation`, a group (`lock`, `brief-lock`, \
                  `safety`, `compatibility`, `style`), or a squawk rule name \
                  (https://squawkhq.com/docs/rules)"
             ),

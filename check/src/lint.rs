@@ -428,17 +428,24 @@ pub(crate) fn lint(
         .filter(|n| crate::sql::is_statement(n.kind()))
         .collect();
     let created = created_before(&statements);
-    let allowed_at: Vec<(usize, Vec<Rule>)> = cx
+    // The statement a directive sits in, or the next one.
+    let statement_at = |at: usize| {
+        statements
+            .iter()
+            .position(|s| analysis.base + usize::from(s.text_range().end()) > at)
+    };
+    let mut allowed_at: Vec<(usize, Vec<Rule>)> = cx
         .statement_allow
         .iter()
-        .filter_map(|a| {
-            // The statement the directive sits in, or the next one.
-            let index = statements
-                .iter()
-                .position(|s| analysis.base + usize::from(s.text_range().end()) > a.at)?;
-            Some((index, allowed_rules(&a.rules).0))
-        })
+        .filter_map(|a| Some((statement_at(a.at)?, allowed_rules(&a.rules).0)))
         .collect();
+    // Atlas's own suppression (`-- atlas:nolint MF103`), written when a team accepted a risk
+    // its linter reported: the same decision, kept.
+    for (at, rules) in atlas_nolint(text) {
+        if let Some(i) = statement_at(analysis.base + at) {
+            allowed_at.push((i, rules));
+        }
+    }
 
     let utc_from = utc_session_from(&statements, cx.file_text, analysis.base);
     // The findings kept, in order: (statement, rule, offset in the file, message).
@@ -479,14 +486,23 @@ pub(crate) fn lint(
         }
         kept.push((index, v.code, analysis.base + usize::from(at), message));
     }
-    // A foreign key added without `NOT VALID` is one risk, which squawk reports under two rules.
-    let fk_at: HashSet<Option<usize>> = kept
+    // A foreign key added without `NOT VALID` is one risk, which squawk reports under two rules;
+    // `NOT VALID` does not apply to a `UNIQUE` or `PRIMARY KEY` constraint at all, whose own
+    // rule says what to do instead.
+    let specific_at: HashSet<Option<usize>> = kept
         .iter()
-        .filter(|k| k.1 == Rule::AddingForeignKeyConstraint)
+        .filter(|k| {
+            matches!(
+                k.1,
+                Rule::AddingForeignKeyConstraint
+                    | Rule::DisallowedUniqueConstraint
+                    | Rule::AddingSerialPrimaryKeyField
+            )
+        })
         .map(|k| k.0)
         .collect();
     kept.retain(|k| {
-        !(k.1 == Rule::ConstraintMissingNotValid && k.0.is_some() && fk_at.contains(&k.0))
+        !(k.1 == Rule::ConstraintMissingNotValid && k.0.is_some() && specific_at.contains(&k.0))
     });
 
     // One warning per rule and body, at its first statement, naming the others: a migration
@@ -522,6 +538,43 @@ pub(crate) fn lint(
         });
     }
     found
+}
+
+/// Atlas's `-- atlas:nolint [CODE ...]` comments of a body (offsets relative to it) and the
+/// rules they stand for: the codes whose risk a Preflight rule reports (MF103 a `NOT NULL`
+/// column without default, MF104 `SET NOT NULL`, DS102 / DS103 dropping a table / column);
+/// without codes, every rule.
+fn atlas_nolint(text: &str) -> Vec<(usize, Vec<Rule>)> {
+    crate::sql::lex(text)
+        .into_iter()
+        .filter(|(kind, _)| *kind == squawk_lexer::TokenKind::LineComment)
+        .filter_map(|(_, range)| {
+            let comment = text[range.clone()].trim_start_matches('-').trim();
+            let codes = comment.strip_prefix("atlas:nolint")?;
+            if !(codes.is_empty() || codes.starts_with(char::is_whitespace)) {
+                return None;
+            }
+            let codes: Vec<&str> = codes.split_whitespace().collect();
+            let rules: Vec<Rule> = if codes.is_empty() {
+                CATALOGUE
+                    .iter()
+                    .filter_map(|d| Rule::from_str(d.name).ok())
+                    .collect()
+            } else {
+                codes
+                    .iter()
+                    .filter_map(|code| match *code {
+                        "MF103" => Some(Rule::AddingRequiredField),
+                        "MF104" => Some(Rule::AddingNotNullableField),
+                        "DS102" => Some(Rule::BanDropTable),
+                        "DS103" => Some(Rule::BanDropColumn),
+                        _ => None,
+                    })
+                    .collect()
+            };
+            Some((range.start, rules))
+        })
+        .collect()
 }
 
 /// The index of the statement that sets the session time zone to UTC (`SET timezone = 'UTC'`,
@@ -741,6 +794,34 @@ mod tests {
         assert_eq!(
             rules("ALTER TABLE posts ADD CONSTRAINT fk FOREIGN KEY (u) REFERENCES users (id);"),
             ["adding-foreign-key-constraint"]
+        );
+    }
+
+    #[test]
+    fn atlas_nolint_keeps_a_teams_decision() {
+        let text = "-- atlas:nolint MF103\nALTER TABLE users ADD COLUMN a text NOT NULL;\n\
+                    ALTER TABLE posts ADD COLUMN b text NOT NULL;\n";
+        let found = rules(text);
+        assert_eq!(found, ["adding-required-field"]);
+        let a = analyze(text, 0..text.len());
+        let cx = Context {
+            file_text: text,
+            display: "m/1_x.sql",
+            kind: Kind::Transactional,
+            wrapped: false,
+            file_allow: &[],
+            statement_allow: &[],
+        };
+        assert_eq!(lint(&a, &cx, &Selection::default())[0].position.as_ref().map(|p| p.line), Some(3));
+        assert!(rules("-- atlas:nolint\nCREATE INDEX i ON users (a);").is_empty());
+        // Another code leaves the rule on; a unique constraint is one finding.
+        assert_eq!(
+            rules("-- atlas:nolint DS103\nCREATE INDEX i ON users (a);"),
+            ["require-concurrent-index-creation"]
+        );
+        assert_eq!(
+            rules("ALTER TABLE users ADD CONSTRAINT u UNIQUE (email);"),
+            ["disallowed-unique-constraint"]
         );
     }
 
