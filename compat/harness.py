@@ -339,6 +339,15 @@ def check_project(project):
         result["psql_up_applied"] = applied
         if result["up_ok"] and result["psql_up_error"] is None:
             result["schema_equal_up"], result["diff_up"] = compare(a, b, work / "diff-up.txt")
+        elif not result["up_ok"] and result["psql_up_error"] is not None:
+            # Both stopped (the same file, when the server refuses it): compare what each built
+            # up to there.
+            done = run(["psql", "-X", "-A", "-t", "-d", url_of(a), "-c",
+                        "SELECT count(*) FROM preflight_history WHERE state = 'applied'"]).stdout.strip()
+            result["preflight_applied"] = int(done) if done.isdigit() else None
+            result["schema_equal_up"] = None
+            if result["preflight_applied"] == applied:
+                result["schema_equal_at_stop"], result["diff_up"] = compare(a, b, work / "diff-up.txt")
         else:
             result["schema_equal_up"] = None
 
@@ -382,7 +391,10 @@ def verdict(r):
     errors = len(re.findall(r": error: ", r["check_error"] or ""))
     if not r.get("up_ok"):
         if r.get("psql_up_error"):
-            return "both refuse (psql: " + r["psql_up_error"] + ")"
+            at_stop = r.get("schema_equal_at_stop")
+            same = ("; both stop there, schemas equal up to it" if at_stop
+                    else "; SCHEMAS DIFFER where both stop" if at_stop is False else "")
+            return "both refuse (psql: " + r["psql_up_error"] + ")" + same
         return "REFUSED by Preflight only"
     if not r["check_ok"]:
         # `check` (and `embed!`) refuse the directory, `up` applies what is sound.

@@ -217,11 +217,6 @@ impl Options {
         Ok(self)
     }
 
-    /// The dialect.
-    pub fn dialect_of(&self) -> Dialect {
-        self.dialect
-    }
-
     /// Sets the dialect.
     pub fn dialect(mut self, dialect: Dialect) -> Options {
         self.dialect = dialect;

@@ -812,7 +812,13 @@ mod tests {
             file_allow: &[],
             statement_allow: &[],
         };
-        assert_eq!(lint(&a, &cx, &Selection::default())[0].position.as_ref().map(|p| p.line), Some(3));
+        assert_eq!(
+            lint(&a, &cx, &Selection::default())[0]
+                .position
+                .as_ref()
+                .map(|p| p.line),
+            Some(3)
+        );
         assert!(rules("-- atlas:nolint\nCREATE INDEX i ON users (a);").is_empty());
         // Another code leaves the rule on; a unique constraint is one finding.
         assert_eq!(

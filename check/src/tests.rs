@@ -300,7 +300,11 @@ fn class_2_files_with_their_own_blocks_run_as_scripts() {
     assert_eq!(c.migrations()[1].up().kind(), Kind::Transactional);
     // A compile-time note says how each script runs (the up and the down file).
     assert_eq!(c.notes().len(), 2, "{:?}", c.notes());
-    assert!(c.notes()[0].to_string().contains("runs as a script"), "{}", c.notes()[0]);
+    assert!(
+        c.notes()[0].to_string().contains("runs as a script"),
+        "{}",
+        c.notes()[0]
+    );
     assert_eq!(c.notes()[0].rule.as_deref(), Some(RUNS_AS_SCRIPT));
     let quiet = Options::default().allow(RUNS_AS_SCRIPT).unwrap();
     assert!(check_with("own_blocks", &quiet).unwrap().notes().is_empty());
@@ -314,10 +318,16 @@ fn class_3_files_that_are_not_migrations_are_named_not_refused() {
     let named: Vec<&str> = c.warnings().iter().map(|w| w.path.as_str()).collect();
     assert_eq!(
         named,
-        ["fixtures/diesel_loose/schema.sql", "fixtures/diesel_loose/seed.sql"]
+        [
+            "fixtures/diesel_loose/schema.sql",
+            "fixtures/diesel_loose/seed.sql"
+        ]
     );
     let allowed = Options::default().allow("not-a-migration").unwrap();
-    assert!(check_with("diesel_loose", &allowed).unwrap().warnings().is_empty());
+    assert!(check_with("diesel_loose", &allowed)
+        .unwrap()
+        .warnings()
+        .is_empty());
 }
 
 #[test]
@@ -343,7 +353,11 @@ fn class_5_and_6_pop_versions_and_dialect_files() {
         ]
     );
     let m = set.as_slice();
-    assert!(m[0].path().ends_with("_networks.postgres.up.sql"), "{}", m[0].path());
+    assert!(
+        m[0].path().ends_with("_networks.postgres.up.sql"),
+        "{}",
+        m[0].path()
+    );
     assert!(m[0].is_reversible());
     assert!(m[1].path().ends_with("_identities.up.sql"));
     assert_eq!(m[2].up().kind(), Kind::NoTransaction);
@@ -362,7 +376,11 @@ fn sql_migrate_and_dbmate_sections() {
     let set = ok("sections_dbmate");
     assert_eq!(set.as_slice()[1].up().kind(), Kind::NoTransaction);
     assert_eq!(
-        set.as_slice()[0].down().unwrap().statements().collect::<Vec<_>>(),
+        set.as_slice()[0]
+            .down()
+            .unwrap()
+            .statements()
+            .collect::<Vec<_>>(),
         ["DROP TABLE notes;"]
     );
 }

@@ -199,7 +199,7 @@ fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError
             let loaded = load(g, embedded)?;
             let set = &loaded.set;
             let mut db = connect_db(g)?;
-            let r = runner(&set, g)?;
+            let r = runner(set, g)?;
             let history = db.history(&r)?;
             let foreign = if history.is_empty() {
                 db.foreign(&r)?

@@ -190,6 +190,7 @@ pub fn scan_dir(dir: &Path, display: &str, options: &SourceOptions) -> (Source, 
         errors: Vec::new(),
         warnings: Vec::new(),
         found: Vec::new(),
+        go_migrations: Vec::new(),
     };
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -258,6 +259,8 @@ struct Reader {
     errors: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
     found: Vec<Found>,
+    /// `{version}_{name}.go` files: goose's Go migrations, if the directory is goose's.
+    go_migrations: Vec<String>,
 }
 
 impl Reader {
@@ -299,6 +302,11 @@ impl Reader {
                     "a copy or backup of a `.sql` file (only `*.sql` files are migrations); \
                      delete it, or rename it to `.sql` if it is one",
                 );
+            } else if lower.ends_with(".go")
+                && lower.starts_with(|c: char| c.is_ascii_digit())
+                && lower.contains('_')
+            {
+                self.go_migrations.push(file_name.to_owned());
             } else if lower.ends_with(".fizz") && lower.starts_with(|c: char| c.is_ascii_digit()) {
                 self.error(
                     file_name,
@@ -565,6 +573,17 @@ impl Reader {
         self.set_aside_loose_files_beside_diesel();
         self.choose_pop_dialect();
         let layout = self.check_one_layout();
+        if layout == Some(Layout::Goose) {
+            for file in std::mem::take(&mut self.go_migrations) {
+                self.error(
+                    &file,
+                    "a goose Go migration: goose runs it from the application's Go code, and \
+                     Preflight runs SQL only, so applying this directory without it would build \
+                     another schema; write it as a `.sql` migration, or keep this directory on \
+                     goose",
+                );
+            }
+        }
         let mut by_version: BTreeMap<Version, (Option<Found>, Option<Found>)> = BTreeMap::new();
         for f in std::mem::take(&mut self.found) {
             let slot = by_version.entry(f.version).or_default();

@@ -112,9 +112,12 @@ pub(crate) fn parse_file_name(file: &str) -> Result<FileName, NameError> {
             return parse_flyway(rest).map(|(v, n)| FileName::Flyway(v, n));
         }
     }
-    if stem.starts_with("R__")
-        || stem.starts_with(['U', 'u']) && stem[1..].starts_with(|c: char| c.is_ascii_digit())
-    {
+    // Flyway's repeatable `R__x` and undo `U1__x` migrations (an undo needs its `__`: `u0.sql`
+    // is no Flyway name).
+    let undo = stem.starts_with('U')
+        && stem[1..].starts_with(|c: char| c.is_ascii_digit())
+        && stem.contains("__");
+    if stem.starts_with("R__") || undo {
         return Err(NameError::Misnamed(
             "Flyway repeatable (`R__`) and undo (`U`) migrations are not supported: Flyway would \
              run it, Preflight cannot; give it a version (`V{version}__{name}.sql`), or move it \

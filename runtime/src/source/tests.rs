@@ -87,7 +87,7 @@ fn goose_sections_and_go_files() {
             b"-- +goose Up\n-- +goose StatementBegin\nCREATE FUNCTION f() RETURNS int AS $$ SELECT 1; $$ LANGUAGE sql;\n-- +goose StatementEnd\n-- +goose Down\nDROP FUNCTION f();\n",
         ),
         ("00002_idx.sql", b"-- +goose NO TRANSACTION\n-- +goose Up\nCREATE INDEX CONCURRENTLY i ON t(x);\n"),
-        ("00003_code.go", b"package migrations"),
+        ("migrations.go", b"package migrations"),
     ])
     .unwrap();
     assert_eq!(s.layout, Some(Layout::Goose));
@@ -484,4 +484,20 @@ fn sql_migrate_and_dbmate_sections() {
     .unwrap_err();
     assert!(messages(e)
         .contains("m/2_b.sql: error: this dbmate directory's file has no `-- migrate:up`"));
+}
+
+#[test]
+fn goose_go_migrations_are_refused_not_skipped() {
+    let e = read(&[
+        ("00001_init.sql", b"-- +goose Up\nselect 1;\n"),
+        ("00002_backfill.go", b"package migrations"),
+        ("embed.go", b"package migrations"),
+    ])
+    .unwrap_err();
+    assert_eq!(e.len(), 1);
+    assert!(e[0]
+        .to_string()
+        .starts_with("m/00002_backfill.go: error: a goose Go migration"));
+    // Beside golang-migrate's files a `.go` file is not a migration to anyone.
+    assert!(read(&[("1_a.up.sql", b"select 1;"), ("2_b.go", b"package m")]).is_ok());
 }
