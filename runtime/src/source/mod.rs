@@ -259,7 +259,8 @@ struct Reader {
     errors: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
     found: Vec<Found>,
-    /// `{version}_{name}.go` files: goose's Go migrations, if the directory is goose's.
+    /// `{version}_{name}.go` files that register a migration with goose: goose's Go migrations,
+    /// if the directory is goose's.
     go_migrations: Vec<String>,
 }
 
@@ -304,7 +305,7 @@ impl Reader {
                 );
             } else if lower.ends_with(".go")
                 && lower.starts_with(|c: char| c.is_ascii_digit())
-                && lower.contains('_')
+                && registers_a_goose_migration(path)
             {
                 self.go_migrations.push(file_name.to_owned());
             } else if lower.ends_with(".fizz") && lower.starts_with(|c: char| c.is_ascii_digit()) {
@@ -748,6 +749,14 @@ impl Reader {
             .push(Diagnostic::error(self.display.clone(), message));
         None
     }
+}
+
+/// Whether a Go file registers a migration with goose (`goose.AddMigration...`,
+/// `goose.AddNamedMigration...`): goose takes its version from the file's name. Other Go files
+/// of a goose directory (an `embed.go`, a helper) are not migrations.
+fn registers_a_goose_migration(path: &Path) -> bool {
+    fs::read_to_string(path)
+        .is_ok_and(|code| code.contains("AddMigration") || code.contains("AddNamedMigration"))
 }
 
 #[cfg(test)]
