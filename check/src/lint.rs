@@ -820,6 +820,10 @@ mod tests {
             Some(3)
         );
         assert!(rules("-- atlas:nolint\nCREATE INDEX i ON users (a);").is_empty());
+        assert!(rules(
+            "-- squawk-ignore require-concurrent-index-creation\nCREATE INDEX i ON users (a);"
+        )
+        .is_empty());
         // Another code leaves the rule on; a unique constraint is one finding.
         assert_eq!(
             rules("-- atlas:nolint DS103\nCREATE INDEX i ON users (a);"),
