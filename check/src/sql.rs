@@ -288,7 +288,8 @@ pub(crate) fn lex(text: &str) -> Vec<(squawk_lexer::TokenKind, Range<usize>)> {
                 escaping = true;
                 continued = false;
             }
-            TokenKind::LineComment | TokenKind::BlockComment { .. } => {}
+            // PostgreSQL's continuation allows `--` comments between the parts, not `/* */`.
+            TokenKind::LineComment => {}
             _ => {
                 escaping = false;
                 continued = false;
@@ -585,6 +586,15 @@ mod tests {
             "{:?}",
             psql_constructs(text)
         );
+        // A `--` comment may sit between the parts; a `/* */` comment ends the continuation.
+        let text = "select E'a' -- c\n'\\' :\"x\"';";
+        assert!(
+            psql_constructs(text).is_empty(),
+            "{:?}",
+            psql_constructs(text)
+        );
+        let text = "select E'a' /* c */\n'\\' :\"x\"';";
+        assert_eq!(psql_constructs(text).len(), 1);
         // Without the newline it is a new standard string, and `:"x"` a psql variable.
         let text = "select 'a' '\\' :\"x\"';";
         assert_eq!(psql_constructs(text).len(), 1);

@@ -490,7 +490,10 @@ fn sql_migrate_and_dbmate_sections() {
 fn goose_go_migrations_are_refused_not_skipped() {
     let e = read(&[
         ("00001_init.sql", b"-- +goose Up\nselect 1;\n"),
-        ("00002_backfill.go", b"package migrations\nfunc init() { goose.AddMigrationNoTxContext(up, down) }"),
+        (
+            "00002_backfill.go",
+            b"package migrations\nfunc init() { goose.AddMigrationNoTxContext(up, down) }",
+        ),
         ("00003_helpers.go", b"package migrations\nfunc helper() {}"),
         ("embed.go", b"package migrations"),
     ])
