@@ -229,8 +229,16 @@ pub(crate) trait Apply {
         }
         Ok(())
     }
-    /// Runs one statement outside a transaction (no-transaction migrations).
+    /// Runs one statement outside a transaction (no-transaction migrations), or a script that
+    /// opens a transaction and leaves it open (the start of a block, see `unit`).
     async fn execute(&mut self, sql: &str) -> Result<(), DbError>;
+    /// Rolls back the transaction a failed block left open; nothing when none is open
+    /// (PostgreSQL answers `ROLLBACK` outside a transaction with a warning only).
+    async fn rollback_open(&mut self) -> Result<(), Error> {
+        self.execute("ROLLBACK")
+            .await
+            .map_err(|e| Error::db("rolling back a failed block", e))
+    }
 }
 
 /// Other migration tools' history tables, for adoption (see [`crate::adopt`]).

@@ -12,6 +12,7 @@ use crate::report::Applied;
 use crate::{Body, Kind, Migration, Migrations};
 
 use super::context::Ctx;
+use super::unit::{self, UnitFailure};
 
 /// Applies a plan's steps, then refreshes the goal row's chain when another binary wrote it.
 pub(super) async fn migrate<B: Backend>(
@@ -301,7 +302,9 @@ pub(super) enum Progress {
 
 /// Runs a body's statements one by one, outside a transaction, from statement `from`
 /// (0-based), renewing the lease between them: the one place where up and down bodies that
-/// cannot run in a transaction are executed. `down` chooses the body.
+/// cannot run in a transaction are executed. In a [`Kind::Script`] body a whole
+/// `BEGIN; ... COMMIT;` block is one unit, committed with its progress (see `unit`). `down`
+/// chooses the body.
 pub(super) async fn one_by_one<B: Backend>(
     b: &mut B,
     m: &Migration,
@@ -315,27 +318,29 @@ pub(super) async fn one_by_one<B: Backend>(
     let Some(body) = body else {
         return Ok(());
     };
-    for (i, statement) in body.statements().enumerate().skip(from as usize) {
+    let record = (progress == Progress::Recorded).then(|| m.version());
+    for i in from as usize..body.statement_count() {
         ctx.guard.renew_if_due(b).await?;
         let index = u32::try_from(i).unwrap_or(u32::MAX);
-        if let Err(source) = b.execute(statement).await {
-            let error = Error::migration(m, down, Some(i), source);
-            if progress == Progress::Recorded {
-                let ms = millis(started.elapsed());
-                let text = error.to_string();
-                if let Err(record_error) = b
-                    .finish_row(m.version(), State::Failed, index, ms, Some(&text))
-                    .await
-                {
-                    tracing::error!(error = %record_error, "could not record the failure");
-                }
-            }
-            tracing::error!("{error}");
-            return Err(error);
-        }
+        // A statement, or a whole block of a script body with its progress (see `unit`).
+        let source = match unit::run(b, body, i, record).await {
+            Ok(()) => continue,
+            Err(UnitFailure::Record(e)) => return Err(e),
+            Err(UnitFailure::Sql(source)) => source,
+        };
+        let error = Error::migration(m, down, Some(i), source);
         if progress == Progress::Recorded {
-            b.progress(m.version(), index + 1).await?;
+            let ms = millis(started.elapsed());
+            let text = error.to_string();
+            if let Err(record_error) = b
+                .finish_row(m.version(), State::Failed, index, ms, Some(&text))
+                .await
+            {
+                tracing::error!(error = %record_error, "could not record the failure");
+            }
         }
+        tracing::error!("{error}");
+        return Err(error);
     }
     Ok(())
 }

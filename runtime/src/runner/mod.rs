@@ -12,6 +12,8 @@
 //! * `context.rs` — what the locked work of a run shares;
 //! * `apply.rs` — applying migrations: transactions, pipelined windows, grouped mode, and
 //!   statement-by-statement execution with recorded progress;
+//! * `unit.rs` — one unit of a body run outside Preflight's transaction: a statement, or a
+//!   script's whole `BEGIN; ... COMMIT;` block committed together with its progress;
 //! * `revert.rs`, `repair.rs`, `adopt.rs`, `reset.rs` — the other operations' locked work.
 
 mod adopt;
@@ -24,6 +26,7 @@ mod repair;
 mod reset;
 mod revert;
 pub(crate) mod run;
+mod unit;
 
 pub(crate) use config::Config;
 pub use config::DEFAULT_TABLE;

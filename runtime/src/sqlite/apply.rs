@@ -58,6 +58,17 @@ impl Apply for SqliteBackend<'_> {
     async fn execute(&mut self, sql: &str) -> Result<(), DbError> {
         self.conn.execute_batch(sql).map_err(|e| db_error(&e))
     }
+
+    async fn rollback_open(&mut self) -> Result<(), Error> {
+        // SQLite rolls some failures back by itself, and refuses `ROLLBACK` without a
+        // transaction: ask it whether one is still open.
+        if self.conn.is_autocommit() {
+            return Ok(());
+        }
+        self.conn
+            .execute_batch("ROLLBACK")
+            .map_err(|e| Error::db("rolling back a failed block", db_error(&e)))
+    }
 }
 
 impl SqliteBackend<'_> {
