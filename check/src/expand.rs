@@ -15,9 +15,13 @@ use preflight_runtime::{Kind, Version};
 /// problem of the directory.
 ///
 /// The directory is relative to the `CARGO_MANIFEST_DIR` of the crate being compiled. Options:
-/// `dialect = "postgres" | "sqlite"` (`sqlite` needs the `sqlite` feature), `lints = "warn" | "deny" | "allow"`, `lint_since = 42` (lint only
-/// versions above 42). Each file is embedded with `include_str!`, so editing it re-expands the
-/// macro; a *new* file is noticed when the crate's `build.rs` calls `preflight::build::watch`.
+/// `dialect = "postgres" | "sqlite"` (`sqlite` needs the `sqlite` feature; in pop's layout it
+/// also picks the dialect's files), `names = "V{version}.{name}.{direction}.sql"` (a declared
+/// naming pattern), `lints = "warn" | "deny" | "allow"`, `lint_since = 42` (lint only versions
+/// above 42), `allow = "rule, group, ..."` (rules off for the whole project), `enable = "style,
+/// ..."` (opt-in rules on). Each file is embedded with `include_str!`, so editing it re-expands
+/// the macro; a *new* file is noticed when the crate's `build.rs` calls
+/// `preflight::build::watch`.
 pub fn expand(input: TokenStream) -> TokenStream {
     match std::env::var_os("CARGO_MANIFEST_DIR") {
         Some(dir) => expand_in(input, Path::new(&dir)),
@@ -95,12 +99,25 @@ impl Parse for Input {
                         .map_err(|e: String| syn::Error::new(value.span(), e))?,
                 ),
                 "lint_since" => options.lint_since(version(&value)?),
+                "names" => options.names(
+                    string(&value, "names")?
+                        .parse()
+                        .map_err(|e: String| syn::Error::new(value.span(), e))?,
+                ),
+                "allow" => options
+                    .allow(&string(&value, "allow")?)
+                    .map_err(|e| syn::Error::new(value.span(), e))?,
+                "enable" => options
+                    .enable(&string(&value, "enable")?)
+                    .map_err(|e| syn::Error::new(value.span(), e))?,
                 _ => {
                     return Err(syn::Error::new(
                         key.span(),
                         format!(
                             "unknown option `{name}`: the options are `dialect = \"postgres\"`, \
-                             `lints = \"warn\" | \"deny\" | \"allow\"` and `lint_since = <version>`"
+                             `names = \"{{version}}_{{name}}.sql\"`, \
+                             `lints = \"warn\" | \"deny\" | \"allow\"`, `lint_since = <version>`, \
+                             `allow = \"rule, ...\"` and `enable = \"rule, ...\"`"
                         ),
                     ))
                 }
@@ -136,7 +153,14 @@ fn version(value: &Lit) -> syn::Result<Version> {
 
 /// The `Migrations` expression for a checked directory.
 fn generate(checked: Checked) -> TokenStream {
-    let warnings: Vec<TokenStream> = checked.warnings().iter().map(warning).collect();
+    let warnings: Vec<TokenStream> = checked
+        .warnings()
+        .iter()
+        .chain(checked.notes())
+        .map(warning)
+        .collect();
+    let dialect = checked.dialect().name();
+    let warning_texts: Vec<String> = checked.warnings().iter().map(ToString::to_string).collect();
     let mut tracked: Vec<TokenStream> = Vec::new();
     if checked.layout() == Some(Layout::Diesel) {
         // metadata.toml decides the kind but is not embedded: include it so editing it
@@ -159,7 +183,13 @@ fn generate(checked: Checked) -> TokenStream {
         .collect();
     let set = checked.into_migrations();
     let entries = set.iter().zip(bodies).map(|(m, (up, down))| {
-        let parts = m.version().parts();
+        let version = match m.version().__canonical_text() {
+            None => {
+                let n = m.version().as_u64().unwrap_or_default();
+                quote!(::preflight::Version::new(#n))
+            }
+            Some(text) => quote!(::preflight::Version::__canonical(#text)),
+        };
         let name = m.name();
         let path = m.path();
         let down = match down {
@@ -172,7 +202,7 @@ fn generate(checked: Checked) -> TokenStream {
         let chain = Literal::byte_string(m.chain().as_bytes());
         quote! {
             ::preflight::Migration::__embedded(
-                ::preflight::Version::from_parts([#(#parts),*]),
+                #version,
                 #name,
                 #path,
                 #up,
@@ -189,7 +219,11 @@ fn generate(checked: Checked) -> TokenStream {
             // A `const` item so the array is lifetime-extended to 'static (a temporary passed to
             // a function would not be).
             const __PREFLIGHT_MIGRATIONS: &[::preflight::Migration] = &[#(#entries),*];
-            ::preflight::Migrations::__embedded(__PREFLIGHT_MIGRATIONS)
+            ::preflight::Migrations::__embedded_checked(
+                __PREFLIGHT_MIGRATIONS,
+                #dialect,
+                &[#(#warning_texts),*],
+            )
         }
     }
 }
@@ -199,11 +233,18 @@ fn body(b: &CheckedBody) -> TokenStream {
     let spans = b.statements().iter().map(|s| {
         let r = s.range();
         let (start, end) = (r.start as u32, r.end as u32);
-        quote!(::preflight::Span::new(#start, #end))
+        match s.commit_at() {
+            Some(commit) => {
+                let commit = commit as u32;
+                quote!(::preflight::Span::block(#start, #commit, #end))
+            }
+            None => quote!(::preflight::Span::new(#start, #end)),
+        }
     });
     let kind = match b.kind() {
         Kind::Transactional => quote!(::preflight::Kind::Transactional),
         Kind::NoTransaction => quote!(::preflight::Kind::NoTransaction),
+        Kind::Script => quote!(::preflight::Kind::Script),
     };
     let body = quote!(::preflight::Body::new(::core::include_str!(#path), &[#(#spans),*], #kind));
     let t = b.timeouts();
@@ -240,8 +281,9 @@ fn path_literal(path: &Path) -> Literal {
 fn warning(d: &preflight_runtime::source::Diagnostic) -> TokenStream {
     let rule = d.rule.as_deref().unwrap_or("rule");
     let note = format!(
-        "\n{d}\n(accept it in this file with `-- preflight:allow({rule})`, or turn lints off with \
-         `lints = \"allow\"`)"
+        "\n{d}\n(accept it for one statement with `-- preflight:allow {rule}` on the line before \
+         it, for the file with `-- preflight:allow-file {rule}`, for the project with \
+         `embed!(.., allow = \"{rule}\")`; see LINTS.md)"
     );
     let span = RustSpan::call_site();
     quote_spanned! {span=>

@@ -24,6 +24,16 @@ pub(crate) struct Global {
     /// The migration directory.
     #[arg(long, default_value = "migrations", global = true)]
     pub dir: PathBuf,
+    /// The SQL dialect of the migration directory (default: `sqlite` for a `sqlite:` database
+    /// URL, `postgres` otherwise; `check`, which needs no database, uses `postgres` unless told).
+    /// In pop's layout it also picks the dialect's files. `mysql` (MySQL and MariaDB) is for
+    /// `check` and `new` only: there is no MySQL driver yet.
+    #[arg(long, global = true, value_parser = ["postgres", "sqlite", "mysql"])]
+    pub dialect: Option<String>,
+    /// A declared naming pattern for a home-grown runner's files, e.g.
+    /// `V{version}.{name}.{direction}.sql` (placeholders `{version}`, `{name}`, `{direction}`).
+    #[arg(long, global = true, value_name = "PATTERN")]
+    pub names: Option<String>,
     /// The history table, optionally schema-qualified (`schema.table`).
     #[arg(long, default_value = "preflight_history", global = true)]
     pub table: String,
@@ -115,6 +125,13 @@ pub(crate) enum Command {
         /// Treat lint warnings as errors.
         #[arg(long)]
         deny_warnings: bool,
+        /// Turn a rule (or a group: lock, safety, compatibility, style) off for the project;
+        /// repeat it or separate names with commas.
+        #[arg(long, value_name = "RULE")]
+        allow: Vec<String>,
+        /// Turn an opt-in rule (or group) on; repeat it or separate names with commas.
+        #[arg(long, value_name = "RULE")]
+        enable: Vec<String>,
     },
     /// Record every migration up to VERSION as applied without running it (existing databases).
     Baseline {

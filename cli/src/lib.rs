@@ -33,11 +33,13 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 use clap::Parser;
-use preflight_check::{check_dir, Checked, Diagnostic, Dialect, LintLevel, Options};
+use preflight_check::{check_dir, check_dir_partial, Diagnostic, Dialect, LintLevel, Options};
 use preflight_runtime::adopt::AdoptError;
 use preflight_runtime::drift::{Change, Drift};
+use preflight_runtime::source::SourceOptions;
 use preflight_runtime::{
-    Adopt, Connection, Error, Migrations, Repair, Report, Revert, Runner, Step, Tool, Version,
+    Adopt, Connection, Error, Migrations, Repair, Report, Revert, Runner, State, Step, Tool,
+    Version,
 };
 use serde_json::{json, Value};
 use tracing_subscriber::layer::SubscriberExt;
@@ -181,18 +183,29 @@ fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError
                         .into(),
                 ));
             }
-            let files = new::create(&g.dir, name, *reversible, SystemTime::now())?;
+            let files = new::create(
+                &g.dir,
+                name,
+                *reversible,
+                SystemTime::now(),
+                &source_options(g)?,
+            )?;
             let shown: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
             Ok(Outcome::ok(
                 shown.iter().map(|f| format!("created {f}\n")).collect(),
                 json!({ "ok": true, "created": shown }),
             ))
         }
-        Command::Check { deny_warnings } => check(g, embedded, *deny_warnings),
+        Command::Check {
+            deny_warnings,
+            allow,
+            enable,
+        } => check(g, embedded, *deny_warnings, allow, enable),
         Command::Status => {
-            let set = load(g, embedded)?;
+            let loaded = load(g, embedded)?;
+            let set = &loaded.set;
             let mut db = connect_db(g)?;
-            let r = runner(&set, g)?;
+            let r = runner(set, g)?;
             let history = r.history(&mut *db)?;
             // The verdict is the runner's dry run: what a booting application would do.
             let planned = match r.plan(&mut *db) {
@@ -203,17 +216,31 @@ fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError
                 Ok(p) => p.foreign.iter().cloned().map(Foreign).collect(),
                 Err(_) => Vec::new(),
             };
-            let status = status::compute(&set, &history, planned.as_ref());
+            let status = status::compute(set, &history, planned.as_ref());
             let mut human = status.render();
             for f in &foreign {
                 human.push_str(&format!("note: {f}: {}\n", f.advice()));
             }
+            // A read-only command shows the status of a directory with problems, and lists them.
+            if !loaded.problems.is_empty() {
+                human.push_str(&format!(
+                    "\n{}\n\n{} problem(s) in the migration directory: commands that would run a \
+                     broken file refuse until it is fixed\n",
+                    preflight_check::Report(&loaded.problems),
+                    loaded.problems.len()
+                ));
+            }
             let mut doc = status.json();
             doc["foreign"] = json!(foreign.iter().map(ToString::to_string).collect::<Vec<_>>());
+            doc["problems"] = json!(loaded
+                .problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>());
             Ok(Outcome {
                 human,
                 json: doc,
-                ok: !status.refuses(),
+                ok: !status.refuses() && loaded.problems.is_empty(),
             })
         }
         Command::Up {
@@ -222,9 +249,11 @@ fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError
             grouped,
             allow_out_of_order,
         } => {
-            let set = load(g, embedded)?;
+            let loaded = load(g, embedded)?;
+            loaded.refuse_ambiguous()?;
+            let set = &loaded.set;
             let mut db = connect_db(g)?;
-            let mut r = runner(&set, g)?
+            let mut r = runner(set, g)?
                 .grouped(*grouped)
                 .out_of_order(*allow_out_of_order);
             if let Some(t) = to.as_deref().map(parse_version).transpose()? {
@@ -249,6 +278,12 @@ fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError
                     )));
                 }
             }
+            let versions: Vec<Version> = planned
+                .apply
+                .iter()
+                .map(|s| s.migration().version())
+                .collect();
+            loaded.refuse_running(&versions, Direction::Up)?;
             if *dry_run {
                 return Ok(dry_run_up(&planned.apply));
             }
@@ -261,9 +296,10 @@ fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError
             Ok(report_outcome(&report?, "applied"))
         }
         Command::Wait { timeout } => {
-            let set = load(g, embedded)?;
+            let loaded = load(g, embedded)?;
+            loaded.refuse_ambiguous()?;
             let mut db = connect_db(g)?;
-            let report = runner(&set, g)?
+            let report = runner(&loaded.set, g)?
                 .wait_timeout((*timeout).into())
                 .wait(&mut *db)?;
             let mut human = String::new();
@@ -284,10 +320,13 @@ fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError
             ))
         }
         Command::Drift { scratch_url } => {
-            let set = load(g, embedded)?;
+            let loaded = load(g, embedded)?;
+            // Drift runs the applied migrations in its scratch database.
+            let versions: Vec<Version> = loaded.set.iter().map(|m| m.version()).collect();
+            loaded.refuse_running(&versions, Direction::Up)?;
             let url = database_url(g)?;
             let mut db = connect_db(g)?;
-            let mut r = runner(&set, g)?;
+            let mut r = runner(&loaded.set, g)?;
             if preflight_runtime::sqlite::parse_url(url).is_none() {
                 r = r.scratch(db::scratch(scratch_url.as_deref().unwrap_or(url))?);
             }
@@ -299,15 +338,19 @@ fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError
             })
         }
         Command::Down { to, steps, dry_run } => {
-            let set = load(g, embedded)?;
+            let loaded = load(g, embedded)?;
+            loaded.refuse_ambiguous()?;
+            let set = &loaded.set;
             let mut db = connect_db(g)?;
             let revert = match (to, steps) {
                 (Some(v), _) => Revert::To(parse_version(v)?),
                 (None, Some(n)) => Revert::Steps(*n),
                 (None, None) => return Err(CliError::Usage("give --to V or --steps N".into())),
             };
-            let r = runner(&set, g)?;
+            let r = runner(set, g)?;
             let planned = r.plan_revert(&mut *db, revert)?;
+            let versions: Vec<Version> = planned.revert.iter().map(|m| m.version()).collect();
+            loaded.refuse_running(&versions, Direction::Down)?;
             if *dry_run {
                 return Ok(dry_run_down(&planned.revert));
             }
@@ -321,7 +364,9 @@ fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError
         }
         Command::Baseline { upto } => {
             let v = parse_version(upto)?;
-            let set = load(g, embedded)?;
+            let loaded = load(g, embedded)?;
+            loaded.refuse_ambiguous()?;
+            let set = loaded.set;
             if set.get(v).is_none() {
                 return Err(CliError::Usage(format!(
                     "{v} is not a migration version of this set"
@@ -342,7 +387,12 @@ fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError
         Command::Reset { yes, allow_remote } => {
             // Before connecting: a refusal must not depend on the server answering.
             reset::check_local(database_url(g)?, *allow_remote)?;
-            let set = load(g, embedded)?;
+            // Reset runs every file: the directory must be clean.
+            let loaded = load(g, embedded)?;
+            if !loaded.problems.is_empty() {
+                return Err(CliError::Diagnostics(loaded.problems));
+            }
+            let set = loaded.set;
             let mut db = connect_db(g)?;
             let r = runner(&set, g)?;
             let announce = !g.json && !g.quiet;
@@ -356,9 +406,27 @@ fn execute(cli: &Cli, embedded: Option<&Migrations>) -> Result<Outcome, CliError
             accept_checksum,
             resume,
         } => {
-            let set = load(g, embedded)?;
+            let loaded = load(g, embedded)?;
+            loaded.refuse_ambiguous()?;
+            let set = &loaded.set;
             let mut db = connect_db(g)?;
-            let r = runner(&set, g)?;
+            let r = runner(set, g)?;
+            if let Some(v) = resume {
+                // Resuming runs the unfinished migrations up to it and what is pending.
+                let v = parse_version(v)?;
+                let history = r.history(&mut *db)?;
+                let versions: Vec<Version> = set
+                    .iter()
+                    .map(preflight_runtime::Migration::version)
+                    .filter(|&m| m <= v)
+                    .filter(|m| {
+                        !history
+                            .iter()
+                            .any(|h| h.version == *m && h.state == State::Applied)
+                    })
+                    .collect();
+                loaded.refuse_running(&versions, Direction::Up)?;
+            }
             let (what, repair) = match (forget, mark_applied, accept_checksum, resume) {
                 (Some(v), ..) => ("forgot", Repair::Forget(parse_version(v)?)),
                 (_, Some(v), ..) => ("marked applied", Repair::MarkApplied(parse_version(v)?)),
@@ -395,7 +463,9 @@ fn adopt(
     from: Option<&str>,
     dry_run: bool,
 ) -> Result<Outcome, CliError> {
-    let set = load(g, embedded)?;
+    let loaded = load(g, embedded)?;
+    loaded.refuse_ambiguous()?;
+    let set = loaded.set;
     let mut db = connect_db(g)?;
     let tool = match from {
         Some(name) => Some(
@@ -489,57 +559,217 @@ fn adopt(
     ))
 }
 
-fn check(g: &Global, embedded: Option<&Migrations>, deny: bool) -> Result<Outcome, CliError> {
-    if let Some(set) = embedded {
-        return Ok(Outcome::ok(
-            format!(
-                "{} migrations, checked when the binary was compiled\n",
-                set.len()
-            ),
-            json!({ "ok": true, "migrations": set.len(), "warnings": [] }),
-        ));
-    }
-    let checked = read_dir(g, LintLevel::Warn)?;
-    let warnings: Vec<String> = checked.warnings().iter().map(ToString::to_string).collect();
-    let mut human: String = warnings.iter().map(|w| format!("{w}\n\n")).collect();
+fn check(
+    g: &Global,
+    embedded: Option<&Migrations>,
+    deny: bool,
+    allow: &[String],
+    enable: &[String],
+) -> Result<Outcome, CliError> {
+    let (count, dialect, warnings, notes, shown) = match embedded {
+        // An embedded set was checked when the binary was compiled, with the options of its
+        // `embed!`: report that check's warnings (and honour --deny-warnings on them).
+        Some(set) => {
+            if !allow.is_empty() || !enable.is_empty() {
+                return Err(CliError::Usage(
+                    "--allow and --enable apply to a directory; an embedded set was linted when \
+                     it was compiled: give `allow`/`enable` to its `embed!`"
+                        .into(),
+                ));
+            }
+            let warnings: Vec<String> = set.warnings().iter().map(|w| w.to_string()).collect();
+            let shown = "embedded migrations (checked when the binary was compiled)".to_owned();
+            (
+                set.len(),
+                set.dialect().to_owned(),
+                warnings,
+                Vec::new(),
+                shown,
+            )
+        }
+        None => {
+            let mut options = options(g, LintLevel::Warn, false)?;
+            for rules in allow {
+                options = options.allow(rules).map_err(CliError::Usage)?;
+            }
+            for rules in enable {
+                options = options.enable(rules).map_err(CliError::Usage)?;
+            }
+            let display = g.dir.display().to_string();
+            let checked = check_dir(&g.dir, &display, &options).map_err(CliError::Diagnostics)?;
+            let warnings: Vec<String> =
+                checked.warnings().iter().map(ToString::to_string).collect();
+            let notes: Vec<String> = checked.notes().iter().map(ToString::to_string).collect();
+            (
+                checked.migrations().len(),
+                checked.dialect().name().to_owned(),
+                warnings,
+                notes,
+                display,
+            )
+        }
+    };
+    let mut human: String = notes
+        .iter()
+        .chain(&warnings)
+        .map(|w| format!("{w}\n\n"))
+        .collect();
     human.push_str(&format!(
-        "{}: {} migration(s) checked, {} warning(s)\n",
-        g.dir.display(),
-        checked.migrations().len(),
-        warnings.len()
+        "{shown}: {count} migration(s) checked ({dialect}), {} warning(s), {} note(s)\n",
+        warnings.len(),
+        notes.len()
     ));
     let ok = !deny || warnings.is_empty();
     Ok(Outcome {
         human,
-        json: json!({ "ok": ok, "migrations": checked.migrations().len(), "warnings": warnings }),
+        json: json!({
+            "ok": ok,
+            "migrations": count,
+            "dialect": dialect,
+            "warnings": warnings,
+            "notes": notes,
+        }),
         ok,
     })
 }
 
-/// The migration set: embedded, or read from `--dir` with every compile-time check.
-fn load(g: &Global, embedded: Option<&Migrations>) -> Result<Migrations, CliError> {
-    match embedded {
-        Some(set) => Ok(set.clone()),
-        // Lints are for `check`; they cannot change what is applied.
-        None => Ok(read_dir(g, LintLevel::Allow)?.into_migrations()),
+/// Which way a command runs migrations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Up,
+    Down,
+}
+
+/// The migration set a command works on, with the problems of its directory: read-only
+/// commands show what they can and list the problems; a command refuses only when it would run
+/// a broken file (or when the directory is ambiguous: a duplicate version, mixed layouts).
+struct Loaded {
+    set: Migrations,
+    /// Every problem of the directory.
+    problems: Vec<Diagnostic>,
+    /// Problems that belong to no single body (names, duplicates, layouts, SQLite's chain).
+    ambiguous: Vec<Diagnostic>,
+    /// Versions whose up / down body failed its checks, with their problems.
+    failed_up: Vec<(Version, Vec<Diagnostic>)>,
+    failed_down: Vec<(Version, Vec<Diagnostic>)>,
+}
+
+impl Loaded {
+    fn refuse_ambiguous(&self) -> Result<(), CliError> {
+        if self.ambiguous.is_empty() {
+            Ok(())
+        } else {
+            Err(CliError::Diagnostics(self.problems.clone()))
+        }
+    }
+
+    /// Refuses when one of `versions` would run a body that failed its checks.
+    fn refuse_running(&self, versions: &[Version], direction: Direction) -> Result<(), CliError> {
+        self.refuse_ambiguous()?;
+        let failed = match direction {
+            Direction::Up => &self.failed_up,
+            Direction::Down => &self.failed_down,
+        };
+        let broken: Vec<Diagnostic> = failed
+            .iter()
+            .filter(|(v, _)| versions.contains(v))
+            .flat_map(|(_, problems)| problems.iter().cloned())
+            .collect();
+        if broken.is_empty() {
+            Ok(())
+        } else {
+            Err(CliError::Diagnostics(broken))
+        }
     }
 }
 
-fn read_dir(g: &Global, lints: LintLevel) -> Result<Checked, CliError> {
+/// The migration set: embedded, or read from `--dir` with every compile-time check (lints
+/// aside: they cannot change what is applied).
+fn load(g: &Global, embedded: Option<&Migrations>) -> Result<Loaded, CliError> {
+    if let Some(set) = embedded {
+        return Ok(Loaded {
+            set: set.clone(),
+            problems: Vec::new(),
+            ambiguous: Vec::new(),
+            failed_up: Vec::new(),
+            failed_down: Vec::new(),
+        });
+    }
+    if dialect(g, true)? == Dialect::Mysql {
+        // Preflight has no MySQL driver yet: MySQL's statements must not reach another database.
+        return Err(CliError::Usage(
+            "`--dialect mysql` works with `check` and `new`: Preflight cannot run migrations on \
+             MySQL or MariaDB yet"
+                .into(),
+        ));
+    }
     let display = g.dir.display().to_string();
+    let (checked, problems) =
+        check_dir_partial(&g.dir, &display, &options(g, LintLevel::Allow, true)?);
+    let mut failed_up = Vec::new();
+    let mut failed_down = Vec::new();
+    let mut of_bodies = Vec::new();
+    for m in checked.migrations() {
+        if m.up().failed() {
+            failed_up.push((m.version(), m.up().problems().to_vec()));
+            of_bodies.extend_from_slice(m.up().problems());
+        }
+        if let Some(d) = m.down().filter(|d| d.failed()) {
+            failed_down.push((m.version(), d.problems().to_vec()));
+            of_bodies.extend_from_slice(d.problems());
+        }
+    }
+    let ambiguous = problems
+        .iter()
+        .filter(|p| !of_bodies.contains(p))
+        .cloned()
+        .collect();
+    Ok(Loaded {
+        set: checked.into_migrations(),
+        problems,
+        ambiguous,
+        failed_up,
+        failed_down,
+    })
+}
+
+/// How to read the directory: `--names`, and pop's dialect.
+fn source_options(g: &Global) -> Result<SourceOptions, CliError> {
+    let mut options = SourceOptions::default().dialect(dialect(g, true)?.name());
+    if let Some(pattern) = &g.names {
+        options = options.pattern(pattern.parse().map_err(CliError::Usage)?);
+    }
+    Ok(options)
+}
+
+/// The dialect: `--dialect`, or (`from_database`) the kind of `--database-url`.
+fn dialect(g: &Global, from_database: bool) -> Result<Dialect, CliError> {
+    if let Some(d) = &g.dialect {
+        return d.parse().map_err(CliError::Usage);
+    }
     // A SQLite database's migrations are in SQLite's dialect: split as SQLite splits, and
     // checked by applying the chain to an in-memory SQLite, as `embed!(.., dialect = "sqlite")`.
-    let sqlite = g
-        .database_url
-        .as_deref()
-        .is_some_and(|u| preflight_runtime::sqlite::parse_url(u).is_some());
-    let dialect = if sqlite {
+    let sqlite = from_database
+        && g.database_url
+            .as_deref()
+            .is_some_and(|u| preflight_runtime::sqlite::parse_url(u).is_some());
+    Ok(if sqlite {
         Dialect::Sqlite
     } else {
         Dialect::Postgres
-    };
-    let options = Options::default().lints(lints).dialect(dialect);
-    check_dir(&g.dir, &display, &options).map_err(CliError::Diagnostics)
+    })
+}
+
+/// The check options for `--dir`: `check` has no database, so its dialect is `--dialect`'s
+/// alone (`from_database` false); other commands default to their database's.
+fn options(g: &Global, lints: LintLevel, from_database: bool) -> Result<Options, CliError> {
+    let mut options = Options::default()
+        .lints(lints)
+        .dialect(dialect(g, from_database)?);
+    if let Some(pattern) = &g.names {
+        options = options.names(pattern.parse().map_err(CliError::Usage)?);
+    }
+    Ok(options)
 }
 
 fn database_url(g: &Global) -> Result<&str, CliError> {
@@ -729,6 +959,7 @@ fn dry_run_up(steps: &[Step<'_>]) -> Outcome {
             match body.kind() {
                 preflight_runtime::Kind::Transactional => "in a transaction",
                 preflight_runtime::Kind::NoTransaction => "outside a transaction",
+                preflight_runtime::Kind::Script => "as a script: each block atomic",
             },
             body.statement_count(),
             if from > 0 {

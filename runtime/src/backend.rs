@@ -241,13 +241,21 @@ pub(crate) trait Apply {
         }
         Ok(())
     }
-    /// Runs one statement outside a transaction (no-transaction migrations).
+    /// Runs one statement outside a transaction (no-transaction migrations), or a script that
+    /// opens a transaction and leaves it open (the start of a block, see `unit`).
     async fn execute(&mut self, sql: &str) -> Result<(), DbError>;
     /// Sets the limits of the statements [`Apply::execute`] runs next (a no-transaction
     /// migration's), for the session; returns what [`Apply::restore_timeouts`] puts back.
     async fn set_timeouts(&mut self, timeouts: Timeouts) -> Result<PreviousTimeouts, Error>;
     /// Puts back what [`Apply::set_timeouts`] changed.
     async fn restore_timeouts(&mut self, previous: PreviousTimeouts) -> Result<(), Error>;
+    /// Rolls back the transaction a failed block left open; nothing when none is open
+    /// (PostgreSQL answers `ROLLBACK` outside a transaction with a warning only).
+    async fn rollback_open(&mut self) -> Result<(), Error> {
+        self.execute("ROLLBACK")
+            .await
+            .map_err(|e| Error::db("rolling back a failed block", e))
+    }
 }
 
 /// The session's settings before [`Apply::set_timeouts`] changed them: `(name, value)`.

@@ -19,7 +19,7 @@ mod version;
 pub use checksum::Checksum;
 pub use migration::{Body, Kind, Migration, MigrationParts, MigrationSpec, Migrations, Span};
 pub use timeout::{Timeout, TimeoutError, Timeouts};
-pub use version::{Version, VersionError, MAX_PARTS};
+pub use version::{Version, VersionError};
 
 // The boot-time runner: every operation is written once in `runner` over the backend traits
 // (`backend`); `connection` hands each driver's backend to it, `operations` and `pool` are the

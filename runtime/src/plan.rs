@@ -180,7 +180,7 @@ pub(crate) fn plan_up<'a>(
             )));
         }
     }
-    let target = policy.target.unwrap_or(Version::from_parts([u64::MAX; 4]));
+    let within_target = |v: Version| policy.target.is_none_or(|t| v <= t);
     let newest_compiled = set.last().map(Migration::version);
     let rows: BTreeMap<Version, &HistoryRow> = history.iter().map(|r| (r.version, r)).collect();
 
@@ -209,7 +209,7 @@ pub(crate) fn plan_up<'a>(
             });
         }
         if row.state != State::Applied {
-            if policy.resume_unfinished && version <= target {
+            if policy.resume_unfinished && within_target(version) {
                 resumes.insert(version, (m, row.statements_done));
             } else {
                 return Err(unfinished(Some(m), row));
@@ -242,7 +242,7 @@ pub(crate) fn plan_up<'a>(
         if rows.contains_key(&v) {
             continue;
         }
-        if v > target {
+        if !within_target(v) {
             plan.skipped.push(v);
             continue;
         }

@@ -14,6 +14,7 @@ use crate::{Body, Kind, Migration, Migrations, Version};
 
 use super::context::Ctx;
 use super::retry::Retry;
+use super::unit::{self, UnitFailure};
 
 /// Applies a plan's steps, then refreshes the goal row's chain when another binary wrote it.
 pub(super) async fn migrate<B: Backend>(
@@ -353,9 +354,11 @@ pub(super) enum Progress {
 
 /// Runs a body's statements one by one, outside a transaction, from statement `from`
 /// (0-based), renewing the lease between them, under the body's limits (set for the session,
-/// restored afterwards, when the advisory lock pins the session): the one place where up and down bodies that cannot run in a
-/// transaction are executed. `down` chooses the body. A statement blocked by a table lock is
-/// tried again (see `retry`); when the retries run out it is the one recorded as failed.
+/// restored afterwards, when the advisory lock pins the session): the one place where up and
+/// down bodies that cannot run in a transaction are executed. In a [`Kind::Script`] body a
+/// whole `BEGIN; ... COMMIT;` block is one unit, committed with its progress (see `unit`).
+/// `down` chooses the body. A unit blocked by a table lock is tried again (see `retry`); when
+/// the retries run out it is the one recorded as failed.
 pub(super) async fn one_by_one<B: Backend>(
     b: &mut B,
     m: &Migration,
@@ -378,7 +381,7 @@ pub(super) async fn one_by_one<B: Backend>(
         Timeouts::NONE
     };
     let previous = b.set_timeouts(limits).await?;
-    let result = statements(b, m, body, down, from, progress, retry, ctx).await;
+    let result = units(b, m, body, down, from, progress, retry, ctx).await;
     match (result, b.restore_timeouts(previous).await) {
         (Err(e), Err(restore)) => {
             tracing::warn!(error = %restore, "could not restore the session's time limits");
@@ -389,7 +392,7 @@ pub(super) async fn one_by_one<B: Backend>(
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn statements<B: Backend>(
+async fn units<B: Backend>(
     b: &mut B,
     m: &Migration,
     body: &Body,
@@ -401,16 +404,20 @@ async fn statements<B: Backend>(
 ) -> Result<(), Error> {
     let started = Instant::now();
     let total = u32::try_from(body.statement_count()).unwrap_or(u32::MAX);
-    for (i, statement) in body.statements().enumerate().skip(from as usize) {
+    let record = (progress == Progress::Recorded).then(|| m.version());
+    for i in from as usize..body.statement_count() {
         let index = u32::try_from(i).unwrap_or(u32::MAX);
         loop {
             ctx.guard.renew_if_due(b).await?;
             retry.attempt(m.version(), Some(index));
-            let Err(source) = b.execute(statement).await else {
-                break;
+            // A statement, or a whole block of a script body with its progress (see `unit`).
+            let source = match unit::run(b, body, i, record).await {
+                Ok(()) => break,
+                Err(UnitFailure::Record(e)) => return Err(e),
+                Err(UnitFailure::Sql(source)) => source,
             };
             let error = Error::migration(m, down, Some(i), source);
-            let stopped = (progress == Progress::Recorded).then_some((index, total));
+            let stopped = record.map(|_| (index, total));
             let Err(error) = retry.after_failure(b, error, m, down, stopped, ctx).await else {
                 continue;
             };
@@ -428,9 +435,6 @@ async fn statements<B: Backend>(
             return Err(error);
         }
         retry.done(Some(ctx));
-        if progress == Progress::Recorded {
-            b.progress(m.version(), index + 1).await?;
-        }
     }
     Ok(())
 }

@@ -12,6 +12,8 @@
 //! * `context.rs` — what the locked work of a run shares;
 //! * `apply.rs` — applying migrations: transactions, pipelined windows, grouped mode, and
 //!   statement-by-statement execution with recorded progress;
+//! * `unit.rs` — one unit of a body run outside Preflight's transaction: a statement, or a
+//!   script's whole `BEGIN; ... COMMIT;` block committed together with its progress;
 //! * `retry.rs` — bounded retries of a migration blocked by a table lock, and the error naming
 //!   the session that holds it;
 //! * `revert.rs`, `repair.rs`, `adopt.rs`, `reset.rs` — the other operations' locked work;
@@ -30,6 +32,7 @@ mod reset;
 mod retry;
 mod revert;
 pub(crate) mod run;
+mod unit;
 pub(crate) mod wait;
 
 pub(crate) use config::Config;

@@ -83,6 +83,17 @@ impl Apply for SqliteBackend<'_> {
         self.wait_for_locks(None)
             .map_err(|e| Error::db("restoring busy_timeout", e))
     }
+
+    async fn rollback_open(&mut self) -> Result<(), Error> {
+        // SQLite rolls some failures back by itself, and refuses `ROLLBACK` without a
+        // transaction: ask it whether one is still open.
+        if self.conn.is_autocommit() {
+            return Ok(());
+        }
+        self.conn
+            .execute_batch("ROLLBACK")
+            .map_err(|e| Error::db("rolling back a failed block", db_error(&e)))
+    }
 }
 
 impl SqliteBackend<'_> {
