@@ -11,6 +11,7 @@
 //! commits are cheaper there than on a real server). Prints the generated part of BENCHMARKS.md.
 
 mod compile;
+mod drift;
 mod gen;
 mod latency;
 mod machine;
@@ -57,9 +58,11 @@ enum Scenario {
     Testdb,
     /// Round trips and statements per tool, through a counting proxy.
     Profile,
+    /// `drift` on 200 applied migrations.
+    Drift,
 }
 
-const ALL: [Scenario; 10] = [
+const ALL: [Scenario; 11] = [
     Scenario::Noop,
     Scenario::Apply,
     Scenario::Deploy,
@@ -70,6 +73,7 @@ const ALL: [Scenario; 10] = [
     Scenario::Sqlite,
     Scenario::Testdb,
     Scenario::Profile,
+    Scenario::Drift,
 ];
 
 /// Preflight's benchmarks, side by side with refinery, sqlx and the floors.
@@ -286,6 +290,14 @@ fn main() {
                 ));
             }
             Scenario::Profile => parts.push(profile::run(&rt, work.path())),
+            Scenario::Drift => {
+                parts.push("### Drift\n".to_owned());
+                parts.extend(
+                    drift::drift(&rt, &plan, if quick { 50 } else { 200 })
+                        .iter()
+                        .map(|t| t.markdown()),
+                );
+            }
         }
     }
 

@@ -15,10 +15,14 @@ use preflight_runtime::{Kind, Version};
 /// problem of the directory.
 ///
 /// The directory is relative to the `CARGO_MANIFEST_DIR` of the crate being compiled. Options:
-/// `dialect = "postgres" | "sqlite"` (`sqlite` needs the `sqlite` feature), `lints = "warn" | "deny" | "allow"`, `lint_since = 42` (lint only
-/// versions above 42), `set = "auth"` (the set's name in the history table; default: the
-/// embedding crate's package name, `CARGO_PKG_NAME`). Each file is embedded with `include_str!`, so editing it re-expands the
-/// macro; a *new* file is noticed when the crate's `build.rs` calls `preflight::build::watch`.
+/// `dialect = "postgres" | "sqlite"` (`sqlite` needs the `sqlite` feature; in pop's layout it
+/// also picks the dialect's files), `names = "V{version}.{name}.{direction}.sql"` (a declared
+/// naming pattern), `lints = "warn" | "deny" | "allow"`, `lint_since = 42` (lint only versions
+/// above 42), `allow = "rule, group, ..."` (rules off for the whole project), `enable = "style,
+/// ..."` (opt-in rules on), `set = "auth"` (the set's name in the history table; default: the
+/// embedding crate's package name, `CARGO_PKG_NAME`). Each file is embedded with
+/// `include_str!`, so editing it re-expands the macro; a *new* file is noticed when the crate's
+/// `build.rs` calls `preflight::build::watch`.
 pub fn expand(input: TokenStream) -> TokenStream {
     match std::env::var_os("CARGO_MANIFEST_DIR") {
         Some(dir) => expand_in(
@@ -131,13 +135,26 @@ impl Parse for Input {
                     }
                     options
                 }
+                "names" => options.names(
+                    string(&value, "names")?
+                        .parse()
+                        .map_err(|e: String| syn::Error::new(value.span(), e))?,
+                ),
+                "allow" => options
+                    .allow(&string(&value, "allow")?)
+                    .map_err(|e| syn::Error::new(value.span(), e))?,
+                "enable" => options
+                    .enable(&string(&value, "enable")?)
+                    .map_err(|e| syn::Error::new(value.span(), e))?,
                 _ => {
                     return Err(syn::Error::new(
                         key.span(),
                         format!(
                             "unknown option `{name}`: the options are `dialect = \"postgres\"`, \
-                             `lints = \"warn\" | \"deny\" | \"allow\"`, `lint_since = <version>` \
-                             and `set = \"<name>\"`"
+                             `names = \"{{version}}_{{name}}.sql\"`, \
+                             `lints = \"warn\" | \"deny\" | \"allow\"`, `lint_since = <version>`, \
+                             `allow = \"rule, ...\"`, `enable = \"rule, ...\"` and \
+                             `set = \"<name>\"`"
                         ),
                     ))
                 }
@@ -173,7 +190,14 @@ fn version(value: &Lit) -> syn::Result<Version> {
 
 /// The `Migrations` expression for a checked directory, as set `set_name`.
 fn generate(checked: Checked, set_name: &str) -> TokenStream {
-    let warnings: Vec<TokenStream> = checked.warnings().iter().map(warning).collect();
+    let warnings: Vec<TokenStream> = checked
+        .warnings()
+        .iter()
+        .chain(checked.notes())
+        .map(warning)
+        .collect();
+    let dialect = checked.dialect().name();
+    let warning_texts: Vec<String> = checked.warnings().iter().map(ToString::to_string).collect();
     let mut tracked: Vec<TokenStream> = Vec::new();
     if checked.layout() == Some(Layout::Diesel) {
         // metadata.toml decides the kind but is not embedded: include it so editing it
@@ -203,19 +227,7 @@ fn generate(checked: Checked, set_name: &str) -> TokenStream {
         .zip(bodies)
         .enumerate()
         .map(|(i, (m, (up, down)))| {
-            let requires: Vec<TokenStream> = m
-                .requires()
-                .iter()
-                .map(|r| {
-                    let set = r.set();
-                    let parts = r.version().parts();
-                    quote!(::preflight::Requirement::__embedded(
-                        #set,
-                        ::preflight::Version::from_parts([#(#parts),*])
-                    ))
-                })
-                .collect();
-            let parts = m.version().parts();
+            let version = version_tokens(m.version());
             let name = m.name();
             let path = m.path();
             let down = match down {
@@ -226,10 +238,19 @@ fn generate(checked: Checked, set_name: &str) -> TokenStream {
             // compiler with a thousand migrations.
             let checksum = Literal::byte_string(m.checksum().as_bytes());
             let chain = Literal::byte_string(m.chain().as_bytes());
+            let requires: Vec<TokenStream> = m
+                .requires()
+                .iter()
+                .map(|r| {
+                    let set = r.set();
+                    let version = version_tokens(r.version());
+                    quote!(::preflight::Requirement::__embedded(#set, #version))
+                })
+                .collect();
             if requires.is_empty() {
                 return quote! {
                     ::preflight::Migration::__embedded(
-                        ::preflight::Version::from_parts([#(#parts),*]),
+                        #version,
                         #name,
                         #path,
                         #up,
@@ -245,7 +266,7 @@ fn generate(checked: Checked, set_name: &str) -> TokenStream {
             });
             quote! {
                 ::preflight::Migration::__embedded_requiring(
-                    ::preflight::Version::from_parts([#(#parts),*]),
+                    #version,
                     #name,
                     #path,
                     #up,
@@ -265,8 +286,24 @@ fn generate(checked: Checked, set_name: &str) -> TokenStream {
             // A `const` item so the array is lifetime-extended to 'static (a temporary passed to
             // a function would not be).
             const __PREFLIGHT_MIGRATIONS: &[::preflight::Migration] = &[#(#entries),*];
-            ::preflight::Migrations::__embedded_set(__PREFLIGHT_MIGRATIONS, #set_name)
+            ::preflight::Migrations::__embedded_named(
+                __PREFLIGHT_MIGRATIONS,
+                #set_name,
+                #dialect,
+                &[#(#warning_texts),*],
+            )
         }
+    }
+}
+
+/// A version as the expression `embed!` writes (a `u64`, or its canonical text).
+fn version_tokens(v: Version) -> TokenStream {
+    match v.__canonical_text() {
+        None => {
+            let n = v.as_u64().unwrap_or_default();
+            quote!(::preflight::Version::new(#n))
+        }
+        Some(text) => quote!(::preflight::Version::__canonical(#text)),
     }
 }
 
@@ -275,13 +312,42 @@ fn body(b: &CheckedBody) -> TokenStream {
     let spans = b.statements().iter().map(|s| {
         let r = s.range();
         let (start, end) = (r.start as u32, r.end as u32);
-        quote!(::preflight::Span::new(#start, #end))
+        match s.commit_at() {
+            Some(commit) => {
+                let commit = commit as u32;
+                quote!(::preflight::Span::block(#start, #commit, #end))
+            }
+            None => quote!(::preflight::Span::new(#start, #end)),
+        }
     });
     let kind = match b.kind() {
         Kind::Transactional => quote!(::preflight::Kind::Transactional),
         Kind::NoTransaction => quote!(::preflight::Kind::NoTransaction),
+        Kind::Script => quote!(::preflight::Kind::Script),
     };
-    quote!(::preflight::Body::new(::core::include_str!(#path), &[#(#spans),*], #kind))
+    let body = quote!(::preflight::Body::new(::core::include_str!(#path), &[#(#spans),*], #kind));
+    let t = b.timeouts();
+    if t == preflight_runtime::Timeouts::NONE {
+        return body;
+    }
+    let (lock, statement) = (timeout(t.lock), timeout(t.statement));
+    quote!(#body.with_timeouts(::preflight::Timeouts { lock: #lock, statement: #statement }))
+}
+
+/// A directive's limit as a constant expression.
+fn timeout(t: Option<preflight_runtime::Timeout>) -> TokenStream {
+    match t {
+        None => quote!(::core::option::Option::None),
+        Some(preflight_runtime::Timeout::Off) => {
+            quote!(::core::option::Option::Some(::preflight::Timeout::Off))
+        }
+        Some(preflight_runtime::Timeout::After(d)) => {
+            let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+            quote!(::core::option::Option::Some(::preflight::Timeout::After(
+                ::core::time::Duration::from_millis(#ms)
+            )))
+        }
+    }
 }
 
 fn path_literal(path: &Path) -> Literal {
@@ -294,8 +360,9 @@ fn path_literal(path: &Path) -> Literal {
 fn warning(d: &preflight_runtime::source::Diagnostic) -> TokenStream {
     let rule = d.rule.as_deref().unwrap_or("rule");
     let note = format!(
-        "\n{d}\n(accept it in this file with `-- preflight:allow({rule})`, or turn lints off with \
-         `lints = \"allow\"`)"
+        "\n{d}\n(accept it for one statement with `-- preflight:allow {rule}` on the line before \
+         it, for the file with `-- preflight:allow-file {rule}`, for the project with \
+         `embed!(.., allow = \"{rule}\")`; see LINTS.md)"
     );
     let span = RustSpan::call_site();
     quote_spanned! {span=>
@@ -350,12 +417,12 @@ mod tests {
         assert!(!out.contains("compile_error"), "{out}");
         // Named after the embedding crate, or as `set = ...` says.
         assert!(
-            out.contains("__embedded_set (__PREFLIGHT_MIGRATIONS , \"my-app\")"),
+            out.contains("__embedded_named (__PREFLIGHT_MIGRATIONS , \"my-app\" ,"),
             "{out}"
         );
         let auth = expand_str(crate_dir.path(), r#""migrations", set = "auth""#);
         assert!(
-            auth.contains("__embedded_set (__PREFLIGHT_MIGRATIONS , \"auth\")"),
+            auth.contains("__embedded_named (__PREFLIGHT_MIGRATIONS , \"auth\" ,"),
             "{auth}"
         );
         // Lints are warnings: no index without CONCURRENTLY here, so no warning either.

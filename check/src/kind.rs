@@ -23,28 +23,53 @@ pub(crate) fn decide(
     mut statements: Vec<Statement>,
     marker: Option<NoTransaction>,
 ) -> Result<Decision, Vec<Problem>> {
-    let mut problems = Vec::new();
     let problem = |s: &Statement, message: String| Problem {
         offset: s.range.start,
         message,
     };
+    let controls = statements
+        .iter()
+        .filter(|s| matches!(s.class, Class::Begin { .. } | Class::Commit { .. }))
+        .count();
+
+    // A whole file wrapped in one plain `BEGIN; ... COMMIT;` (and no marker): Preflight's own
+    // transaction replaces the wrapper, so the history row commits with the file's content.
+    let wrapped = marker.is_none()
+        && controls == 2
+        && matches!(
+            (statements.first(), statements.last()),
+            (Some(first), Some(last))
+                if statements.len() >= 2
+                    && first.class == (Class::Begin { plain: true })
+                    && last.class == (Class::Commit { plain: true })
+        );
+    if wrapped {
+        statements.pop();
+        statements.remove(0);
+        return transactional(file_text, statements, true);
+    }
+    if controls > 0 {
+        // With or without a no-transaction marker: the file runs as written either way.
+        return script(file_text, statements);
+    }
 
     if let Some(marker) = marker {
-        for s in &statements {
-            if is_transaction_control(s.class) {
-                problems.push(problem(
+        let problems: Vec<Problem> = statements
+            .iter()
+            .filter(|s| is_transaction_control(s.class))
+            .map(|s| {
+                problem(
                     s,
                     format!(
-                        "`{}` in a no-transaction migration (marked by {}): its statements run one \
-                         by one outside any transaction and progress is recorded after each, so \
-                         transaction control would leave the history wrong; remove it, or remove \
-                         the marker to run the whole file in one transaction",
+                        "`{}` in a no-transaction migration (marked by {}): its statements run \
+                         one by one outside any transaction, where PostgreSQL refuses it; \
+                         remove it, or remove the marker to run the whole file in one transaction",
                         s.head(file_text),
                         describe(marker)
                     ),
-                ));
-            }
-        }
+                )
+            })
+            .collect();
         return if problems.is_empty() {
             Ok(Decision {
                 statements,
@@ -55,43 +80,29 @@ pub(crate) fn decide(
             Err(problems)
         };
     }
+    transactional(file_text, statements, false)
+}
 
-    let wrapped = matches!(
-        (statements.first(), statements.last()),
-        (Some(first), Some(last))
-            if statements.len() >= 2
-                && first.class == (Class::Begin { plain: true })
-                && last.class == (Class::Commit { plain: true })
-    );
-    if wrapped {
-        statements.pop();
-        statements.remove(0);
-    }
-
+/// A body without transaction blocks of its own (or whose wrapper was removed): one
+/// transaction, unless it is made only of statements that cannot run in one.
+fn transactional(
+    file_text: &str,
+    statements: Vec<Statement>,
+    wrapped: bool,
+) -> Result<Decision, Vec<Problem>> {
+    let mut problems = Vec::new();
     for s in &statements {
         let why = match s.class {
-            Class::Begin { plain: false }
-                if !wrapped && s.range.start == first_start(&statements) =>
-            {
-                "sets transaction modes, which Preflight's own transaction would not have: remove \
-                 the modes (a file may wrap its whole content in a plain `BEGIN;` ... `COMMIT;`)"
-            }
-            Class::Begin { .. } | Class::Commit { .. } => {
-                "a migration runs in one transaction together with its history row, so it must \
-                 not commit part of itself: remove it (a file may wrap its whole content in one \
-                 plain `BEGIN;` ... `COMMIT;`, which Preflight replaces by its own transaction), \
-                 or split the file into several migrations"
-            }
             Class::Rollback => {
                 "it would undo the migration while Preflight records it as applied: remove it"
             }
             Class::TwoPhase => "two-phase commit cannot be part of a migration: remove it",
             _ => continue,
         };
-        problems.push(problem(
-            s,
-            format!("`{}` in a migration: {why}", s.head(file_text)),
-        ));
+        problems.push(Problem {
+            offset: s.range.start,
+            message: format!("`{}` in a migration: {why}", s.head(file_text)),
+        });
     }
     if !problems.is_empty() {
         return Err(problems);
@@ -111,16 +122,17 @@ pub(crate) fn decide(
     let Class::NoTransaction(what) = first_outside.class else {
         unreachable!("filtered on NoTransaction above")
     };
+    let at = first_outside.range.start;
     if wrapped {
-        return Err(vec![problem(
-            first_outside,
-            format!(
+        return Err(vec![Problem {
+            offset: at,
+            message: format!(
                 "`{what}` cannot run inside a transaction block, and this file wraps it in \
                  `BEGIN;` ... `COMMIT;`: remove the `BEGIN;` and `COMMIT;` (a migration made only of \
                  such statements runs outside a transaction automatically), or move it to a \
                  migration of its own"
             ),
-        )]);
+        }]);
     }
     if outside.len() == statements.len() {
         return Ok(Decision {
@@ -135,20 +147,104 @@ pub(crate) fn decide(
         .map_or(String::new(), |s| {
             format!(" (such as `{}`)", s.head(file_text))
         });
-    Err(vec![problem(
-        first_outside,
-        format!(
+    Err(vec![Problem {
+        offset: at,
+        message: format!(
             "`{what}` cannot run inside a transaction, but this migration also has statements that \
              can{ordinary}: move `{what}` to a migration of its own (a migration made only of such \
              statements runs outside a transaction automatically), or add \
              `-- preflight:no-transaction` to run every statement of this file one by one without \
              a transaction"
         ),
-    )])
+    }])
 }
 
-fn first_start(statements: &[Statement]) -> usize {
-    statements.first().map_or(0, |s| s.range.start)
+/// A file that manages its own transactions (several blocks, a block beside other statements,
+/// or blocks in a no-transaction file): it runs as written, one unit at a time, each block a
+/// unit of its own (from its `BEGIN` to its `COMMIT`), each statement between blocks another.
+/// Refused only what cannot run safely that way, each with why.
+fn script(file_text: &str, statements: Vec<Statement>) -> Result<Decision, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let mut units = Vec::new();
+    let mut open: Option<&Statement> = None;
+    let mut refuse = |s: &Statement, why: &str| {
+        problems.push(Problem {
+            offset: s.range.start,
+            message: format!(
+                "`{}` in a file that manages its own transactions: {why}",
+                s.head(file_text)
+            ),
+        })
+    };
+    for s in &statements {
+        match (open, s.class) {
+            (None, Class::Begin { .. }) => open = Some(s),
+            (None, Class::Commit { .. }) => refuse(
+                s,
+                "there is no `BEGIN` before it, so it commits nothing of this file; remove it",
+            ),
+            (None, Class::Rollback) => refuse(
+                s,
+                "there is no `BEGIN` before it, so it undoes nothing of this file; remove it",
+            ),
+            (None, Class::Savepoint) => refuse(
+                s,
+                "savepoints exist only inside a transaction block, and this statement is \
+                 outside the file's `BEGIN;` ... `COMMIT;` blocks; move it into one",
+            ),
+            (_, Class::TwoPhase) => refuse(s, "two-phase commit cannot be part of a migration"),
+            (None, _) => units.push(s.clone()),
+            (Some(_), Class::Begin { .. }) => refuse(
+                s,
+                "a `BEGIN` inside an open block (PostgreSQL ignores it with a warning, so the \
+                 block would not be the one the file shows); close the block with `COMMIT;` first",
+            ),
+            (Some(_), Class::Commit { plain: false }) => refuse(
+                s,
+                "`AND CHAIN` opens the next transaction at once, so the statements after it would \
+                 be neither in a block nor run one by one; end the block with a plain `COMMIT;` \
+                 and start the next with `BEGIN;`",
+            ),
+            (Some(_), Class::Rollback) => refuse(
+                s,
+                "a block that ends by undoing itself would be recorded as done; remove the block, \
+                 or end it with `COMMIT;`",
+            ),
+            (Some(_), Class::NoTransaction(what)) => refuse(
+                s,
+                &format!(
+                    "`{what}` cannot run inside a transaction block; move it after the block's \
+                     `COMMIT;` (between blocks, statements run one by one outside a transaction)"
+                ),
+            ),
+            (Some(begin), Class::Commit { plain: true }) => {
+                units.push(Statement {
+                    range: begin.range.start..s.range.end,
+                    class: Class::Block {
+                        commit: s.range.start,
+                    },
+                });
+                open = None;
+            }
+            (Some(_), _) => {}
+        }
+    }
+    if let Some(begin) = open {
+        refuse(
+            begin,
+            "the block has no `COMMIT;`, so it would stay open and Preflight's progress record \
+             would be lost with it; end it with `COMMIT;`",
+        );
+    }
+    if problems.is_empty() {
+        Ok(Decision {
+            statements: units,
+            kind: Kind::Script,
+            wrapped: false,
+        })
+    } else {
+        Err(problems)
+    }
 }
 
 fn is_transaction_control(class: Class) -> bool {
@@ -169,6 +265,9 @@ pub(crate) fn describe(marker: NoTransaction) -> &'static str {
         NoTransaction::Goose => "`-- +goose NO TRANSACTION`",
         NoTransaction::Sqlx => "`-- no-transaction` on its first line",
         NoTransaction::Diesel => "`run_in_transaction = false` in metadata.toml",
+        NoTransaction::Pop => "`.autocommit.` in its file name",
+        NoTransaction::SqlMigrate => "`-- +migrate Up notransaction`",
+        NoTransaction::Dbmate => "`-- migrate:up transaction:false`",
     }
 }
 
@@ -217,27 +316,90 @@ mod tests {
         assert!(run("BEGIN; SAVEPOINT a; select 1; RELEASE a; COMMIT;", None).is_ok());
     }
 
+    fn units(text: &str, marker: Option<NoTransaction>) -> Vec<&str> {
+        match run(text, marker) {
+            Ok((units, Kind::Script)) => units,
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+
     #[test]
-    fn refuses_other_transaction_control() {
-        for text in [
-            "BEGIN; select 1; COMMIT; BEGIN; select 2; COMMIT;",
-            "select 1; COMMIT;",
-            "BEGIN; select 1;",
-            "BEGIN; select 1; ROLLBACK;",
-            "select 1; ROLLBACK;",
-            "BEGIN ISOLATION LEVEL SERIALIZABLE; select 1; COMMIT;",
-            "BEGIN; select 1; COMMIT AND CHAIN;",
-            "PREPARE TRANSACTION 'x';",
+    fn files_with_their_own_blocks_run_as_scripts() {
+        let text = "CREATE EXTENSION IF NOT EXISTS pgcrypto;\nBEGIN;\nCREATE TABLE a (id int);\nCOMMIT;\n\
+                    BEGIN ISOLATION LEVEL SERIALIZABLE;\nSAVEPOINT s;\nINSERT INTO a VALUES (1);\nEND;\n\
+                    CREATE INDEX CONCURRENTLY i ON a (id);\n";
+        assert_eq!(
+            units(text, None),
+            [
+                "CREATE EXTENSION IF NOT EXISTS pgcrypto;",
+                "BEGIN;\nCREATE TABLE a (id int);\nCOMMIT;",
+                "BEGIN ISOLATION LEVEL SERIALIZABLE;\nSAVEPOINT s;\nINSERT INTO a VALUES (1);\nEND;",
+                "CREATE INDEX CONCURRENTLY i ON a (id);",
+            ]
+        );
+        assert_eq!(
+            units("BEGIN; select 1; COMMIT; BEGIN; select 2; COMMIT;", None),
+            ["BEGIN; select 1; COMMIT;", "BEGIN; select 2; COMMIT;"]
+        );
+        // One block with transaction modes: it runs as written, as a one-unit script.
+        assert_eq!(
+            units(
+                "BEGIN ISOLATION LEVEL SERIALIZABLE; select 1; COMMIT;",
+                None
+            )
+            .len(),
+            1
+        );
+        // With a no-transaction marker, blocks are units too (goose runs them that way).
+        assert_eq!(
+            units(
+                "BEGIN; select 1; COMMIT;\nselect 2;",
+                Some(NoTransaction::Goose)
+            )
+            .len(),
+            2
+        );
+        let a = analyze(text, 0..text.len());
+        let d = decide(text, a.statements, None).unwrap();
+        let Class::Block { commit } = d.statements[1].class else {
+            panic!("{:?}", d.statements[1])
+        };
+        assert_eq!(&text[commit..commit + 7], "COMMIT;");
+    }
+
+    #[test]
+    fn refuses_what_a_script_cannot_run_safely() {
+        for (text, why) in [
+            ("select 1; COMMIT;", "no `BEGIN` before it"),
+            ("BEGIN; select 1;", "has no `COMMIT;`"),
+            ("BEGIN; select 1; ROLLBACK; select 2;", "undoing itself"),
+            ("select 1; ROLLBACK; BEGIN; COMMIT;", "undoes nothing"),
+            ("BEGIN; BEGIN; select 1; COMMIT;", "inside an open block"),
+            (
+                "BEGIN; select 1; COMMIT AND CHAIN; select 2; COMMIT;",
+                "`AND CHAIN`",
+            ),
+            ("SAVEPOINT a; BEGIN; COMMIT;", "savepoints exist only"),
+            (
+                "BEGIN; CREATE INDEX CONCURRENTLY i ON t (a); COMMIT; BEGIN; COMMIT;",
+                "move it after the block",
+            ),
+            (
+                "BEGIN; PREPARE TRANSACTION 'x'; COMMIT; select 1;",
+                "two-phase",
+            ),
         ] {
+            let e = run(text, None).expect_err(text);
+            assert!(e[0].contains(why), "{text}: {e:?}");
+            assert!(
+                e[0].contains("manages its own transactions"),
+                "{text}: {e:?}"
+            );
+        }
+        for text in ["select 1; ROLLBACK;", "PREPARE TRANSACTION 'x';"] {
             let e = run(text, None).expect_err(text);
             assert!(e[0].contains("in a migration"), "{text}: {e:?}");
         }
-        let e = run(
-            "BEGIN ISOLATION LEVEL SERIALIZABLE; select 1; COMMIT;",
-            None,
-        )
-        .unwrap_err();
-        assert!(e[0].contains("transaction modes"), "{e:?}");
     }
 
     #[test]
@@ -284,8 +446,8 @@ mod tests {
         ] {
             assert_eq!(run(text, Some(marker)).unwrap().1, Kind::NoTransaction);
         }
-        let e = run("BEGIN; select 1; COMMIT;", Some(NoTransaction::Sqlx)).unwrap_err();
-        assert_eq!(e.len(), 2);
+        let e = run("SAVEPOINT a; select 1;", Some(NoTransaction::Sqlx)).unwrap_err();
+        assert_eq!(e.len(), 1);
         assert!(e[0].contains(
             "no-transaction migration (marked by `-- no-transaction` on its first line)"
         ));

@@ -10,7 +10,8 @@
 //!   `\connect`, variables such as `:'name'`, `COPY ... FROM stdin` with inline rows);
 //! * splits the statements with exact byte ranges of the file;
 //! * decides whether each body runs in a transaction (see [the rules](kind_rules));
-//! * lints up bodies with `squawk-linter` (warnings by default).
+//! * lints up bodies with `squawk-linter`: lock and safety risks on tables that existed before
+//!   the migration, as warnings by default; style rules are opt-in (see [`lint::CATALOGUE`]).
 //!
 //! Every problem of the directory is reported at once.
 //!
@@ -30,7 +31,7 @@
 mod exact;
 mod expand;
 mod kind;
-mod lint;
+pub mod lint;
 #[cfg(feature = "mysql")]
 pub mod mysql;
 mod sql;
@@ -43,10 +44,13 @@ use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use preflight_runtime::source::Requires;
-use preflight_runtime::source::{self, Level, SourceBody, SourceFile, SourceMigration};
+use preflight_runtime::source::{
+    self, Level, NamePattern, Requires, SourceBody, SourceFile, SourceMigration, SourceOptions,
+};
 pub use preflight_runtime::source::{Diagnostic, Layout};
-use preflight_runtime::{Body, Kind, MigrationParts, Migrations, Requirement, Span, Version};
+use preflight_runtime::{
+    Body, Kind, MigrationParts, Migrations, Requirement, Span, Timeouts, Version,
+};
 
 pub use expand::expand;
 pub use test_attribute::expand_test;
@@ -55,27 +59,37 @@ pub use test_attribute::expand_test;
 /// `BEGIN;` ... `COMMIT;` is treated. (This item only carries the documentation.)
 ///
 /// 1. **A file's own wrapper.** When the first statement is a plain `BEGIN` / `START
-///    TRANSACTION` and the last a plain `COMMIT` / `END`, the two are dropped from the
-///    statements: the runner sends the text from the first to the last remaining statement
-///    inside its own transaction, together with the history row, so the file stays atomic as
-///    its author meant, and its history row commits with it (which the file's own `COMMIT`
-///    would break).
-/// 2. **Any other transaction control is an error**: `COMMIT` or `ROLLBACK` in the middle,
-///    several blocks, `BEGIN` with transaction modes, `COMMIT AND CHAIN`, two-phase commit. Each
-///    would commit or undo part of the migration behind the runner's back. Savepoints are fine
-///    in a transactional body.
+///    TRANSACTION`, the last a plain `COMMIT` / `END`, and there is no other, the two are dropped
+///    from the statements: the runner sends the text from the first to the last remaining
+///    statement inside its own transaction, together with the history row, so the file stays
+///    atomic as its author meant, and its history row commits with it (which the file's own
+///    `COMMIT` would break).
+/// 2. **A file that manages its own transactions** — several `BEGIN; ... COMMIT;` blocks,
+///    a block beside other statements, a block with transaction modes
+///    (`BEGIN ISOLATION LEVEL SERIALIZABLE`), or blocks in a no-transaction file — runs as
+///    written, as golang-migrate and dbmate run it: [`Kind::Script`], each block atomic, the
+///    statements between blocks one by one, outside Preflight's transaction, progress recorded
+///    after each (inside the block, for a block), so a failure resumes exactly like a
+///    no-transaction migration. A compile-time note (rule `runs-as-script`) says so. Refused,
+///    each with why, is only what cannot run safely that way: a `BEGIN` without `COMMIT` (the
+///    block would stay open), a `COMMIT` or `ROLLBACK` outside a block, a block ending in
+///    `ROLLBACK` (recorded as done, having done nothing), `COMMIT AND CHAIN`, a nested `BEGIN`,
+///    a savepoint outside a block, a statement that cannot run in a transaction inside a
+///    block, two-phase commit.
 /// 3. **A no-transaction marker** (`-- preflight:no-transaction`, goose's
 ///    `-- +goose NO TRANSACTION`, sqlx's `-- no-transaction` as the first line, diesel's
-///    `run_in_transaction = false`) makes the body [`Kind::NoTransaction`]; it must then hold
-///    no transaction control at all (wrapper and savepoints included).
+///    `run_in_transaction = false`, pop's `.autocommit.`) makes a body without blocks
+///    [`Kind::NoTransaction`]; a savepoint or a stray `COMMIT` there is an error.
 /// 4. **Automatic no-transaction.** A body made only of statements that cannot run inside a
 ///    transaction block (`CREATE`/`DROP INDEX CONCURRENTLY`, `REINDEX ... CONCURRENTLY`,
 ///    `VACUUM`, `CREATE`/`DROP DATABASE`, `CREATE`/`DROP TABLESPACE`, `ALTER SYSTEM`,
 ///    `ALTER TABLE ... DETACH PARTITION ... CONCURRENTLY`, `CLUSTER` without a table) is
 ///    [`Kind::NoTransaction`] without a marker, as Flyway does: real projects write a lone
 ///    `CREATE INDEX CONCURRENTLY` file with no marker at all.
-/// 5. **A mix** of such statements and ordinary ones without a marker is an error: move the
-///    non-transactional statement to a migration of its own, or mark the file.
+/// 5. **A mix** of such statements and ordinary ones without a marker or blocks is an error:
+///    move the non-transactional statement to a migration of its own, or mark the file. A
+///    `ROLLBACK` or two-phase commit in a transactional body is an error (it would undo or
+///    commit the migration behind the runner's back); savepoints are fine.
 ///
 /// An empty or comment-only body is a valid no-op with zero statements.
 pub mod kind_rules {}
@@ -149,16 +163,74 @@ impl FromStr for LintLevel {
     }
 }
 
-/// How to check a directory. `Options::default()` is PostgreSQL, lints as warnings, every
-/// version linted.
+/// The rule of the note that a file runs as a script of its own transaction blocks.
+pub const RUNS_AS_SCRIPT: &str = "runs-as-script";
+
+impl Dialect {
+    /// The dialect's name in pop's file names (`postgres`, `sqlite3`, `mysql`).
+    fn pop_name(&self) -> &'static str {
+        match self {
+            Dialect::Postgres => "postgres",
+            Dialect::Sqlite => "sqlite3",
+            Dialect::Mysql => "mysql",
+        }
+    }
+
+    /// The dialect's name (`postgres`, `sqlite`, `mysql`), as `embed!(.., dialect = ..)` takes
+    /// it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Dialect::Postgres => "postgres",
+            Dialect::Sqlite => "sqlite",
+            Dialect::Mysql => "mysql",
+        }
+    }
+}
+
+/// How to check a directory. `Options::default()` is PostgreSQL, the known layouts, the
+/// default lints (lock and safety risks) as warnings, every version linted.
+///
+/// ```
+/// use preflight_check::Options;
+/// let options = Options::default()
+///     .names("V{version}.{name}.{direction}.sql".parse().unwrap())
+///     .enable("style").unwrap()
+///     .allow("require-concurrent-index-deletion, not-a-migration").unwrap();
+/// # let _ = options;
+/// assert!(Options::default().allow("no-such-rule").is_err());
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     dialect: Dialect,
     lints: LintLevel,
     lint_since: Option<Version>,
+    names: Option<NamePattern>,
+    selection: lint::Selection,
 }
 
 impl Options {
+    /// Reads file names with a declared pattern (home-grown runners), e.g.
+    /// `V{version}.{name}.{direction}.sql`; see [`NamePattern`].
+    pub fn names(mut self, pattern: NamePattern) -> Options {
+        self.names = Some(pattern);
+        self
+    }
+
+    /// Turns on opt-in rules (by name, or a group: `style`, `compatibility`), comma-separated;
+    /// any squawk rule name works too. An unknown name is an error.
+    pub fn enable(mut self, rules: &str) -> Result<Options, String> {
+        self.selection.enable(rules)?;
+        Ok(self)
+    }
+
+    /// Turns rules off for the whole project (by name, or a group: `lock`, `safety`, ...),
+    /// comma-separated, including Preflight's own `not-a-migration` and `runs-as-script`. An
+    /// unknown name is an error.
+    pub fn allow(mut self, rules: &str) -> Result<Options, String> {
+        self.selection.allow(rules)?;
+        Ok(self)
+    }
+
     /// Sets the dialect.
     pub fn dialect(mut self, dialect: Dialect) -> Options {
         self.dialect = dialect;
@@ -179,12 +251,14 @@ impl Options {
     }
 }
 
-/// A checked migration directory: what the runtime needs, plus the lint warnings.
+/// A checked migration directory: what the runtime needs, plus the lint warnings and notes.
 #[derive(Debug)]
 pub struct Checked {
     layout: Option<Layout>,
+    dialect: Dialect,
     migrations: Vec<CheckedMigration>,
     warnings: Vec<Diagnostic>,
+    notes: Vec<Diagnostic>,
 }
 
 /// One checked migration.
@@ -203,6 +277,11 @@ pub struct CheckedBody {
     file: Arc<SourceFile>,
     statements: Vec<Span>,
     kind: Kind,
+    timeouts: Timeouts,
+    /// Why the body did not pass the checks (only in [`check_dir_partial`]'s result): it is
+    /// then kept whole, as one transactional statement, so that versions and checksums can be
+    /// shown.
+    problems: Vec<Diagnostic>,
 }
 
 impl Checked {
@@ -216,9 +295,19 @@ impl Checked {
         &self.migrations
     }
 
-    /// The lint findings, when lints are warnings.
+    /// The lint findings (and files that are not migrations), when lints are warnings.
     pub fn warnings(&self) -> &[Diagnostic] {
         &self.warnings
+    }
+
+    /// Notes: how some files run (e.g. as a script of their own transaction blocks).
+    pub fn notes(&self) -> &[Diagnostic] {
+        &self.notes
+    }
+
+    /// The dialect the directory was checked in.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
     }
 
     /// The migration set, owning its texts (what the CLI runs). The checksum of each migration
@@ -242,9 +331,14 @@ impl Checked {
                     .collect(),
             })
             .collect();
-        // Versions were checked unique when the directory was read.
-        Migrations::from_parts(parts)
-            .unwrap_or_else(|v| unreachable!("duplicate version {v} passed the directory check"))
+        // Versions were checked unique when the directory was read (a partial check keeps
+        // only the first file of a duplicate version).
+        let set = Migrations::from_parts(parts)
+            .unwrap_or_else(|v| unreachable!("duplicate version {v} passed the directory check"));
+        set.with_checks(
+            self.dialect.name(),
+            self.warnings.iter().map(ToString::to_string).collect(),
+        )
     }
 }
 
@@ -330,9 +424,23 @@ impl CheckedBody {
     pub fn kind(&self) -> Kind {
         self.kind
     }
+    /// Whether the body failed the checks (only in [`check_dir_partial`]'s result).
+    pub fn failed(&self) -> bool {
+        !self.problems.is_empty()
+    }
+    /// Why the body failed the checks (empty when it passed).
+    pub fn problems(&self) -> &[Diagnostic] {
+        &self.problems
+    }
+
+    /// Its own time limits (`-- preflight:lock-timeout`, `-- preflight:statement-timeout`).
+    pub fn timeouts(&self) -> Timeouts {
+        self.timeouts
+    }
 
     fn to_body(&self) -> Body {
         Body::owned(self.file.text.clone(), self.statements.clone(), self.kind)
+            .with_timeouts(self.timeouts)
     }
 }
 
@@ -340,13 +448,45 @@ impl CheckedBody {
 /// user wrote, e.g. `migrations`). On failure, returns every error of the directory (names,
 /// layout, SQL of every file, and lint findings when lints are denied), sorted by file and line.
 pub fn check_dir(dir: &Path, display: &str, opts: &Options) -> Result<Checked, Vec<Diagnostic>> {
-    let (source, mut errors) = source::scan_dir(dir, display);
-    let mut warnings = Vec::new();
+    let (checked, errors) = check_dir_partial(dir, display, opts);
+    if errors.is_empty() {
+        Ok(checked)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Like [`check_dir`], but returns what could be read together with every error, for commands
+/// that only look (`preflight status` on a directory with a broken down file shows the status
+/// and lists the problems). A body that failed its checks is kept whole, as one transactional
+/// statement, and marked [`CheckedBody::failed`]: it must not be run as if it had passed (the
+/// CLI refuses to run one). For a duplicate version, the first file is kept. The result is
+/// complete exactly when the error list is empty.
+pub fn check_dir_partial(dir: &Path, display: &str, opts: &Options) -> (Checked, Vec<Diagnostic>) {
+    let mut source_options = SourceOptions::default().dialect(opts.dialect.pop_name());
+    if opts.dialect == Dialect::Postgres {
+        source_options = source_options.comments(sql::line_comment_starts);
+    }
+    if let Some(pattern) = &opts.names {
+        source_options = source_options.pattern(pattern.clone());
+    }
+    let (source, mut errors) = source::scan_dir(dir, display, &source_options);
+    let mut warnings: Vec<Diagnostic> = source
+        .warnings
+        .into_iter()
+        .filter(|w| {
+            !w.rule
+                .as_deref()
+                .is_some_and(|r| opts.selection.allows_own(r))
+        })
+        .collect();
+    let mut notes = Vec::new();
     let mut migrations = Vec::new();
     for outcome in check_all(&source.migrations, opts) {
         errors.extend(outcome.errors);
         warnings.extend(outcome.warnings);
-        migrations.extend(outcome.migration);
+        notes.extend(outcome.notes);
+        migrations.push(outcome.migration);
     }
     if opts.lints == LintLevel::Deny {
         for mut w in warnings.drain(..) {
@@ -358,23 +498,24 @@ pub fn check_dir(dir: &Path, display: &str, opts: &Options) -> Result<Checked, V
     if errors.is_empty() && opts.dialect == Dialect::Sqlite {
         errors.extend(sqlite::apply_chain(&migrations));
     }
-    if errors.is_empty() {
-        Ok(Checked {
-            layout: source.layout,
-            migrations,
-            warnings,
-        })
-    } else {
-        sort(&mut errors);
-        Err(errors)
-    }
+    sort(&mut errors);
+    sort(&mut warnings);
+    let checked = Checked {
+        layout: source.layout,
+        dialect: opts.dialect,
+        migrations,
+        warnings,
+        notes,
+    };
+    (checked, errors)
 }
 
 /// What checking one migration gave.
 struct Outcome {
-    migration: Option<CheckedMigration>,
+    migration: CheckedMigration,
     errors: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
+    notes: Vec<Diagnostic>,
 }
 
 /// Below this many migrations, threads cost more than they save.
@@ -414,32 +555,37 @@ fn check_all(migrations: &[SourceMigration], opts: &Options) -> Vec<Outcome> {
 }
 
 fn check_migration(m: &SourceMigration, opts: &Options) -> Outcome {
-    let mut errors = Vec::new();
-    let mut warnings = Vec::new();
-    let lint =
-        opts.lints != LintLevel::Allow && opts.lint_since.is_none_or(|since| m.version > since);
-    let up = check_body(&m.up, opts.dialect, lint, &mut errors, &mut warnings);
+    let mut report = BodyReport::default();
+    let lint = (opts.lints != LintLevel::Allow
+        && opts.lint_since.is_none_or(|since| m.version > since))
+    .then_some(&opts.selection);
+    let up = check_body(&m.up, opts, lint, &mut report);
     // Down bodies are checked but not linted: undoing a migration is destructive by nature
     // (`DROP TABLE` in nearly every down file), so every finding would be noise.
-    let down = match &m.down {
-        None => Some(None),
-        Some(d) => check_body(d, opts.dialect, false, &mut errors, &mut warnings).map(Some),
-    };
-    let migration = match (up, down) {
-        (Some(up), Some(down)) => Some(CheckedMigration {
+    let down = m
+        .down
+        .as_ref()
+        .map(|d| check_body(d, opts, None, &mut report));
+    Outcome {
+        migration: CheckedMigration {
             version: m.version,
             name: m.name.clone(),
             up,
             down,
             requires: m.up.directives.requires.clone(),
-        }),
-        _ => None,
-    };
-    Outcome {
-        migration,
-        errors,
-        warnings,
+        },
+        errors: report.errors,
+        warnings: report.warnings,
+        notes: report.notes,
     }
+}
+
+/// What checking bodies found.
+#[derive(Default)]
+struct BodyReport {
+    errors: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
+    notes: Vec<Diagnostic>,
 }
 
 /// Sorts by file, then line and column (directory-level problems first, as their path is the
@@ -475,42 +621,120 @@ fn natural_key(path: &str) -> Vec<(String, u128, usize)> {
     key
 }
 
-/// Checks one body; problems go to `errors`, lint findings to `warnings`.
+/// Checks one body; problems, findings and notes go to `report`. A body that fails is returned
+/// whole and marked failed (see [`check_dir_partial`]).
 fn check_body(
     body: &SourceBody,
-    dialect: Dialect,
-    lint: bool,
-    errors: &mut Vec<Diagnostic>,
-    warnings: &mut Vec<Diagnostic>,
-) -> Option<CheckedBody> {
-    match dialect {
-        Dialect::Postgres => {}
+    opts: &Options,
+    lint: Option<&lint::Selection>,
+    report: &mut BodyReport,
+) -> CheckedBody {
+    let before = report.errors.len();
+    let checked = match opts.dialect {
+        Dialect::Postgres => check_postgres_body(body, lint, report),
         #[cfg(feature = "sqlite")]
-        Dialect::Sqlite => return sqlite::check_body(body, errors),
+        Dialect::Sqlite => sqlite::check_body(body, &mut report.errors),
         // Refused when the options were parsed.
         #[cfg(not(feature = "sqlite"))]
-        Dialect::Sqlite => return None,
-        // Its "not checked" notes have no channel to the user yet: dropped.
+        Dialect::Sqlite => None,
         #[cfg(feature = "mysql")]
-        Dialect::Mysql => return mysql::check_body(body, errors, &mut Vec::new()),
+        Dialect::Mysql => mysql::check_body(body, &mut report.errors, &mut report.notes),
         #[cfg(not(feature = "mysql"))]
-        Dialect::Mysql => return None,
+        Dialect::Mysql => None,
+    };
+    match checked {
+        Some(checked) if report.errors.len() == before => {
+            if checked.kind == Kind::Script {
+                let allowed = body.directives.allow.iter().any(|a| a == RUNS_AS_SCRIPT)
+                    || opts.selection.allows_own(RUNS_AS_SCRIPT);
+                if !allowed {
+                    report.notes.push(script_note(&checked));
+                }
+            }
+            checked
+        }
+        _ => unchecked(body, report.errors[before..].to_vec()),
     }
+}
+
+/// The note for a body that runs as a script of its own transaction blocks.
+fn script_note(body: &CheckedBody) -> Diagnostic {
+    let blocks = body
+        .statements
+        .iter()
+        .filter(|s| s.commit_at().is_some())
+        .count();
+    let others = body.statements.len() - blocks;
+    let offset = body.statements.first().map_or(0, |s| s.range().start);
+    Diagnostic {
+        level: Level::Note,
+        rule: Some(RUNS_AS_SCRIPT.to_owned()),
+        ..Diagnostic::error_at(
+            body.file.display.clone(),
+            &body.file.text,
+            offset,
+            format!(
+                "the file manages its own transactions, so it runs as a script, as written: \
+                 {blocks} `BEGIN; ... COMMIT;` block(s), each atomic, and {others} statement(s) \
+                 between them, each on its own, outside Preflight's transaction; progress is \
+                 recorded after each, so a failure resumes at the block or statement that failed"
+            ),
+        )
+    }
+}
+
+/// A body that failed its checks, kept whole so that its version and checksum stay known.
+fn unchecked(body: &SourceBody, problems: Vec<Diagnostic>) -> CheckedBody {
+    let text = &body.file.text[body.range.clone()];
+    let start = body.range.start + (text.len() - text.trim_start().len());
+    let end = body.range.start + text.trim_end().len();
+    let statements = if start < end {
+        vec![span_of(&sql::Statement {
+            range: start..end,
+            class: sql::Class::Ordinary,
+        })]
+    } else {
+        Vec::new()
+    };
+    CheckedBody {
+        file: body.file.clone(),
+        statements,
+        kind: Kind::Transactional,
+        timeouts: body.directives.timeouts,
+        problems,
+    }
+}
+
+/// Checks one body in PostgreSQL's dialect.
+fn check_postgres_body(
+    body: &SourceBody,
+    lint: Option<&lint::Selection>,
+    report: &mut BodyReport,
+) -> Option<CheckedBody> {
     let file = &body.file;
     let error_at = |offset: usize, message: String| {
         Diagnostic::error_at(file.display.clone(), &file.text, offset, message)
     };
+    let errors = &mut report.errors;
     let before = errors.len();
 
-    let (allowed, unknown) = lint::allowed_rules(&body.directives.allow);
-    for name in unknown {
+    let mut all_allowed: Vec<String> = body.directives.allow.clone();
+    all_allowed.extend(
+        body.directives
+            .allow_statement
+            .iter()
+            .flat_map(|a| a.rules.iter().cloned()),
+    );
+    let (allowed, _) = lint::allowed_rules(&body.directives.allow);
+    for name in lint::allowed_rules(&all_allowed).1 {
         let offset = allow_directive_offset(&file.text, &name);
         errors.push(error_at(
             offset,
             format!(
-                "unknown lint rule `{name}` in `-- preflight:allow(...)`: use a squawk rule name \
-                 such as `require-concurrent-index-creation` or `ban-drop-column` (see \
-                 https://squawkhq.com/docs/rules)"
+                "unknown lint rule `{name}` in `-- preflight:allow`: use a rule name from \
+                 LINTS.md such as `require-concurrent-index-creation`, a group (`lock`, `brief-lock`, \
+                 `safety`, `compatibility`, `style`), or a squawk rule name \
+                 (https://squawkhq.com/docs/rules)"
             ),
         ));
     }
@@ -526,57 +750,59 @@ fn check_body(
         }
     }
     // Transaction rules only make sense on a body that parsed.
-    let decision = if errors.len() == before {
-        match kind::decide(
-            &file.text,
-            analysis.statements.clone(),
-            body.directives.no_transaction,
-        ) {
-            Ok(d) => Some(d),
-            Err(problems) => {
-                errors.extend(problems.into_iter().map(|p| error_at(p.offset, p.message)));
-                None
-            }
-        }
-    } else {
-        None
-    };
-    let decision = decision?;
-
-    if lint {
-        // A wrapped file shows squawk its own `BEGIN`, so squawk must not assume another one.
-        let in_transaction = decision.kind == Kind::Transactional && !decision.wrapped;
-        warnings.extend(lint::lint(
-            &analysis,
-            &file.text,
-            &file.display,
-            in_transaction,
-            &allowed,
-        ));
-    }
     if errors.len() != before {
         return None;
     }
-    let statements = decision
-        .statements
-        .iter()
-        .map(|s| span(s.range.clone()))
-        .collect();
+    let decision = match kind::decide(
+        &file.text,
+        analysis.statements.clone(),
+        body.directives.no_transaction,
+    ) {
+        Ok(d) => d,
+        Err(problems) => {
+            errors.extend(problems.into_iter().map(|p| error_at(p.offset, p.message)));
+            return None;
+        }
+    };
+
+    if let Some(selection) = lint {
+        let cx = lint::Context {
+            file_text: &file.text,
+            display: &file.display,
+            kind: decision.kind,
+            wrapped: decision.wrapped,
+            file_allow: &allowed,
+            statement_allow: &body.directives.allow_statement,
+        };
+        report
+            .warnings
+            .extend(lint::lint(&analysis, &cx, selection));
+    }
+    let statements = decision.statements.iter().map(span_of).collect();
     Some(CheckedBody {
         file: file.clone(),
         statements,
         kind: decision.kind,
+        timeouts: body.directives.timeouts,
+        problems: Vec::new(),
     })
 }
 
-fn span(range: std::ops::Range<usize>) -> Span {
+/// The runtime's span of a statement or block.
+fn span_of(statement: &sql::Statement) -> Span {
     // Spans are u32 (they live in the binary): a 4 GiB migration file is not realistic, and
     // saturating makes a later slice fail loudly instead of silently pointing elsewhere.
     let to_u32 = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-    Span::new(to_u32(range.start), to_u32(range.end))
+    let range = &statement.range;
+    match statement.class {
+        sql::Class::Block { commit } => {
+            Span::block(to_u32(range.start), to_u32(commit), to_u32(range.end))
+        }
+        _ => Span::new(to_u32(range.start), to_u32(range.end)),
+    }
 }
 
-/// Where the `-- preflight:allow(...)` naming `rule` is, for the error's caret.
+/// Where the `-- preflight:allow ...` naming `rule` is, for the error's caret.
 fn allow_directive_offset(text: &str, rule: &str) -> usize {
     let mut offset = 0;
     for line in text.split_inclusive('\n') {

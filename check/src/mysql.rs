@@ -37,7 +37,7 @@ mod transaction;
 
 use std::ops::Range;
 
-use preflight_runtime::source::{Diagnostic, SourceBody};
+use preflight_runtime::source::{Diagnostic, Level, SourceBody};
 use preflight_runtime::Kind;
 
 use crate::sql::Statement;
@@ -98,7 +98,7 @@ pub(crate) fn check_body(
             ));
         } else if let Err(refusal) = grammar::parse(text) {
             notes.push(Diagnostic {
-                level: preflight_runtime::source::Level::Warning,
+                level: Level::Note,
                 ..error_at(
                     range.start + refusal.offset,
                     format!(
@@ -133,12 +133,10 @@ pub(crate) fn check_body(
     };
     Some(CheckedBody {
         file: file.clone(),
-        statements: decision
-            .statements
-            .iter()
-            .map(|s| crate::span(s.range.clone()))
-            .collect(),
+        statements: decision.statements.iter().map(crate::span_of).collect(),
         kind,
+        timeouts: body.directives.timeouts,
+        problems: Vec::new(),
     })
 }
 

@@ -23,6 +23,9 @@ pub(crate) enum Class {
     Savepoint,
     /// `PREPARE TRANSACTION`, `COMMIT PREPARED`, `ROLLBACK PREPARED`.
     TwoPhase,
+    /// A whole explicit block of a script body, from its `BEGIN` to its `COMMIT`, which starts
+    /// at byte `commit` of the file (made by the transaction rules, never by the parser).
+    Block { commit: usize },
 }
 
 /// One statement of a body: its byte range in the *file* (ending after its `;` when it has one)
@@ -75,7 +78,9 @@ pub(crate) fn analyze(file_text: &str, range: Range<usize>) -> Analysis {
         base += '\u{feff}'.len_utf8();
     }
     let text = &file_text[base..range.end];
-    let parse = SourceFile::parse(text);
+    // squawk's parser lexes on its own: hand it the text with the one construct its lexer reads
+    // otherwise than PostgreSQL masked (same length, so every offset stays the file's).
+    let parse = SourceFile::parse(&mask_escape_continuations(text));
     let root = parse.syntax_node();
 
     let mut statements = Vec::new();
@@ -157,7 +162,7 @@ fn to_range(r: rowan::TextRange) -> Range<usize> {
 
 /// Statement nodes are the root's child nodes, minus the empty statement (a lone `;`) and error
 /// nodes (already reported as syntax errors).
-fn is_statement(kind: SyntaxKind) -> bool {
+pub(crate) fn is_statement(kind: SyntaxKind) -> bool {
     !matches!(kind, SyntaxKind::EMPTY_STMT | SyntaxKind::ERROR)
 }
 
@@ -241,64 +246,174 @@ fn line_of(text: &str, offset: usize) -> Range<usize> {
     start..end
 }
 
+/// squawk's tokens with their byte ranges, corrected where PostgreSQL's lexer reads otherwise:
+/// a string that continues an escape string (`E'a'` then a newline then `'b\'c'`) is read
+/// with backslash escapes too, as PostgreSQL does (squawk reads the continuation as a standard
+/// string, which ends at `\'`). Property-tested against libpg_query's scanner.
+pub(crate) fn lex(text: &str) -> Vec<(squawk_lexer::TokenKind, Range<usize>)> {
+    use squawk_lexer::{LiteralKind, TokenKind};
+    let mut tokens = Vec::new();
+    let mut offset = 0usize;
+    // Whether the last string token was an escape string, and a newline has been seen since.
+    let mut escaping = false;
+    let mut continued = false;
+    let mut rest = squawk_lexer::tokenize(text);
+    while let Some(token) = rest.next() {
+        let start = offset;
+        offset += token.len as usize;
+        let range = start..offset.min(text.len());
+        match token.kind {
+            TokenKind::Whitespace => {
+                continued |= escaping && text[range.clone()].contains('\n');
+            }
+            TokenKind::Literal {
+                kind: LiteralKind::Str { .. },
+            } if escaping && continued => {
+                // Re-read from here as the continuation of an escape string.
+                let reread = format!("E{}", &text[start..]);
+                let mut inner = squawk_lexer::tokenize(&reread);
+                if let Some(first) = inner.next() {
+                    let end = start + first.len as usize - 1;
+                    tokens.push((first.kind, start..end.min(text.len())));
+                    offset = end;
+                    // Offsets of the new iterator continue from `offset`.
+                    rest = squawk_lexer::tokenize(&text[offset.min(text.len())..]);
+                    continued = false;
+                    continue;
+                }
+            }
+            TokenKind::Literal {
+                kind: LiteralKind::EscStr { .. },
+            } => {
+                escaping = true;
+                continued = false;
+            }
+            // PostgreSQL's continuation allows `--` comments between the parts, not `/* */`.
+            TokenKind::LineComment => {}
+            _ => {
+                escaping = false;
+                continued = false;
+            }
+        }
+        tokens.push((token.kind, range));
+    }
+    tokens
+}
+
+/// `text` with the contents of every string that continues an escape string (see [`lex`])
+/// replaced by `x`s of the same byte length, so that squawk's parser, which reads such a
+/// continuation as a standard string, sees a plain string where PostgreSQL sees one.
+fn mask_escape_continuations(text: &str) -> std::borrow::Cow<'_, str> {
+    use squawk_lexer::{LiteralKind, TokenKind};
+    let continuations: Vec<Range<usize>> = lex(text)
+        .into_iter()
+        .filter(|(kind, range)| {
+            matches!(
+                kind,
+                TokenKind::Literal {
+                    kind: LiteralKind::EscStr { .. }
+                }
+            ) && text[range.clone()].starts_with('\'')
+        })
+        .map(|(_, range)| range)
+        .collect();
+    if continuations.is_empty() {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut bytes = text.as_bytes().to_vec();
+    for r in continuations {
+        let end = if text[r.clone()].len() > 1 && text[r.clone()].ends_with('\'') {
+            r.end - 1
+        } else {
+            r.end
+        };
+        for b in &mut bytes[r.start + 1..end] {
+            *b = b'x';
+        }
+    }
+    // Only whole strings' insides were replaced, by ASCII: still UTF-8.
+    std::borrow::Cow::Owned(String::from_utf8(bytes).unwrap_or_else(|_| text.to_owned()))
+}
+
+/// Where the `--` comments of a text start (sorted), for the directive reader.
+pub(crate) fn line_comment_starts(text: &str) -> Vec<usize> {
+    lex(text)
+        .into_iter()
+        .filter(|(kind, _)| *kind == squawk_lexer::TokenKind::LineComment)
+        .map(|(_, range)| range.start)
+        .collect()
+}
+
 /// psql meta-commands (`\connect`, `\set`, `\gset`, ...) and psql variables (`:'var'`,
-/// `:"var"`, `:{?var}`), found with squawk's lexer so that backslashes and colons inside strings,
-/// quoted identifiers, comments and dollar-quoted bodies do not count. A bare `:name` is left
-/// alone: it is also array-slice syntax (`a[1:n]`).
+/// `:"var"`, `:{?var}`), found on squawk's lexer's tokens, so that backslashes and colons inside
+/// strings (`E'it\'s'`), quoted identifiers, comments (nested ones too) and dollar-quoted bodies
+/// (with tags, holding PL/pgSQL's `:=` and `$1`) do not count. A colon is a psql variable only
+/// when it is on its own: not half of a `::` cast (`col::text::"MyEnum"`), not followed by `=`
+/// (`:=`), and not an array slice bound (`a[1:'2']`, `a[:"n"]`, inside brackets). A bare
+/// `:name` is left alone: it is also array-slice syntax (`a[1:n]`). PostgreSQL's own lexer has
+/// no token starting with a backslash outside strings, so such a token is psql's.
 fn psql_constructs(text: &str) -> Vec<(usize, String)> {
     use squawk_lexer::{LiteralKind, TokenKind};
+    let tokens = lex(text);
     let mut found = Vec::new();
-    let mut offset = 0usize;
-    let mut previous: Option<(TokenKind, usize)> = None;
-    for token in squawk_lexer::tokenize(text) {
-        let len = token.len as usize;
-        let start = offset;
-        offset += len;
-        let token_text = &text[start..(start + len).min(text.len())];
-        if matches!(token.kind, TokenKind::Unknown) && token_text.starts_with('\\') {
-            let line = &text[line_of(text, start)];
-            let from = line_of(text, start).start;
-            let command: String = text[start..from + line.len()]
+    let mut brackets = 0usize;
+    for (i, (kind, range)) in tokens.iter().enumerate() {
+        match kind {
+            TokenKind::OpenBracket => brackets += 1,
+            TokenKind::CloseBracket => brackets = brackets.saturating_sub(1),
+            _ => {}
+        }
+        let token_text = &text[range.clone()];
+        if matches!(kind, TokenKind::Unknown) && token_text.starts_with('\\') {
+            let line = line_of(text, range.start);
+            let command: String = text[range.start..line.end]
                 .chars()
                 .skip(1)
                 .take_while(|c| c.is_alphanumeric() || *c == '!' || *c == '?' || *c == '.')
                 .collect();
             found.push((
-                start,
+                range.start,
                 format!(
                     "psql meta-command `\\{command}`: migrations run through a database driver, \
                      which cannot run psql commands; remove it (connect to the right database \
                      and set variables in the application instead)"
                 ),
             ));
+            continue;
         }
-        if let Some((TokenKind::Colon, colon_at)) = previous {
-            if colon_at + 1 == start {
-                let variable = match token.kind {
-                    TokenKind::Literal {
-                        kind: LiteralKind::Str { .. },
-                    }
-                    | TokenKind::QuotedIdent { .. } => Some(token_text),
-                    TokenKind::OpenCurly => Some("{?...}"),
-                    _ => None,
-                };
-                if let Some(variable) = variable {
-                    found.push((
-                        colon_at,
-                        format!(
-                            "psql variable `:{variable}`: migrations run through a database \
-                             driver, which does not interpolate psql variables; write the value \
-                             in the SQL"
-                        ),
-                    ));
-                }
+        if *kind != TokenKind::Colon || brackets > 0 {
+            continue;
+        }
+        // Half of `::`: the colon before or after it is adjacent.
+        let adjacent_colon = |j: Option<usize>| {
+            j.and_then(|j| tokens.get(j)).is_some_and(|(k, r)| {
+                *k == TokenKind::Colon && (r.end == range.start || r.start == range.end)
+            })
+        };
+        if adjacent_colon(i.checked_sub(1)) || adjacent_colon(Some(i + 1)) {
+            continue;
+        }
+        let Some((next, next_range)) = tokens.get(i + 1) else {
+            continue;
+        };
+        if next_range.start != range.end {
+            continue;
+        }
+        let variable = match next {
+            TokenKind::Literal {
+                kind: LiteralKind::Str { .. },
             }
-        }
-        if !matches!(token.kind, TokenKind::Whitespace)
-            || matches!(previous, Some((TokenKind::Colon, _)))
-        {
-            previous = Some((token.kind, start));
-        }
+            | TokenKind::QuotedIdent { .. } => &text[next_range.clone()],
+            TokenKind::OpenCurly => "{?...}",
+            _ => continue,
+        };
+        found.push((
+            range.start,
+            format!(
+                "psql variable `:{variable}`: migrations run through a database driver, which \
+                 does not interpolate psql variables; write the value in the SQL"
+            ),
+        ));
     }
     found
 }
@@ -442,6 +557,50 @@ mod tests {
     }
 
     #[test]
+    fn colons_of_casts_assignments_and_slices_are_not_psql_variables() {
+        // Each construct of issue #14, class 1: PostgreSQL accepts all of them.
+        for valid in [
+            r#"ALTER TABLE t ALTER COLUMN c TYPE "MyEnum" USING c::text::"MyEnum";"#,
+            r#"select x::"MyEnum", y ::"T", z:: "T";"#,
+            r#"select (array[1,2,3])[1:'2'], (array[1,2,3])[:"n"] from (select 2 as n) s;"#,
+            "select a[1:2], a[1:n], a[:3] from t;",
+            "DO $body$ DECLARE x int; BEGIN x := 1; PERFORM $1; END $body$;",
+            "CREATE FUNCTION f(int) RETURNS int AS 'select $1 :: int' LANGUAGE sql;",
+            r#"select E'it\'s :''x''', 'a\', ':"y"';"#,
+            r#"/* a /* nested :'x' */ still a comment \connect */ select 1;"#,
+            r#"select U&"d\0061t\+000061" from t;"#,
+            r#"select '{"a":1}'::jsonb ? 'a', j ?| array['a'], j ?& array['b'], j @> '{}', j #>> '{a}' from t;"#,
+            r#"select $tag$ :'x' \set $tag$;"#,
+            "-- :'x' \\connect in a comment\nselect 1;",
+        ] {
+            assert!(problems(valid).is_empty(), "{valid}: {:?}", problems(valid));
+        }
+    }
+
+    #[test]
+    fn a_string_continuing_an_escape_string_keeps_its_escapes() {
+        // PostgreSQL reads `'\' :"x"'` as the continuation of `E'a'`: one string, no variable.
+        let text = "select E'a'\n'\\' :\"x\"';";
+        assert!(
+            psql_constructs(text).is_empty(),
+            "{:?}",
+            psql_constructs(text)
+        );
+        // A `--` comment may sit between the parts; a `/* */` comment ends the continuation.
+        let text = "select E'a' -- c\n'\\' :\"x\"';";
+        assert!(
+            psql_constructs(text).is_empty(),
+            "{:?}",
+            psql_constructs(text)
+        );
+        let text = "select E'a' /* c */\n'\\' :\"x\"';";
+        assert_eq!(psql_constructs(text).len(), 1);
+        // Without the newline it is a new standard string, and `:"x"` a psql variable.
+        let text = "select 'a' '\\' :\"x\"';";
+        assert_eq!(psql_constructs(text).len(), 1);
+    }
+
+    #[test]
     fn refuses_copy_from_stdin_and_ignores_its_rows() {
         let text = "COPY t (a, b) FROM stdin;\n1\t2\n3\t4\n\\.\nselect 1;\n";
         let p = problems(text);
@@ -468,5 +627,216 @@ mod tests {
         let text = "vacuum;";
         let s = &analyze(text, 0..text.len()).statements[0];
         assert_eq!(s.head(text), "vacuum");
+    }
+}
+
+/// The lexer squawk gives us, compared with PostgreSQL's own (libpg_query's scanner, feature
+/// `exact-grammar`) on generated SQL made of the constructs token-level rules get wrong: the
+/// opaque regions (strings of every kind, quoted identifiers, comments, dollar-quoted bodies)
+/// must be exactly the same byte ranges, and so must the psql variables found on them.
+#[cfg(all(test, feature = "exact-grammar"))]
+mod against_postgres_lexer {
+    use std::ops::Range;
+
+    use pg_query::protobuf::Token;
+    use proptest::prelude::*;
+
+    use super::psql_constructs;
+
+    const PIECES: &[&str] = &[
+        "'it''s'",
+        "E'it\\'s'",
+        "e'\\\\'",
+        "'a\\'",
+        "$$ x ; :'y' $$",
+        "$tag$ $$ \\set $tag$",
+        "$a$b$a$",
+        "/* a /* b */ c */",
+        "/* :'x' */",
+        "-- c :'x' \\connect\n",
+        "\"MyEnum\"",
+        "\"a\"\"b\"",
+        "U&\"d\\0061t\"",
+        "U&'x'",
+        "B'101'",
+        "X'ff'",
+        "N'x'",
+        "::",
+        ":",
+        ":=",
+        "[",
+        "]",
+        "1",
+        "1.5",
+        "a",
+        "col",
+        "?",
+        "?|",
+        "?&",
+        "@>",
+        "#>>",
+        ";",
+        " ",
+        "\n",
+        "(",
+        ")",
+        ",",
+        "'x'",
+        "$1",
+        "$name",
+        "-",
+        "+",
+        "*",
+        "=",
+        "<>",
+        "text",
+        "select",
+        // Adjacent on purpose: casts, assignments, slices and psql variables.
+        "c::text::\"MyEnum\"",
+        "x:=1",
+        "a[1:2]",
+        "a[1:'2']",
+        "a[:\"n\"]",
+        ":'v'",
+        ":\"v\"",
+        ":{?v}",
+        "f(:'v')",
+        "'{\"a\":1}'::jsonb",
+        "E'\\'':'",
+    ];
+    const SEPARATORS: &[&str] = &[" ", "\n", "  ", "\t"];
+
+    /// The opaque regions of PostgreSQL's scan, or `None` when it refuses the text.
+    fn postgres(text: &str) -> Option<Vec<Range<usize>>> {
+        let scan = pg_query::scan(text).ok()?;
+        Some(
+            scan.tokens
+                .iter()
+                .filter(|t| {
+                    let kind = Token::try_from(t.token).unwrap_or(Token::Nul);
+                    let start = t.start as usize;
+                    match kind {
+                        Token::Sconst
+                        | Token::Usconst
+                        | Token::Bconst
+                        | Token::Xconst
+                        | Token::SqlComment
+                        | Token::CComment
+                        | Token::Uident => true,
+                        // Quoted identifiers are IDENT too.
+                        Token::Ident => text[start..].starts_with('"'),
+                        _ => false,
+                    }
+                })
+                .map(|t| t.start as usize..t.end as usize)
+                .collect(),
+        )
+    }
+
+    fn squawk(text: &str) -> Vec<Range<usize>> {
+        use squawk_lexer::{LiteralKind as L, TokenKind as K};
+        let mut found = Vec::new();
+        for (kind, range) in super::lex(text) {
+            let opaque = match kind {
+                K::LineComment => {
+                    // PostgreSQL's comment token stops before the newline.
+                    found.push(
+                        range.start..range.end - text[range.clone()].ends_with('\n') as usize,
+                    );
+                    continue;
+                }
+                K::BlockComment { .. } | K::QuotedIdent { .. } => true,
+                // PostgreSQL reads `N'x'` as the keyword NCHAR and the string `'x'`.
+                K::Literal {
+                    kind: L::NationalStr { .. },
+                } => {
+                    found.push(range.start + 1..range.end);
+                    continue;
+                }
+                K::Literal { kind } => matches!(
+                    kind,
+                    L::Str { .. }
+                        | L::EscStr { .. }
+                        | L::UnicodeEscStr { .. }
+                        | L::DollarQuotedString { .. }
+                        | L::BitStr { .. }
+                        | L::ByteStr { .. }
+                ),
+                _ => false,
+            };
+            if opaque {
+                found.push(range);
+            }
+        }
+        found
+    }
+
+    /// The bytes inside opaque regions, whitespace aside: PostgreSQL continues a string after
+    /// whitespace holding a newline (`'a'\n'b'` is one constant), squawk makes two tokens of
+    /// it; the bytes that are string or comment are the same.
+    fn covered(text: &str, ranges: &[Range<usize>]) -> Vec<usize> {
+        let mut bytes: Vec<usize> = ranges
+            .iter()
+            .flat_map(|r| r.clone())
+            .filter(|&i| !text.as_bytes()[i].is_ascii_whitespace())
+            .collect();
+        bytes.sort_unstable();
+        bytes.dedup();
+        bytes
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+        #[test]
+        fn opaque_regions_match_postgres(
+            pieces in proptest::collection::vec((0..PIECES.len(), 0..SEPARATORS.len()), 1..24)
+        ) {
+            // Pieces are separated as in real SQL; the adjacent forms are pieces of their own.
+            let text: String = pieces
+                .iter()
+                .map(|&(i, s)| format!("{}{}", PIECES[i], SEPARATORS[s]))
+                .collect();
+            let Some(expected) = postgres(&text) else {
+                return Ok(());
+            };
+            prop_assert_eq!(
+                covered(&text, &squawk(&text)),
+                covered(&text, &expected),
+                "{:?}: squawk {:?}, PostgreSQL {:?}",
+                text,
+                squawk(&text),
+                expected
+            );
+            // psql variables only where PostgreSQL sees a lone `:` before a string or quoted name.
+            let scan = pg_query::scan(&text).unwrap();
+            let mut brackets = 0usize;
+            let mut expected_vars = Vec::new();
+            for (i, t) in scan.tokens.iter().enumerate() {
+                let s = &text[t.start as usize..t.end as usize];
+                match s {
+                    "[" => brackets += 1,
+                    "]" => brackets = brackets.saturating_sub(1),
+                    _ => {}
+                }
+                if s != ":" || brackets > 0 {
+                    continue;
+                }
+                if let Some(next) = scan.tokens.get(i + 1) {
+                    let n = &text[next.start as usize..];
+                    let kind = Token::try_from(next.token).unwrap_or(Token::Nul);
+                    let string = kind == Token::Sconst && n.starts_with('\'');
+                    let quoted = kind == Token::Ident && n.starts_with('"');
+                    if next.start == t.end && (string || quoted || n.starts_with('{')) {
+                        expected_vars.push(t.start as usize);
+                    }
+                }
+            }
+            let found: Vec<usize> = psql_constructs(&text)
+                .into_iter()
+                .filter(|(_, m)| m.starts_with("psql variable"))
+                .map(|(at, _)| at)
+                .collect();
+            prop_assert_eq!(found, expected_vars, "{:?}", text);
+        }
     }
 }

@@ -106,12 +106,10 @@ pub(crate) fn check_body(body: &SourceBody, errors: &mut Vec<Diagnostic>) -> Opt
     match crate::kind::decide(&file.text, statements, body.directives.no_transaction) {
         Ok(decision) => Some(CheckedBody {
             file: file.clone(),
-            statements: decision
-                .statements
-                .iter()
-                .map(|s| crate::span(s.range.clone()))
-                .collect(),
+            statements: decision.statements.iter().map(crate::span_of).collect(),
             kind: decision.kind,
+            timeouts: body.directives.timeouts,
+            problems: Vec::new(),
         }),
         Err(problems) => {
             errors.extend(problems.into_iter().map(|p| {

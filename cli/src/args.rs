@@ -1,6 +1,7 @@
 //! The command line, as clap parses it.
 
 use clap::{Args, Parser, Subcommand};
+use preflight_runtime::Timeout;
 
 /// Embed, check and apply SQL migrations; inspect and repair a database's migration history.
 #[derive(Debug, Parser)]
@@ -33,6 +34,16 @@ pub(crate) struct Global {
     /// `repair`, `adopt`) when several sets are migrated together.
     #[arg(long, global = true, value_name = "SET")]
     pub set: Option<String>,
+    /// The SQL dialect of the migration directory (default: `sqlite` for a `sqlite:` database
+    /// URL, `postgres` otherwise; `check`, which needs no database, uses `postgres` unless told).
+    /// In pop's layout it also picks the dialect's files. `mysql` (MySQL and MariaDB) is for
+    /// `check` and `new` only: there is no MySQL driver yet.
+    #[arg(long, global = true, value_parser = ["postgres", "sqlite", "mysql"])]
+    pub dialect: Option<String>,
+    /// A declared naming pattern for a home-grown runner's files, e.g.
+    /// `V{version}.{name}.{direction}.sql` (placeholders `{version}`, `{name}`, `{direction}`).
+    #[arg(long, global = true, value_name = "PATTERN")]
+    pub names: Option<String>,
     /// The history table, optionally schema-qualified (`schema.table`).
     #[arg(long, default_value = "preflight_history", global = true)]
     pub table: String,
@@ -40,6 +51,20 @@ pub(crate) struct Global {
     /// `2m`); the error then names the holder.
     #[arg(long, default_value = "60s", global = true, value_name = "DURATION")]
     pub lock_timeout: humantime::Duration,
+    /// The `lock_timeout` of every migration (`off`, or e.g. `500ms`, `5s`; default 1s): a
+    /// statement that waits longer for a table lock fails instead of queueing the table's
+    /// traffic behind it, and the migration is tried again (see --lock-retries). A
+    /// migration's `-- preflight:lock-timeout` directive wins.
+    #[arg(long, global = true, value_name = "DURATION|off")]
+    pub sql_lock_timeout: Option<Timeout>,
+    /// The `statement_timeout` of every migration (`off`, or a duration; default: the
+    /// server's). A migration's `-- preflight:statement-timeout` directive wins.
+    #[arg(long, global = true, value_name = "DURATION|off")]
+    pub sql_statement_timeout: Option<Timeout>,
+    /// How many times a migration blocked by a table lock is tried again, with back-off and
+    /// jitter, before the error names the table and the session holding it (default 5).
+    #[arg(long, global = true, value_name = "N")]
+    pub lock_retries: Option<u32>,
     /// Machine-readable output (one JSON document on stdout).
     #[arg(long, global = true)]
     pub json: bool,
@@ -78,6 +103,21 @@ pub(crate) enum Command {
         #[arg(long)]
         allow_out_of_order: bool,
     },
+    /// Wait, without migrating, until the database is current for these migrations (for an
+    /// init container or a replica while another process migrates); exit 1 on timeout.
+    Wait {
+        /// How long to wait before failing with what is still pending.
+        #[arg(long, default_value = "5m", value_name = "DURATION")]
+        timeout: humantime::Duration,
+    },
+    /// Compare the database's schema with what its applied migrations build in a scratch
+    /// database (dropped afterwards); exit 0 when they match, 1 when the schema drifted.
+    Drift {
+        /// The PostgreSQL server and role that create the scratch database (it needs the
+        /// CREATEDB privilege; default: --database-url).
+        #[arg(long, value_name = "URL")]
+        scratch_url: Option<String>,
+    },
     /// Revert applied migrations with their down files.
     Down {
         /// Revert everything above this version (of the set; `0`: everything, version 0
@@ -101,6 +141,13 @@ pub(crate) enum Command {
         /// Treat lint warnings as errors.
         #[arg(long)]
         deny_warnings: bool,
+        /// Turn a rule (or a group: lock, safety, compatibility, style) off for the project;
+        /// repeat it or separate names with commas.
+        #[arg(long, value_name = "RULE")]
+        allow: Vec<String>,
+        /// Turn an opt-in rule (or group) on; repeat it or separate names with commas.
+        #[arg(long, value_name = "RULE")]
+        enable: Vec<String>,
     },
     /// Record every migration up to VERSION as applied without running it (existing databases).
     Baseline {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use preflight_runtime::{redact_url, Connection};
+use preflight_runtime::{redact_url, Connection, Scratch};
 
 use crate::CliError;
 
@@ -40,4 +40,18 @@ fn connect_postgres(url: &str) -> Result<postgres::Client, CliError> {
             preflight_runtime::error::with_causes(&e)
         ))
     })
+}
+
+/// Where `drift` creates its scratch database: the PostgreSQL server and role of `url`, with
+/// the same TLS settings as the connection itself.
+pub(crate) fn scratch(url: &str) -> Result<Scratch, CliError> {
+    let (driver_url, tls) = crate::tls::configure(url)
+        .map_err(|e| CliError::Connect(format!("{}: {e}", redact_url(url))))?;
+    let config: tokio_postgres::Config = driver_url.parse().map_err(|e| {
+        CliError::Connect(format!(
+            "{} is not a valid database URL: {e}",
+            redact_url(url)
+        ))
+    })?;
+    Ok(Scratch::postgres(config, tls))
 }

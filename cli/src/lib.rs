@@ -14,7 +14,8 @@
 //! # }
 //! ```
 //!
-//! Exit codes: 0 success, 1 failure (including a database a boot would refuse), 2 usage.
+//! Exit codes: 0 success, 1 failure (including a database a boot would refuse, a `wait` that
+//! timed out and a schema `drift` found different), 2 usage.
 
 mod args;
 mod db;
@@ -33,11 +34,13 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 use clap::Parser;
-use preflight_check::{check_dir, Checked, Diagnostic, Dialect, LintLevel, Options};
+use preflight_check::{check_dir, check_dir_partial, Diagnostic, Dialect, LintLevel, Options};
 use preflight_runtime::adopt::AdoptError;
+use preflight_runtime::drift::{Change, Drift};
+use preflight_runtime::source::SourceOptions;
 use preflight_runtime::{
-    Adopt, Composition, Connection, Error, Migrations, Repair, Report, Revert, Runner, Step, Tool,
-    Version,
+    Adopt, Composition, Connection, Error, Migrations, Repair, Report, Revert, Runner, State, Step,
+    Tool, Version,
 };
 use serde_json::{json, Value};
 use tracing_subscriber::layer::SubscriberExt;
@@ -199,18 +202,27 @@ fn execute(cli: &Cli, embedded: Option<&Composition<'_>>) -> Result<Outcome, Cli
                 ));
             }
             let specs = sets::specs(&g.dirs);
-            let dir = &sets::one(&specs, g.set.as_deref())?.path;
-            let files = new::create(dir, name, *reversible, SystemTime::now())?;
+            let files = new::create(
+                &sets::one(&specs, g.set.as_deref())?.path,
+                name,
+                *reversible,
+                SystemTime::now(),
+                &source_options(g)?,
+            )?;
             let shown: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
             Ok(Outcome::ok(
                 shown.iter().map(|f| format!("created {f}\n")).collect(),
                 json!({ "ok": true, "created": shown }),
             ))
         }
-        Command::Check { deny_warnings } => check(g, embedded, *deny_warnings),
+        Command::Check {
+            deny_warnings,
+            allow,
+            enable,
+        } => check(g, embedded, *deny_warnings, allow, enable),
         Command::Status => {
-            let (sets, mut db) = open(g, embedded)?;
-            let comp = compose(&sets)?;
+            let (loaded, mut db) = open(g, embedded)?;
+            let comp = loaded.composition()?;
             let r = runner(&comp, g)?;
             let history = r.history(&mut *db)?;
             // The verdict is the runner's dry run: what a booting application would do.
@@ -227,12 +239,26 @@ fn execute(cli: &Cli, embedded: Option<&Composition<'_>>) -> Result<Outcome, Cli
             for f in &foreign {
                 human.push_str(&format!("note: {f}: {}\n", f.advice()));
             }
+            // A read-only command shows the status of a directory with problems, and lists them.
+            if !loaded.problems.is_empty() {
+                human.push_str(&format!(
+                    "\n{}\n\n{} problem(s) in the migration directory: commands that would run a \
+                     broken file refuse until it is fixed\n",
+                    preflight_check::Report(&loaded.problems),
+                    loaded.problems.len()
+                ));
+            }
             let mut doc = status.json();
             doc["foreign"] = json!(foreign.iter().map(ToString::to_string).collect::<Vec<_>>());
+            doc["problems"] = json!(loaded
+                .problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>());
             Ok(Outcome {
                 human,
                 json: doc,
-                ok: !status.refuses(),
+                ok: !status.refuses() && loaded.problems.is_empty(),
             })
         }
         Command::Up {
@@ -241,8 +267,8 @@ fn execute(cli: &Cli, embedded: Option<&Composition<'_>>) -> Result<Outcome, Cli
             grouped,
             allow_out_of_order,
         } => {
-            let (sets, mut db) = open(g, embedded)?;
-            let comp = compose(&sets)?;
+            let (loaded, mut db) = open_if(g, embedded, Loaded::refuse_ambiguous)?;
+            let comp = loaded.composition()?;
             let mut r = runner(&comp, g)?
                 .grouped(*grouped)
                 .out_of_order(*allow_out_of_order);
@@ -268,6 +294,7 @@ fn execute(cli: &Cli, embedded: Option<&Composition<'_>>) -> Result<Outcome, Cli
                     )));
                 }
             }
+            loaded.refuse_running(&keys(&planned.apply), Direction::Up)?;
             if *dry_run {
                 return Ok(dry_run_up(&planned.apply, comp.sets().len() > 1));
             }
@@ -279,14 +306,61 @@ fn execute(cli: &Cli, embedded: Option<&Composition<'_>>) -> Result<Outcome, Cli
             }
             Ok(report_outcome(&report?, "applied"))
         }
+        Command::Wait { timeout } => {
+            let (loaded, mut db) = open_if(g, embedded, Loaded::refuse_ambiguous)?;
+            let comp = loaded.composition()?;
+            let report = runner(&comp, g)?
+                .wait_timeout((*timeout).into())
+                .wait(&mut *db)?;
+            let mut human = String::new();
+            for w in &report.warnings {
+                human.push_str(&format!("warning: {w}\n"));
+            }
+            human.push_str(&format!(
+                "database is current for these migrations (waited {:.1} s)\n",
+                report.waited.as_secs_f64()
+            ));
+            Ok(Outcome::ok(
+                human,
+                json!({
+                    "ok": true,
+                    "waited_ms": report.waited.as_millis() as u64,
+                    "warnings": report.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                }),
+            ))
+        }
+        Command::Drift { scratch_url } => {
+            // Drift runs the applied migrations in its scratch database: refused before
+            // connecting when one of them is broken.
+            let (loaded, mut db) = open_if(g, embedded, |loaded| {
+                let all: Vec<(String, Version)> = loaded
+                    .sets
+                    .iter()
+                    .flat_map(|set| set.iter().map(|m| (set.set().to_owned(), m.version())))
+                    .collect();
+                loaded.refuse_running(&all, Direction::Up)
+            })?;
+            let comp = loaded.composition()?;
+            let url = database_url(g)?;
+            let mut r = runner(&comp, g)?;
+            if preflight_runtime::sqlite::parse_url(url).is_none() {
+                r = r.scratch(db::scratch(scratch_url.as_deref().unwrap_or(url))?);
+            }
+            let drift = r.drift(&mut *db)?;
+            Ok(Outcome {
+                human: drift.to_string(),
+                json: drift_json(&drift),
+                ok: drift.is_clean(),
+            })
+        }
         Command::Down {
             to,
             steps,
             point,
             dry_run,
         } => {
-            let (sets, mut db) = open(g, embedded)?;
-            let comp = compose(&sets)?;
+            let (loaded, mut db) = open_if(g, embedded, Loaded::refuse_ambiguous)?;
+            let comp = loaded.composition()?;
             let revert = match (to, steps, point) {
                 (Some(v), ..) => Revert::To(parse_version(v)?),
                 (None, Some(n), _) => Revert::Steps(*n),
@@ -299,6 +373,7 @@ fn execute(cli: &Cli, embedded: Option<&Composition<'_>>) -> Result<Outcome, Cli
             };
             let r = runner(&comp, g)?;
             let planned = r.plan_revert(&mut *db, revert)?;
+            loaded.refuse_running(&keys(&planned.revert), Direction::Down)?;
             if *dry_run {
                 return Ok(dry_run_down(&planned.revert, comp.sets().len() > 1));
             }
@@ -312,8 +387,8 @@ fn execute(cli: &Cli, embedded: Option<&Composition<'_>>) -> Result<Outcome, Cli
         }
         Command::Baseline { upto } => {
             let v = parse_version(upto)?;
-            let (sets, mut db) = open(g, embedded)?;
-            let comp = compose(&sets)?;
+            let (loaded, mut db) = open_if(g, embedded, Loaded::refuse_ambiguous)?;
+            let comp = loaded.composition()?;
             if scoped(&comp, g)?.get(v).is_none() {
                 return Err(CliError::Usage(format!(
                     "{v} is not a migration version of this set"
@@ -333,8 +408,15 @@ fn execute(cli: &Cli, embedded: Option<&Composition<'_>>) -> Result<Outcome, Cli
         Command::Reset { yes, allow_remote } => {
             // Before connecting: a refusal must not depend on the server answering.
             reset::check_local(database_url(g)?, *allow_remote)?;
-            let (sets, mut db) = open(g, embedded)?;
-            let comp = compose(&sets)?;
+            // Reset runs every file: the directories must be clean.
+            let (loaded, mut db) = open_if(g, embedded, |loaded| {
+                if loaded.problems.is_empty() {
+                    Ok(())
+                } else {
+                    Err(CliError::Diagnostics(loaded.problems.clone()))
+                }
+            })?;
+            let comp = loaded.composition()?;
             let r = runner(&comp, g)?;
             let announce = !g.json && !g.quiet;
             let (human, json, ok) = reset::reset(&mut *db, &r, *yes, announce)?;
@@ -347,9 +429,27 @@ fn execute(cli: &Cli, embedded: Option<&Composition<'_>>) -> Result<Outcome, Cli
             accept_checksum,
             resume,
         } => {
-            let (sets, mut db) = open(g, embedded)?;
-            let comp = compose(&sets)?;
+            let (loaded, mut db) = open_if(g, embedded, Loaded::refuse_ambiguous)?;
+            let comp = loaded.composition()?;
             let r = runner(&comp, g)?;
+            if let Some(v) = resume {
+                // Resuming runs the unfinished migrations up to it and what is pending.
+                let v = parse_version(v)?;
+                let set = scoped(&comp, g)?;
+                let history = r.history(&mut *db)?;
+                let pending: Vec<(String, Version)> = set
+                    .iter()
+                    .map(preflight_runtime::Migration::version)
+                    .filter(|&m| m <= v)
+                    .filter(|m| {
+                        !history.iter().any(|h| {
+                            h.set == set.set() && h.version == *m && h.state == State::Applied
+                        })
+                    })
+                    .map(|m| (set.set().to_owned(), m))
+                    .collect();
+                loaded.refuse_running(&pending, Direction::Up)?;
+            }
             let (what, repair) = match (forget, mark_applied, accept_checksum, resume) {
                 (Some(v), ..) => ("forgot", Repair::Forget(parse_version(v)?)),
                 (_, Some(v), ..) => ("marked applied", Repair::MarkApplied(parse_version(v)?)),
@@ -387,8 +487,8 @@ fn adopt(
     from: Option<&str>,
     dry_run: bool,
 ) -> Result<Outcome, CliError> {
-    let (sets, mut db) = open(g, embedded)?;
-    let comp = compose(&sets)?;
+    let (loaded, mut db) = open_if(g, embedded, Loaded::refuse_ambiguous)?;
+    let comp = loaded.composition()?;
     let set = scoped(&comp, g)?;
     let tool = match from {
         Some(name) => Some(
@@ -486,68 +586,239 @@ fn adopt(
     ))
 }
 
-fn check(g: &Global, embedded: Option<&Composition<'_>>, deny: bool) -> Result<Outcome, CliError> {
-    if let Some(comp) = embedded {
-        return Ok(Outcome::ok(
-            format!(
-                "{} migrations, checked when the binary was compiled\n",
-                comp.len()
-            ),
-            json!({ "ok": true, "migrations": comp.len(), "warnings": [] }),
-        ));
+fn check(
+    g: &Global,
+    embedded: Option<&Composition<'_>>,
+    deny: bool,
+    allow: &[String],
+    enable: &[String],
+) -> Result<Outcome, CliError> {
+    // Each set: (how it is shown, migrations, dialect, warnings, notes).
+    type Checked = (String, usize, String, Vec<String>, Vec<String>);
+    let mut checked_sets: Vec<Checked> = Vec::new();
+    match embedded {
+        // An embedded set was checked when the binary was compiled, with the options of its
+        // `embed!`: report that check's warnings (and honour --deny-warnings on them).
+        Some(comp) => {
+            if !allow.is_empty() || !enable.is_empty() {
+                return Err(CliError::Usage(
+                    "--allow and --enable apply to a directory; an embedded set was linted when \
+                     it was compiled: give `allow`/`enable` to its `embed!`"
+                        .into(),
+                ));
+            }
+            for set in comp.sets() {
+                let warnings: Vec<String> = set.warnings().iter().map(|w| w.to_string()).collect();
+                let shown = if comp.sets().len() > 1 {
+                    format!(
+                        "embedded set `{}` (checked when the binary was compiled)",
+                        set.set()
+                    )
+                } else {
+                    "embedded migrations (checked when the binary was compiled)".to_owned()
+                };
+                checked_sets.push((
+                    shown,
+                    set.len(),
+                    set.dialect().to_owned(),
+                    warnings,
+                    Vec::new(),
+                ));
+            }
+        }
+        None => {
+            let mut options = options(g, LintLevel::Warn, false)?;
+            for rules in allow {
+                options = options.allow(rules).map_err(CliError::Usage)?;
+            }
+            for rules in enable {
+                options = options.enable(rules).map_err(CliError::Usage)?;
+            }
+            for spec in sets::specs(&g.dirs) {
+                let display = spec.path.display().to_string();
+                let checked =
+                    check_dir(&spec.path, &display, &options).map_err(CliError::Diagnostics)?;
+                if let Some(name) = spec.set_name() {
+                    let errors = checked.requirement_errors(&name);
+                    if !errors.is_empty() {
+                        return Err(CliError::Diagnostics(errors));
+                    }
+                }
+                checked_sets.push((
+                    display,
+                    checked.migrations().len(),
+                    checked.dialect().name().to_owned(),
+                    checked.warnings().iter().map(ToString::to_string).collect(),
+                    checked.notes().iter().map(ToString::to_string).collect(),
+                ));
+            }
+        }
     }
     let mut human = String::new();
-    let mut warnings: Vec<String> = Vec::new();
-    let mut count = 0;
-    for spec in sets::specs(&g.dirs) {
-        let checked = read_dir(g, &spec.path, LintLevel::Warn)?;
-        let found: Vec<String> = checked.warnings().iter().map(ToString::to_string).collect();
-        human.extend(found.iter().map(|w| format!("{w}\n\n")));
+    let (mut count, mut warnings, mut notes) = (0, Vec::new(), Vec::new());
+    let mut dialect = String::new();
+    for (shown, n, d, w, found) in checked_sets {
+        human.extend(found.iter().chain(&w).map(|w| format!("{w}\n\n")));
         human.push_str(&format!(
-            "{}: {} migration(s) checked, {} warning(s)\n",
-            spec.path.display(),
-            checked.migrations().len(),
+            "{shown}: {n} migration(s) checked ({d}), {} warning(s), {} note(s)\n",
+            w.len(),
             found.len()
         ));
-        count += checked.migrations().len();
-        warnings.extend(found);
+        count += n;
+        dialect = d;
+        warnings.extend(w);
+        notes.extend(found);
     }
     let ok = !deny || warnings.is_empty();
     Ok(Outcome {
         human,
-        json: json!({ "ok": ok, "migrations": count, "warnings": warnings }),
+        json: json!({
+            "ok": ok,
+            "migrations": count,
+            "dialect": dialect,
+            "warnings": warnings,
+            "notes": notes,
+        }),
         ok,
     })
 }
 
-/// The migration sets: embedded, or read from every `--dir` with every compile-time check and
-/// named as `embed!` would name them (see `sets`).
-fn load(g: &Global, embedded: Option<&Composition<'_>>) -> Result<Vec<Migrations>, CliError> {
-    if let Some(comp) = embedded {
-        return Ok(comp.sets().cloned().collect());
-    }
-    let mut loaded = Vec::new();
-    let mut errors = Vec::new();
-    for spec in sets::specs(&g.dirs) {
-        // Lints are for `check`; they cannot change what is applied.
-        match read_dir(g, &spec.path, LintLevel::Allow) {
-            Ok(checked) => {
-                if let Some(name) = spec.set_name() {
-                    errors.extend(checked.requirement_errors(&name));
-                    loaded.push(checked.into_migrations().named(name));
-                } else {
-                    loaded.push(checked.into_migrations());
-                }
-            }
-            Err(CliError::Diagnostics(found)) => errors.extend(found),
-            Err(e) => return Err(e),
+/// Which way a command runs migrations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Up,
+    Down,
+}
+
+/// The migration sets a command works on (one per `--dir`, or the embedded ones), with the
+/// problems of their directories: read-only commands show what they can and list the
+/// problems; a command refuses only when it would run a broken file (or when a directory is
+/// ambiguous: a duplicate version, mixed layouts, a requirement its own set refutes).
+struct Loaded {
+    sets: Vec<Migrations>,
+    /// Every problem of the directories.
+    problems: Vec<Diagnostic>,
+    /// Problems that belong to no single body (names, duplicates, layouts, SQLite's chain).
+    ambiguous: Vec<Diagnostic>,
+    /// (set, version) whose up / down body failed its checks, with their problems.
+    failed_up: Vec<(String, Version, Vec<Diagnostic>)>,
+    failed_down: Vec<(String, Version, Vec<Diagnostic>)>,
+}
+
+impl Loaded {
+    fn refuse_ambiguous(&self) -> Result<(), CliError> {
+        if self.ambiguous.is_empty() {
+            Ok(())
+        } else {
+            Err(CliError::Diagnostics(self.problems.clone()))
         }
     }
-    if errors.is_empty() {
-        Ok(loaded)
-    } else {
-        Err(CliError::Diagnostics(errors))
+
+    /// Refuses when one of `migrations` (set, version) would run a body that failed its checks.
+    fn refuse_running(
+        &self,
+        migrations: &[(String, Version)],
+        direction: Direction,
+    ) -> Result<(), CliError> {
+        self.refuse_ambiguous()?;
+        let failed = match direction {
+            Direction::Up => &self.failed_up,
+            Direction::Down => &self.failed_down,
+        };
+        let broken: Vec<Diagnostic> = failed
+            .iter()
+            .filter(|(s, v, _)| migrations.iter().any(|(ms, mv)| ms == s && mv == v))
+            .flat_map(|(_, _, problems)| problems.iter().cloned())
+            .collect();
+        if broken.is_empty() {
+            Ok(())
+        } else {
+            Err(CliError::Diagnostics(broken))
+        }
     }
+
+    /// The sets composed, refused before any I/O when they cannot be (see
+    /// `preflight::compose`).
+    fn composition(&self) -> Result<Composition<'_>, CliError> {
+        Ok(preflight_runtime::compose(&self.sets).map_err(Error::from)?)
+    }
+}
+
+/// The (set, version) of each step.
+fn keys(steps: &[Step<'_>]) -> Vec<(String, Version)> {
+    steps
+        .iter()
+        .map(|s| (s.set().to_owned(), s.migration().version()))
+        .collect()
+}
+
+/// The migration sets: embedded, or read from every `--dir` with every compile-time check
+/// (lints aside: they cannot change what is applied), each named as `embed!` would name it
+/// (see `sets`).
+fn load(g: &Global, embedded: Option<&Composition<'_>>) -> Result<Loaded, CliError> {
+    if let Some(comp) = embedded {
+        return Ok(Loaded {
+            sets: comp.sets().cloned().collect(),
+            problems: Vec::new(),
+            ambiguous: Vec::new(),
+            failed_up: Vec::new(),
+            failed_down: Vec::new(),
+        });
+    }
+    if dialect(g, true)? == Dialect::Mysql {
+        // Preflight has no MySQL driver yet: MySQL's statements must not reach another database.
+        return Err(CliError::Usage(
+            "`--dialect mysql` works with `check` and `new`: Preflight cannot run migrations on \
+             MySQL or MariaDB yet"
+                .into(),
+        ));
+    }
+    let options = options(g, LintLevel::Allow, true)?;
+    let mut loaded = Loaded {
+        sets: Vec::new(),
+        problems: Vec::new(),
+        ambiguous: Vec::new(),
+        failed_up: Vec::new(),
+        failed_down: Vec::new(),
+    };
+    for spec in sets::specs(&g.dirs) {
+        let display = spec.path.display().to_string();
+        let (checked, mut problems) = check_dir_partial(&spec.path, &display, &options);
+        let name = spec.set_name();
+        let refuted = name
+            .as_deref()
+            .map_or_else(Vec::new, |n| checked.requirement_errors(n));
+        problems.extend(refuted.iter().cloned());
+        let set_name = name
+            .clone()
+            .unwrap_or_else(|| preflight_runtime::DEFAULT_SET.to_owned());
+        let mut of_bodies = Vec::new();
+        for m in checked.migrations() {
+            if m.up().failed() {
+                let found = m.up().problems().to_vec();
+                of_bodies.extend_from_slice(&found);
+                loaded
+                    .failed_up
+                    .push((set_name.clone(), m.version(), found));
+            }
+            if let Some(d) = m.down().filter(|d| d.failed()) {
+                of_bodies.extend_from_slice(d.problems());
+                loaded
+                    .failed_down
+                    .push((set_name.clone(), m.version(), d.problems().to_vec()));
+            }
+        }
+        loaded
+            .ambiguous
+            .extend(problems.iter().filter(|p| !of_bodies.contains(p)).cloned());
+        loaded.problems.extend(problems);
+        let set = checked.into_migrations();
+        loaded.sets.push(match name {
+            Some(name) => set.named(name),
+            None => set,
+        });
+    }
+    Ok(loaded)
 }
 
 /// [`load`], then the database: every directory is checked before anything connects, and a
@@ -555,28 +826,38 @@ fn load(g: &Global, embedded: Option<&Composition<'_>>) -> Result<Vec<Migrations
 fn open(
     g: &Global,
     embedded: Option<&Composition<'_>>,
-) -> Result<(Vec<Migrations>, Box<dyn Connection>), CliError> {
+) -> Result<(Loaded, Box<dyn Connection>), CliError> {
+    open_if(g, embedded, |_| Ok(()))
+}
+
+/// [`open`], after `gate` accepted the directories: a command that refuses them refuses before
+/// connecting (and before creating a SQLite file).
+fn open_if(
+    g: &Global,
+    embedded: Option<&Composition<'_>>,
+    gate: impl FnOnce(&Loaded) -> Result<(), CliError>,
+) -> Result<(Loaded, Box<dyn Connection>), CliError> {
     let mut loaded = load(g, embedded)?;
+    gate(&loaded)?;
     let mut db = connect_db(g)?;
     if embedded.is_none() {
-        if let [set] = loaded.as_mut_slice() {
+        if let [set] = loaded.sets.as_mut_slice() {
             if set.set() == preflight_runtime::DEFAULT_SET {
                 let comp = Composition::from(&*set);
-                let names = runner(&comp, g)?
+                let names: Vec<String> = runner(&comp, g)?
                     .history(&mut *db)?
                     .into_iter()
                     .map(|row| row.set)
                     .collect();
                 *set = sets::settle(set.clone(), names);
+                let name = set.set().to_owned();
+                for failed in loaded.failed_up.iter_mut().chain(&mut loaded.failed_down) {
+                    failed.0.clone_from(&name);
+                }
             }
         }
     }
     Ok((loaded, db))
-}
-
-/// The sets composed, refused before any I/O when they cannot be (see `preflight::compose`).
-fn compose(sets: &[Migrations]) -> Result<Composition<'_>, CliError> {
-    Ok(preflight_runtime::compose(sets).map_err(Error::from)?)
 }
 
 /// The set `--set` names, or the only one.
@@ -594,21 +875,43 @@ fn scoped<'m>(comp: &Composition<'m>, g: &Global) -> Result<&'m Migrations, CliE
     }
 }
 
-fn read_dir(g: &Global, dir: &Path, lints: LintLevel) -> Result<Checked, CliError> {
-    let display = dir.display().to_string();
+/// How to read the directory: `--names`, and pop's dialect.
+fn source_options(g: &Global) -> Result<SourceOptions, CliError> {
+    let mut options = SourceOptions::default().dialect(dialect(g, true)?.name());
+    if let Some(pattern) = &g.names {
+        options = options.pattern(pattern.parse().map_err(CliError::Usage)?);
+    }
+    Ok(options)
+}
+
+/// The dialect: `--dialect`, or (`from_database`) the kind of `--database-url`.
+fn dialect(g: &Global, from_database: bool) -> Result<Dialect, CliError> {
+    if let Some(d) = &g.dialect {
+        return d.parse().map_err(CliError::Usage);
+    }
     // A SQLite database's migrations are in SQLite's dialect: split as SQLite splits, and
     // checked by applying the chain to an in-memory SQLite, as `embed!(.., dialect = "sqlite")`.
-    let sqlite = g
-        .database_url
-        .as_deref()
-        .is_some_and(|u| preflight_runtime::sqlite::parse_url(u).is_some());
-    let dialect = if sqlite {
+    let sqlite = from_database
+        && g.database_url
+            .as_deref()
+            .is_some_and(|u| preflight_runtime::sqlite::parse_url(u).is_some());
+    Ok(if sqlite {
         Dialect::Sqlite
     } else {
         Dialect::Postgres
-    };
-    let options = Options::default().lints(lints).dialect(dialect);
-    check_dir(dir, &display, &options).map_err(CliError::Diagnostics)
+    })
+}
+
+/// The check options for `--dir`: `check` has no database, so its dialect is `--dialect`'s
+/// alone (`from_database` false); other commands default to their database's.
+fn options(g: &Global, lints: LintLevel, from_database: bool) -> Result<Options, CliError> {
+    let mut options = Options::default()
+        .lints(lints)
+        .dialect(dialect(g, from_database)?);
+    if let Some(pattern) = &g.names {
+        options = options.names(pattern.parse().map_err(CliError::Usage)?);
+    }
+    Ok(options)
 }
 
 fn database_url(g: &Global) -> Result<&str, CliError> {
@@ -629,6 +932,15 @@ fn runner<'m>(comp: &'m Composition<'_>, g: &Global) -> Result<Runner<'m>, CliEr
         .table(table)
         .application("preflight-cli")
         .lock_timeout(g.lock_timeout.into());
+    if let Some(t) = g.sql_lock_timeout {
+        r = r.sql_lock_timeout(t);
+    }
+    if let Some(t) = g.sql_statement_timeout {
+        r = r.sql_statement_timeout(t);
+    }
+    if let Some(n) = g.lock_retries {
+        r = r.lock_retries(n);
+    }
     if let Some(schema) = schema {
         r = r.schema(schema);
     }
@@ -732,6 +1044,48 @@ fn report_outcome(report: &Report, verb: &str) -> Outcome {
     )
 }
 
+/// `drift --json`: every difference whole (the table truncates long definitions).
+fn drift_json(drift: &Drift) -> Value {
+    let versions = |v: &[Version]| v.iter().map(ToString::to_string).collect::<Vec<_>>();
+    let differences: Vec<Value> = drift
+        .differences
+        .iter()
+        .map(|d| {
+            let mut entry = json!({
+                "change": d.change.as_str(),
+                "kind": d.kind.as_str(),
+                "name": d.name,
+            });
+            match &d.change {
+                Change::Added(attrs) | Change::Removed(attrs) => {
+                    entry["attributes"] = attrs
+                        .iter()
+                        .map(|a| (a.name.clone(), Value::from(a.value.clone())))
+                        .collect::<serde_json::Map<_, _>>()
+                        .into();
+                }
+                Change::Changed(changes) => {
+                    entry["changes"] = changes
+                        .iter()
+                        .map(|c| json!({ "attribute": c.name, "live": c.live, "migrations": c.built }))
+                        .collect::<Vec<_>>()
+                        .into();
+                }
+                _ => {}
+            }
+            entry
+        })
+        .collect();
+    json!({
+        "ok": drift.is_clean(),
+        "clean": drift.is_clean(),
+        "differences": differences,
+        "compared": versions(&drift.compared),
+        "pending": versions(&drift.pending),
+        "unknown": versions(&drift.unknown),
+    })
+}
+
 fn dry_run_up(steps: &[Step<'_>], multi: bool) -> Outcome {
     let mut human = format!("would apply {} migration(s):\n", steps.len());
     let mut list = Vec::new();
@@ -747,7 +1101,8 @@ fn dry_run_up(steps: &[Step<'_>], multi: bool) -> Outcome {
             m.path(),
             match body.kind() {
                 preflight_runtime::Kind::Transactional => "in a transaction",
-                _ => "outside a transaction",
+                preflight_runtime::Kind::NoTransaction => "outside a transaction",
+                preflight_runtime::Kind::Script => "as a script: each block atomic",
             },
             body.statement_count(),
             if from > 0 {

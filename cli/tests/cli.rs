@@ -677,3 +677,97 @@ fn reset_reverts_when_every_migration_is_reversible() {
     assert_eq!(count(&db, "SELECT count(*) FROM not_migrated"), 0);
     assert_eq!(count(&db, "SELECT count(*) FROM preflight_history"), 2);
 }
+
+#[test]
+fn wait_exits_1_naming_what_is_pending_then_0_once_migrated() {
+    let db = TestDatabase::empty();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("migrations");
+    migrations(&dir);
+
+    let pending = run(&dir, Some(db.url()), &["wait", "--timeout", "100ms"]);
+    assert_eq!(pending.code, 1, "{}", pending.all());
+    assert!(
+        pending
+            .stderr
+            .contains("migration(s) 1, 2, 3 still pending"),
+        "{}",
+        pending.stderr
+    );
+    assert_eq!(run(&dir, Some(db.url()), &["up"]).code, 0);
+    let current = run(&dir, Some(db.url()), &["wait", "--json"]);
+    assert_eq!(current.code, 0, "{}", current.all());
+    let doc: serde_json::Value = serde_json::from_str(&current.stdout).unwrap();
+    assert_eq!(doc["ok"], true);
+}
+
+#[test]
+fn drift_exits_0_when_clean_and_1_naming_the_hand_change() {
+    let db = TestDatabase::empty();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("migrations");
+    migrations(&dir);
+    assert_eq!(run(&dir, Some(db.url()), &["up"]).code, 0);
+
+    let clean = run(&dir, Some(db.url()), &["drift"]);
+    assert_eq!(clean.code, 0, "{}", clean.all());
+    assert!(clean.stdout.starts_with("no drift:"), "{}", clean.stdout);
+
+    db.connect()
+        .batch_execute("CREATE INDEX users_email ON users (email); ALTER TABLE users ALTER COLUMN email SET NOT NULL")
+        .unwrap();
+    let drifted = run(&dir, Some(db.url()), &["drift"]);
+    assert_eq!(drifted.code, 1, "{}", drifted.all());
+    drifted.assert_stdout_has(&[
+        "drift: 2 difference(s)",
+        "CHANGE   KIND    NAME                DETAIL",
+        "changed  column  public.users.email  not null: live yes, migrations (none)",
+        "added    index   public.users_email  CREATE INDEX users_email ON public.users USING btree (email)",
+    ]);
+    let json = run(&dir, Some(db.url()), &["drift", "--json"]);
+    assert_eq!(json.code, 1);
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(doc["clean"], false);
+    assert_eq!(doc["differences"][1]["name"], "public.users_email");
+    assert_eq!(doc["differences"][0]["changes"][0]["attribute"], "not null");
+    assert_eq!(doc["compared"], serde_json::json!(["1", "2", "3"]));
+    // The scratch databases are gone.
+    let left = count(
+        &db,
+        "SELECT count(*) FROM pg_database WHERE datname LIKE 'preflight\\_drift\\_%'",
+    );
+    assert_eq!(left, 0);
+}
+
+#[test]
+fn a_migration_blocked_by_a_lock_names_the_session_holding_it() {
+    let db = TestDatabase::empty();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("migrations");
+    migrations(&dir);
+    assert_eq!(run(&dir, Some(db.url()), &["up", "--to", "2"]).code, 0);
+    let mut holder = db.connect();
+    holder
+        .batch_execute("SET application_name = 'console'; BEGIN; SELECT count(*) FROM users;")
+        .unwrap();
+    let pid: i32 = holder
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    let blocked = run(
+        &dir,
+        Some(db.url()),
+        &["up", "--sql-lock-timeout", "50ms", "--lock-retries", "1"],
+    );
+    assert_eq!(blocked.code, 1, "{}", blocked.all());
+    for part in [
+        "migration 3 `names`",
+        "within its lock timeout (50ms) in 2 attempt(s)",
+        "Locked table: public.users",
+        &format!("pid {pid} (application_name `console`, idle in transaction"),
+    ] {
+        assert!(blocked.stderr.contains(part), "{part}: {}", blocked.stderr);
+    }
+    holder.batch_execute("COMMIT").unwrap();
+    assert_eq!(run(&dir, Some(db.url()), &["up"]).code, 0);
+}

@@ -188,7 +188,12 @@ fn check_applies_the_chain_to_an_in_memory_sqlite() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("migrations");
     migrations(&dir);
-    let ok = run(tmp.path(), "sqlite://x.db", &["check"]);
+    // `check` needs no database: its dialect is `--dialect`'s, never guessed from the URL.
+    let ok = run(
+        tmp.path(),
+        "sqlite://x.db",
+        &["check", "--dialect", "sqlite"],
+    );
     assert_eq!(ok.code, 0, "{}", ok.stderr);
     assert!(!tmp.path().join("x.db").exists(), "check needs no database");
     fs::write(
@@ -196,7 +201,11 @@ fn check_applies_the_chain_to_an_in_memory_sqlite() {
         "CREATE INDEX i ON user (email);\n",
     )
     .unwrap();
-    let bad = run(tmp.path(), "sqlite://x.db", &["check"]);
+    let bad = run(
+        tmp.path(),
+        "sqlite://x.db",
+        &["check", "--dialect", "sqlite"],
+    );
     assert_eq!(bad.code, 1);
     assert!(
         bad.stderr.contains("4_typo.up.sql:1:1") && bad.stderr.contains("no such table: main.user"),
@@ -311,4 +320,20 @@ fn reset_takes_the_migration_lock_too() {
     let reset = run(tmp.path(), url, &["reset", "--yes"]);
     assert_eq!(reset.code, 0, "{}{}", reset.stdout, reset.stderr);
     assert_eq!(count(&db, "SELECT count(*) FROM users"), 1);
+}
+
+#[test]
+fn drift_on_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, file) = migrated(dir.path());
+    let tmp = dir.path();
+    let clean = run(tmp, url, &["drift"]);
+    assert_eq!(clean.code, 0, "{}", clean.all());
+    Connection::open(&file)
+        .unwrap()
+        .execute_batch("CREATE INDEX hot_fix ON users (email)")
+        .unwrap();
+    let drifted = run(tmp, url, &["drift"]);
+    assert_eq!(drifted.code, 1, "{}", drifted.all());
+    drifted.assert_stdout_has(&["added   index  hot_fix  CREATE INDEX hot_fix ON users (email)"]);
 }

@@ -1,5 +1,5 @@
 //! What a database backend provides, so that the runner (fast check, lock, plan, apply,
-//! record, unlock) is written once for sync and async drivers and for every database: five
+//! record, unlock) is written once for sync and async drivers and for every database: six
 //! small traits, one per concern, that [`Backend`] gathers. A backend implements each in a file
 //! of its own (`postgres/lock.rs`, `sqlite/lock.rs`, ...). Methods are `async`: the async
 //! PostgreSQL driver awaits; the blocking drivers make blocking calls inside them and are driven
@@ -8,10 +8,13 @@
 use std::time::Duration;
 
 use crate::adopt::{ForeignHistory, ForeignTable};
+use crate::blocked::Blocker;
+use crate::drift::Catalog;
 use crate::error::{DbError, Error};
 use crate::history::{HistoryRow, Key, NewRow, State};
 use crate::lock::Holder;
 use crate::plan::SchemaObject;
+use crate::timeout::Timeouts;
 use crate::Checksum;
 
 /// What the fast-path query found: the newest row of each set asked about (by `ord`, see
@@ -104,6 +107,8 @@ pub(crate) struct TxItem<'a> {
     /// A line appended to the row's `repaired` column (after the record; `by ... at <now>` is
     /// added by the backend's clock): what a repair did.
     pub note: Option<String>,
+    /// The limits its body runs under (`None` parts: the server's own settings).
+    pub timeouts: Timeouts,
 }
 
 /// Why a transaction did not commit.
@@ -149,7 +154,7 @@ pub(crate) struct WindowFailure {
 
 /// A backend: the connection's session, plus the five concerns below.
 pub(crate) trait Backend:
-    HistoryTable + Locking + Apply + ForeignHistories + SchemaObjects
+    HistoryTable + Locking + Apply + ForeignHistories + SchemaObjects + Catalogs
 {
     /// Reads what the slow path needs and sets the connection's `application_name`.
     async fn session(&mut self, application_name: &str) -> Result<Session, Error>;
@@ -226,6 +231,13 @@ pub(crate) trait Locking {
     /// Extends the lease; `false` when it is no longer ours.
     async fn renew_lease(&mut self, owner: &str, ttl: Duration) -> Result<bool, Error>;
     async fn release_lease(&mut self, owner: &str) -> Result<(), Error>;
+
+    /// The sessions that may have blocked a migration whose last attempt started `since` ago:
+    /// those whose open transaction began before it, holding locks on tables or views (see
+    /// [`crate::blocked`]). A backend that cannot tell finds none.
+    async fn lock_blockers(&mut self, _since: Duration) -> Result<Vec<Blocker>, Error> {
+        Ok(Vec::new())
+    }
 }
 
 /// Running migration bodies: in transactions with their history records, or one statement at
@@ -265,9 +277,28 @@ pub(crate) trait Apply {
         }
         Ok(())
     }
-    /// Runs one statement outside a transaction (no-transaction migrations).
+    /// Runs one statement outside a transaction (no-transaction migrations), or a script that
+    /// opens a transaction and leaves it open (the start of a block, see `unit`).
     async fn execute(&mut self, sql: &str) -> Result<(), DbError>;
+    /// Sets the limits of the statements [`Apply::execute`] runs next (a no-transaction
+    /// migration's), for the session; returns what [`Apply::restore_timeouts`] puts back.
+    async fn set_timeouts(&mut self, timeouts: Timeouts) -> Result<PreviousTimeouts, Error>;
+    /// Puts back what [`Apply::set_timeouts`] changed.
+    async fn restore_timeouts(&mut self, previous: PreviousTimeouts) -> Result<(), Error>;
+    /// Rolls back the transaction a failed block left open; nothing when none is open
+    /// (PostgreSQL answers `ROLLBACK` outside a transaction with a warning only).
+    async fn rollback_open(&mut self) -> Result<(), Error> {
+        self.execute("ROLLBACK")
+            .await
+            .map_err(|e| Error::db("rolling back a failed block", e))
+    }
 }
+
+/// The session's settings before [`Apply::set_timeouts`] changed them: `(name, value)`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PreviousTimeouts(
+    #[cfg_attr(not(feature = "pg-common"), allow(dead_code))] pub Vec<(&'static str, String)>,
+);
 
 /// Other migration tools' history tables, for adoption (see [`crate::adopt`]).
 pub(crate) trait ForeignHistories {
@@ -293,4 +324,46 @@ pub(crate) trait SchemaObjects {
     async fn schema_objects(&mut self, schema: &str) -> Result<Vec<SchemaObject>, Error>;
     /// Drops the objects in one transaction: on failure nothing is dropped.
     async fn drop_objects(&mut self, objects: &[SchemaObject]) -> Result<(), Error>;
+}
+
+/// Where the live session keeps Preflight's objects, and how it resolves unqualified names:
+/// what drift excludes from the comparison and reproduces in the scratch database.
+#[derive(Debug, Clone)]
+pub(crate) struct Surroundings {
+    /// The history table's schema (the configured one, or the current schema); on SQLite the
+    /// attached database.
+    pub schema: String,
+    /// The history table: it and everything named `<table>_...` in its schema are
+    /// Preflight's own objects, never drift.
+    pub table: String,
+    /// The session's `search_path`, set on the scratch connection before the migrations run
+    /// there (so that unqualified names land where they landed in the live database).
+    #[cfg_attr(not(feature = "pg-common"), allow(dead_code))]
+    pub search_path: Option<String>,
+}
+
+/// Work done on a scratch database: drift builds the migrations there and reads its
+/// catalog (see `runner::drift`). Given to [`Catalogs::on_scratch`], which makes the database
+/// and drops it afterwards.
+pub(crate) trait ScratchWork {
+    /// The runner settings the scratch backend is made with.
+    fn config(&self) -> &crate::runner::Config;
+    /// The `search_path` to set on the scratch connection first.
+    #[cfg_attr(not(feature = "pg-common"), allow(dead_code))]
+    fn search_path(&self) -> Option<&str>;
+    /// The work, on the scratch database's backend.
+    async fn run<B: Backend>(self, scratch: &mut B) -> Result<Catalog, Error>;
+}
+
+/// The database's schema as drift compares it (see [`crate::drift`]), and the scratch database
+/// it compares with.
+pub(crate) trait Catalogs {
+    /// Where Preflight's objects are and the session's `search_path`.
+    async fn surroundings(&mut self, table: &str) -> Result<Surroundings, Error>;
+    /// The schema's objects, without Preflight's own.
+    async fn catalog(&mut self, own: &Surroundings) -> Result<Catalog, Error>;
+    /// Creates a scratch database of the same kind (PostgreSQL: on the server of the runner's
+    /// [`Scratch`](crate::Scratch); SQLite: in memory), runs `work` on it and drops it, on
+    /// every path.
+    async fn on_scratch<W: ScratchWork>(&mut self, work: W) -> Result<Catalog, Error>;
 }

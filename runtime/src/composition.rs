@@ -346,6 +346,29 @@ impl<'m> Composition<'m> {
         })
     }
 
+    /// The composition of `subsets` (one per set, in this composition's order of sets, each a
+    /// subset of that set's migrations) in this composition's order.
+    #[cfg_attr(not(any(feature = "pg-common", feature = "sqlite")), allow(dead_code))]
+    pub(crate) fn restricted<'s>(&self, subsets: &'s [Migrations]) -> Composition<'s> {
+        let order = self
+            .order
+            .iter()
+            .filter_map(|&(s, m)| {
+                let version = self.sets[s].as_slice()[m].version();
+                let subset = subsets.get(s)?;
+                let i = subset
+                    .as_slice()
+                    .binary_search_by_key(&version, |x| x.version())
+                    .ok()?;
+                Some((s, i))
+            })
+            .collect();
+        Composition {
+            sets: subsets.iter().collect(),
+            order,
+        }
+    }
+
     /// What identifies the database this composition migrates to (for test templates): the
     /// history layout, and each set's name and chain, in order.
     #[cfg_attr(not(feature = "testing"), allow(dead_code))]

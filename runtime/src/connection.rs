@@ -12,6 +12,7 @@
 //! variant here, its arm in `on_blocking_backend!` or `on_async_backend!`, and one `impl`
 //! (never a new method on the runner).
 
+use crate::drift::Drift;
 use crate::error::Error;
 use crate::history::HistoryRow;
 use crate::plan::Plan;
@@ -145,6 +146,16 @@ impl Driver<'_> {
             b, runner
         ))
     }
+
+    pub(crate) fn wait(self, runner: &Runner<'_>) -> Result<Report, Error> {
+        on_blocking_backend!(self, &runner.cfg, |b| crate::runner::wait::wait(b, runner))
+    }
+
+    pub(crate) fn drift(self, runner: &Runner<'_>) -> Result<Drift, Error> {
+        on_blocking_backend!(self, &runner.cfg, |b| crate::runner::drift::drift(
+            b, runner
+        ))
+    }
 }
 
 #[cfg_attr(
@@ -166,6 +177,16 @@ impl AsyncDriver<'_> {
 
     pub(crate) async fn history(self, runner: &Runner<'_>) -> Result<Vec<HistoryRow>, Error> {
         on_async_backend!(self, &runner.cfg, |b| crate::runner::run::history(
+            b, runner
+        ))
+    }
+
+    pub(crate) async fn wait(self, runner: &Runner<'_>) -> Result<Report, Error> {
+        on_async_backend!(self, &runner.cfg, |b| crate::runner::wait::wait(b, runner))
+    }
+
+    pub(crate) async fn drift(self, runner: &Runner<'_>) -> Result<Drift, Error> {
+        on_async_backend!(self, &runner.cfg, |b| crate::runner::drift::drift(
             b, runner
         ))
     }

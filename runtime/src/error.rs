@@ -418,6 +418,11 @@ pub enum Error {
         /// The run's sets.
         run: Vec<String>,
     },
+    /// A migration waited for a lock another session held, on every attempt (see
+    /// [`Runner::lock_retries`](crate::Runner::lock_retries)); the error names the table and
+    /// the session.
+    #[error("{0}")]
+    Blocked(Box<crate::blocked::Blocked>),
     /// The migration lock was not acquired in time.
     #[error(
         "could not take the migration lock within {waited:?}: {}",
@@ -428,6 +433,20 @@ pub enum Error {
         waited: Duration,
         /// Who holds it, as far as the server could tell.
         holder: Option<Box<Holder>>,
+    },
+    /// [`Runner::wait`](crate::Runner::wait) gave up: the database did not become current for
+    /// this binary in time.
+    #[error(
+        "the database did not become current for this binary within {waited:?}: {}",
+        wait_summary(pending, *in_progress)
+    )]
+    WaitTimeout {
+        /// How long it waited.
+        waited: Duration,
+        /// The migrations still missing (the binary's, not applied), ascending.
+        pending: Vec<Version>,
+        /// The one a process was running statement by statement at the last look.
+        in_progress: Option<Version>,
     },
     /// The lease expired while migrating and another process took it over.
     #[error(
@@ -450,6 +469,10 @@ pub enum Error {
     /// The history table has a layout or content this version of Preflight cannot read.
     #[error("history table: {0}")]
     History(String),
+    /// The migrations could not be built in drift's scratch database (the scratch database
+    /// was dropped).
+    #[error("building the migrations in a scratch database to compare with: {0}")]
+    Scratch(Box<Error>),
     /// The runner was configured in a way that cannot work.
     #[error("configuration: {0}")]
     Config(String),
@@ -470,6 +493,7 @@ impl Error {
         match self {
             Error::Database { source, .. } => source.code.as_deref(),
             Error::Migration(m) => m.source.code.as_deref(),
+            Error::Blocked(b) => b.migration.source.code.as_deref(),
             _ => None,
         }
     }
@@ -519,6 +543,20 @@ fn quoted(names: &[String]) -> String {
         .map(|n| format!("`{n}`"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+fn wait_summary(pending: &[Version], in_progress: Option<Version>) -> String {
+    let waiting = format!("migration(s) {} still pending", list(pending));
+    match in_progress {
+        Some(v) => format!(
+            "{waiting}; migration {v} is in progress (a process is running it statement by \
+             statement): wait longer, or see `preflight status`"
+        ),
+        None => format!(
+            "{waiting} and none in progress: is the process that migrates (a deploy job, \
+             `preflight up`) running? Its lock and progress show in `preflight status`"
+        ),
+    }
 }
 
 /// `1, 2, 3`: versions for a message.

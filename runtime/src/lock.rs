@@ -163,13 +163,17 @@ impl fmt::Display for Holder {
     }
 }
 
-/// Back-off between lock attempts: 10 ms doubling to 50 ms (10, 20, 40, 50, 50, ...), plus up
-/// to 50% jitter so that replicas started together do not poll in lockstep. The cap is low
-/// because a waiting run polls cheaply (the fast-path query, then a try-lock) and returns as
-/// soon as the holder has brought the database up to date; a long sleep would only delay that.
+/// Back-off between attempts, with jitter so that replicas started together do not retry in
+/// lockstep: a base delay doubling up to a cap, plus up to 50% of it. For the migration lock
+/// ([`Backoff::new`]) 10 ms doubling to 50 ms (10, 20, 40, 50, 50, ...): the cap is low because
+/// a waiting run polls cheaply (the fast-path query, then a try-lock) and returns as soon as
+/// the holder has brought the database up to date; a long sleep would only delay that. Also
+/// between the attempts of a migration blocked by a table lock, and between the polls of
+/// `wait`, with their own delays ([`Backoff::between`]).
 #[derive(Debug, Clone)]
 pub(crate) struct Backoff {
     next: Duration,
+    cap: Duration,
     seed: u64,
 }
 
@@ -177,11 +181,27 @@ pub(crate) struct Backoff {
 const MAX_DELAY: Duration = Duration::from_millis(50);
 
 impl Backoff {
+    /// The migration lock's back-off.
     pub fn new(seed: u64) -> Backoff {
+        Backoff::between(Duration::from_millis(10), MAX_DELAY, seed)
+    }
+
+    /// A back-off starting at `first`, doubling up to `cap`.
+    pub fn between(first: Duration, cap: Duration, seed: u64) -> Backoff {
         Backoff {
-            next: Duration::from_millis(10),
+            next: first.min(cap),
+            cap,
             seed: seed | 1,
         }
+    }
+
+    /// A seed for the jitter that differs between processes and runs.
+    pub fn seed() -> u64 {
+        use std::time::{SystemTime, UNIX_EPOCH};
+        u64::from(std::process::id())
+            ^ SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos().into())
     }
 
     /// The next delay, never more than `remaining`.
@@ -191,8 +211,9 @@ impl Backoff {
         self.seed ^= self.seed >> 7;
         self.seed ^= self.seed << 17;
         let base = self.next;
-        let jitter = Duration::from_millis(self.seed % (base.as_millis() as u64 / 2 + 1));
-        self.next = (self.next * 2).min(MAX_DELAY);
+        let half = u64::try_from(base.as_micros() / 2).unwrap_or(u64::MAX);
+        let jitter = Duration::from_micros(self.seed % (half + 1));
+        self.next = (self.next * 2).min(self.cap);
         (base + jitter).min(remaining)
     }
 }
@@ -226,5 +247,11 @@ mod tests {
             assert!(b.delay(Duration::from_secs(10)) <= Duration::from_millis(75));
         }
         assert_eq!(b.delay(Duration::from_millis(3)), Duration::from_millis(3));
+        let mut slow = Backoff::between(Duration::from_secs(1), Duration::from_secs(4), 7);
+        let delays: Vec<Duration> = (0..4).map(|_| slow.delay(Duration::MAX)).collect();
+        for (d, base) in delays.iter().zip([1, 2, 4, 4]) {
+            let base = Duration::from_secs(base);
+            assert!(*d >= base && *d <= base + base / 2, "{delays:?}");
+        }
     }
 }

@@ -4,24 +4,43 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use crate::timeout::Timeouts;
 use crate::{Checksum, Version};
 
-/// A byte range of one SQL statement inside a [`Body`]'s text, ending after its `;`.
+/// A byte range of one unit of a [`Body`]'s text, ending after its `;`: one SQL statement, or,
+/// in a [`Kind::Script`] body, a whole explicit `BEGIN; ... COMMIT;` block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Span {
     start: u32,
     end: u32,
+    /// Where a block's closing `COMMIT` starts (0: the span is one statement).
+    commit: u32,
 }
 
 impl Span {
     /// A span; `start <= end`, both byte offsets on character boundaries of the body's text.
     pub const fn new(start: u32, end: u32) -> Span {
-        Span { start, end }
+        Span {
+            start,
+            end,
+            commit: 0,
+        }
+    }
+
+    /// An explicit transaction block from its `BEGIN` (at `start`) to the end of its closing
+    /// `COMMIT` (`end`), which starts at `commit`; `start < commit < end`.
+    pub const fn block(start: u32, commit: u32, end: u32) -> Span {
+        Span { start, end, commit }
     }
 
     /// The byte range.
     pub fn range(&self) -> std::ops::Range<usize> {
         self.start as usize..self.end as usize
+    }
+
+    /// For a block, where its closing `COMMIT` starts.
+    pub fn commit_at(&self) -> Option<usize> {
+        (self.commit > self.start).then_some(self.commit as usize)
     }
 }
 
@@ -34,6 +53,13 @@ pub enum Kind {
     /// with a directive, or made only of statements that cannot run in a transaction (such as
     /// `CREATE INDEX CONCURRENTLY`).
     NoTransaction,
+    /// A file that manages its own transactions (several `BEGIN; ... COMMIT;` blocks, as
+    /// golang-migrate and dbmate run a file as a script): it runs as written, outside Preflight's
+    /// transaction, unit by unit, where a unit is a whole block (atomic, sent as one script,
+    /// with the progress row updated inside it, before its `COMMIT`) or a statement between
+    /// blocks. A failure rolls the open block back and records the units done, so a resumption
+    /// starts at the failed unit, like a no-transaction migration.
+    Script,
 }
 
 /// One direction (up or down) of a migration: the file's text and its statements, split at
@@ -43,6 +69,7 @@ pub struct Body {
     text: Cow<'static, str>,
     statements: Cow<'static, [Span]>,
     kind: Kind,
+    timeouts: Timeouts,
 }
 
 impl Body {
@@ -52,6 +79,7 @@ impl Body {
             text: Cow::Borrowed(text),
             statements: Cow::Borrowed(statements),
             kind,
+            timeouts: Timeouts::NONE,
         }
     }
 
@@ -61,7 +89,15 @@ impl Body {
             text: Cow::Owned(text),
             statements: Cow::Owned(statements),
             kind,
+            timeouts: Timeouts::NONE,
         }
+    }
+
+    /// The body with its own time limits (from `-- preflight:lock-timeout` /
+    /// `-- preflight:statement-timeout`), which replace the runner's for this migration.
+    pub const fn with_timeouts(mut self, timeouts: Timeouts) -> Body {
+        self.timeouts = timeouts;
+        self
     }
 
     /// The text of the file the body is in (for a goose file, the whole file, both sections).
@@ -74,14 +110,32 @@ impl Body {
         self.kind
     }
 
-    /// The statements, each with its trailing `;` (if it had one), in order.
+    /// The body's own time limits (its directives); `None` parts follow the runner.
+    pub fn timeouts(&self) -> Timeouts {
+        self.timeouts
+    }
+
+    /// The statements, each with its trailing `;` (if it had one), in order. In a
+    /// [`Kind::Script`] body, a block is one item, from its `BEGIN` to its `COMMIT`.
     pub fn statements(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
         self.statements.iter().map(|s| &self.text[s.range()])
     }
 
-    /// Number of statements (zero for an empty or comment-only file: a no-op).
+    /// Number of statements (zero for an empty or comment-only file: a no-op); blocks count
+    /// as one.
     pub fn statement_count(&self) -> usize {
         self.statements.len()
+    }
+
+    /// When item `index` is an explicit block: its text up to its closing `COMMIT` (the
+    /// `BEGIN` and the statements), and the `COMMIT` itself.
+    pub fn block(&self, index: usize) -> Option<(&str, &str)> {
+        let span = self.statements.get(index)?;
+        let commit = span.commit_at()?;
+        Some((
+            &self.text[span.start as usize..commit],
+            &self.text[commit..span.end as usize],
+        ))
     }
 
     /// All statements as one string (from the first statement's start to the last one's end,
@@ -255,6 +309,15 @@ impl Migration {
 pub struct Migrations {
     list: Cow<'static, [Migration]>,
     set: Cow<'static, str>,
+    dialect: &'static str,
+    warnings: Warnings,
+}
+
+/// The lint warnings found when the set was checked: in the binary for an embedded set.
+#[derive(Debug, Clone)]
+enum Warnings {
+    Embedded(&'static [&'static str]),
+    Owned(Vec<String>),
 }
 
 /// The name of a set built at run time without one ([`Migrations::from_parts`],
@@ -265,16 +328,56 @@ impl Migrations {
     /// Used by the code `embed!` generates; the list is sorted and chained by the macro.
     #[doc(hidden)]
     pub const fn __embedded(list: &'static [Migration]) -> Migrations {
-        Migrations::__embedded_set(list, DEFAULT_SET)
+        Migrations::__embedded_named(list, DEFAULT_SET, "postgres", &[])
     }
 
-    /// Used by the code `embed!` generates: the list and the set's name (`set = "..."`, or the
-    /// embedding crate's package name).
+    /// Used by the code `embed!` generates: the list, the dialect it was checked in, and the
+    /// lint warnings of that check (so that `preflight check` on the embedded set reports them).
     #[doc(hidden)]
-    pub const fn __embedded_set(list: &'static [Migration], set: &'static str) -> Migrations {
+    pub const fn __embedded_checked(
+        list: &'static [Migration],
+        dialect: &'static str,
+        warnings: &'static [&'static str],
+    ) -> Migrations {
+        Migrations::__embedded_named(list, DEFAULT_SET, dialect, warnings)
+    }
+
+    /// Used by the code `embed!` generates: the list, the set's name (`set = "..."`, or the
+    /// embedding crate's package name), the dialect it was checked in and the lint warnings of
+    /// that check.
+    #[doc(hidden)]
+    pub const fn __embedded_named(
+        list: &'static [Migration],
+        set: &'static str,
+        dialect: &'static str,
+        warnings: &'static [&'static str],
+    ) -> Migrations {
         Migrations {
             list: Cow::Borrowed(list),
             set: Cow::Borrowed(set),
+            dialect,
+            warnings: Warnings::Embedded(warnings),
+        }
+    }
+
+    /// The same set, recording the dialect it was checked in and the check's lint warnings.
+    pub fn with_checks(mut self, dialect: &'static str, warnings: Vec<String>) -> Migrations {
+        self.dialect = dialect;
+        self.warnings = Warnings::Owned(warnings);
+        self
+    }
+
+    /// The SQL dialect the set was checked in when it was built (`postgres`, `sqlite`).
+    pub fn dialect(&self) -> &str {
+        self.dialect
+    }
+
+    /// The lint warnings found when the set was checked (by `embed!` while compiling, or by the
+    /// CLI when it read the directory), each as displayed (`file:line:column: warning: ...`).
+    pub fn warnings(&self) -> Vec<&str> {
+        match &self.warnings {
+            Warnings::Embedded(list) => list.to_vec(),
+            Warnings::Owned(list) => list.iter().map(String::as_str).collect(),
         }
     }
 
@@ -329,6 +432,8 @@ impl Migrations {
         Ok(Migrations {
             list: Cow::Owned(list),
             set: Cow::Borrowed(DEFAULT_SET),
+            dialect: "postgres",
+            warnings: Warnings::Owned(Vec::new()),
         })
     }
 
@@ -362,6 +467,16 @@ impl Migrations {
     /// The migration with the highest version.
     pub fn last(&self) -> Option<&Migration> {
         self.list.last()
+    }
+
+    /// The migrations `keep` keeps, as a set of their own (their chain values unchanged).
+    pub(crate) fn subset(&self, keep: impl Fn(&Migration) -> bool) -> Migrations {
+        Migrations {
+            list: Cow::Owned(self.list.iter().filter(|m| keep(m)).cloned().collect()),
+            set: self.set.clone(),
+            dialect: self.dialect,
+            warnings: self.warnings.clone(),
+        }
     }
 
     /// The migration with this version.
@@ -454,6 +569,13 @@ impl MigrationSpec {
         self
     }
 
+    /// Gives the up body its own time limits, as the directives `-- preflight:lock-timeout`
+    /// and `-- preflight:statement-timeout` do in a file.
+    pub fn timeouts(mut self, timeouts: Timeouts) -> MigrationSpec {
+        self.parts.up = self.parts.up.with_timeouts(timeouts);
+        self
+    }
+
     fn into_parts(self) -> MigrationParts {
         self.parts
     }
@@ -508,6 +630,17 @@ mod tests {
             MigrationSpec::new(1, "b", "select 2;"),
         ]);
         assert_eq!(dup.unwrap_err(), Version::new(1));
+    }
+
+    #[test]
+    fn blocks_split_at_their_commit() {
+        let text = "BEGIN;\nselect 1;\nCOMMIT;\nselect 2;\n";
+        static SPANS: [Span; 2] = [Span::block(0, 17, 24), Span::new(25, 34)];
+        let body = Body::new(text, &SPANS, Kind::Script);
+        assert_eq!(body.block(0), Some(("BEGIN;\nselect 1;\n", "COMMIT;")));
+        assert_eq!(body.block(1), None);
+        assert_eq!(body.statements().nth(1), Some("select 2;"));
+        assert_eq!(Span::new(3, 4).commit_at(), None);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! set.
 
 use crate::connection::{AsyncConnection, Connection};
+use crate::drift::Drift;
 use crate::error::Error;
 use crate::history::HistoryRow;
 use crate::plan::{Plan, Revert};
@@ -189,6 +190,71 @@ impl<'m> Runner<'m> {
         conn: &mut C,
     ) -> Result<Plan<'m>, Error> {
         conn.driver().plan(self, Work::Reset).await
+    }
+
+    /// Waits, without migrating, until another process has brought the database up to date
+    /// for this binary: where one job migrates (a Kubernetes init job, a deploy step) and the
+    /// replicas must neither migrate nor serve an old schema. Never takes the lock and never
+    /// writes; each poll is the one fast-path query (about every second at most, with
+    /// jitter). Returns as soon as the database is current, or *ahead* of the binary as
+    /// `run` accepts it (with the same warnings; [`Report::waited`] tells how long it
+    /// waited). Fails at once when `run` would refuse (a changed file, a failed migration),
+    /// and after [`Runner::wait_timeout`] (default 5 minutes) with [`Error::WaitTimeout`]
+    /// naming what is still pending.
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # use preflight_runtime::{MigrationSpec, Migrations};
+    /// # let migrations = Migrations::from_specs(vec![MigrationSpec::new(1, "t", "CREATE TABLE t (id int);")]).unwrap();
+    /// let mut client = postgres::Client::connect("postgres://app@localhost/app", postgres::NoTls)?;
+    /// let report = migrations.runner().wait_timeout(Duration::from_secs(120)).wait(&mut client)?;
+    /// println!("schema ready after {:?}", report.waited);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn wait<C: Connection + ?Sized>(&self, conn: &mut C) -> Result<Report, Error> {
+        conn.driver().wait(self)
+    }
+
+    /// [`Runner::wait`] on an async connection.
+    pub async fn wait_async<C: AsyncConnection + ?Sized>(
+        &self,
+        conn: &mut C,
+    ) -> Result<Report, Error> {
+        conn.driver().wait(self).await
+    }
+
+    /// Compares the live schema with what the migrations build (see [`crate::drift`]): the
+    /// migrations the history records as applied are built in a scratch database (PostgreSQL:
+    /// created on the server of [`Runner::scratch`], which needs the `CREATEDB` privilege,
+    /// and dropped afterwards on every path; SQLite: in memory), and both catalogs are
+    /// compared. No lock is taken and nothing is written to the live database. Preflight's own
+    /// tables are not drift.
+    ///
+    /// ```no_run
+    /// # use preflight_runtime::{MigrationSpec, Migrations, Scratch};
+    /// # let migrations = Migrations::from_specs(vec![MigrationSpec::new(1, "t", "CREATE TABLE t (id int);")]).unwrap();
+    /// let url = "postgres://app@localhost/app";
+    /// let mut client = postgres::Client::connect(url, postgres::NoTls)?;
+    /// let drift = migrations
+    ///     .runner()
+    ///     .scratch(Scratch::postgres(url.parse()?, postgres::NoTls))
+    ///     .drift(&mut client)?;
+    /// if !drift.is_clean() {
+    ///     eprint!("{drift}"); // CHANGE KIND NAME DETAIL, one line per difference
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn drift<C: Connection + ?Sized>(&self, conn: &mut C) -> Result<Drift, Error> {
+        conn.driver().drift(self)
+    }
+
+    /// [`Runner::drift`] on an async connection (needs a tokio runtime: the scratch
+    /// database's connections run on it).
+    pub async fn drift_async<C: AsyncConnection + ?Sized>(
+        &self,
+        conn: &mut C,
+    ) -> Result<Drift, Error> {
+        conn.driver().drift(self).await
     }
 
     /// Reads the history, oldest first (no lock; empty when the table does not exist yet).
@@ -389,6 +455,51 @@ macro_rules! set_operations {
                 conn: &mut C,
             ) -> Result<Vec<$crate::HistoryRow>, $crate::Error> {
                 self.runner().history_async(conn).await
+            }
+
+            /// [`Runner::wait`] with the default settings (at most 5 minutes).
+            pub fn wait<C: $crate::Connection + ?Sized>(
+                &self,
+                conn: &mut C,
+            ) -> Result<$crate::Report, $crate::Error> {
+                self.runner().wait(conn)
+            }
+
+            /// [`Runner::wait_async`] with the default settings.
+            pub async fn wait_async<C: $crate::AsyncConnection + ?Sized>(
+                &self,
+                conn: &mut C,
+            ) -> Result<$crate::Report, $crate::Error> {
+                self.runner().wait_async(conn).await
+            }
+
+            /// [`Runner::drift`] with the default settings (on PostgreSQL, set
+            /// [`Runner::scratch`] first: `set.runner().scratch(..).drift(conn)`).
+            ///
+            /// ```
+            /// # use preflight_runtime::{MigrationSpec, Migrations};
+            /// # #[cfg(feature = "sqlite")] {
+            /// let set = Migrations::from_specs(vec![MigrationSpec::new(1, "t", "CREATE TABLE t (id INTEGER);")]).unwrap();
+            /// let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+            /// set.run(&mut conn).unwrap();
+            /// conn.execute_batch("CREATE INDEX hot_fix ON t (id)").unwrap();
+            /// let drift = set.drift(&mut conn).unwrap();
+            /// assert_eq!(drift.differences[0].name, "hot_fix");
+            /// # }
+            /// ```
+            pub fn drift<C: $crate::Connection + ?Sized>(
+                &self,
+                conn: &mut C,
+            ) -> Result<$crate::Drift, $crate::Error> {
+                self.runner().drift(conn)
+            }
+
+            /// [`Runner::drift_async`] with the default settings.
+            pub async fn drift_async<C: $crate::AsyncConnection + ?Sized>(
+                &self,
+                conn: &mut C,
+            ) -> Result<$crate::Drift, $crate::Error> {
+                self.runner().drift_async(conn).await
             }
 
             /// [`Runner::ready`] with the default settings.

@@ -29,6 +29,8 @@ pub struct Report {
     pub lock_taken: bool,
     /// How long the run waited for the lock.
     pub lock_wait: Duration,
+    /// How long [`Runner::wait`](crate::Runner::wait) waited for another process to migrate.
+    pub waited: Duration,
     /// Another tool's history taken over by this run, if any (see [`crate::adopt::Adopt`]).
     pub adopted: Option<crate::adopt::Adopted>,
 }
@@ -180,6 +182,27 @@ pub enum Warning {
     /// The database is CockroachDB: the lease lock was used and migrations were recorded
     /// `in_progress` then `applied`, since DDL there is not transactional.
     CockroachDb,
+    /// The live schema differs from what the migrations build (a run with
+    /// [`Runner::warn_on_drift`](crate::Runner::warn_on_drift)).
+    Drift(Box<crate::drift::Drift>),
+    /// [`Runner::warn_on_drift`](crate::Runner::warn_on_drift) could not compare (no scratch
+    /// server configured, no privilege to create a database, ...): why.
+    DriftUnchecked {
+        /// The error.
+        reason: String,
+    },
+    /// A migration could not take a table lock within its lock timeout at first, and
+    /// succeeded when tried again (see [`Runner::lock_retries`](crate::Runner::lock_retries)).
+    LockRetried {
+        /// The set, when the run composes several.
+        set: Option<String>,
+        /// The version.
+        version: Version,
+        /// How many attempts it took (the last one succeeded).
+        attempts: u32,
+        /// From its first attempt to its success.
+        waited: Duration,
+    },
 }
 
 impl fmt::Display for Warning {
@@ -256,6 +279,35 @@ impl fmt::Display for Warning {
             Warning::CockroachDb => f.write_str(
                 "CockroachDB: lease lock, each migration recorded in_progress then applied \
                  (DDL is not transactional there)",
+            ),
+            Warning::Drift(d) => {
+                write!(
+                    f,
+                    "the schema has drifted from the migrations: {} difference(s)",
+                    d.differences.len()
+                )?;
+                for diff in d.differences.iter().take(5) {
+                    write!(f, "; {} {} {}", diff.change.as_str(), diff.kind, diff.name)?;
+                }
+                if d.differences.len() > 5 {
+                    f.write_str("; ... (`preflight drift` lists them all)")?;
+                }
+                Ok(())
+            }
+            Warning::DriftUnchecked { reason } => {
+                write!(f, "could not check the schema for drift: {reason}")
+            }
+            Warning::LockRetried {
+                set,
+                version,
+                attempts,
+                waited,
+            } => write!(
+                f,
+                "migration {}{version} was blocked by a lock another session held; it succeeded \
+                 at attempt {attempts}, after {:.1} s",
+                in_set(set),
+                waited.as_secs_f64()
             ),
         }
     }

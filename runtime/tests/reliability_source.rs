@@ -29,8 +29,11 @@ enum Entry {
     Flyway {
         name: String,
     },
-    /// A `.sql` file whose name is not a migration name.
+    /// A `.sql` file whose name starts like a migration's but does not parse: refused.
     Misnamed(String),
+    /// A `.sql` file that does not start like a migration (no tool runs it): named in a
+    /// warning, ignored.
+    NotAMigration(String),
     /// Not a migration: ignored.
     Ignored(String),
 }
@@ -46,13 +49,20 @@ fn entry() -> impl Strategy<Value = Entry> {
         name().prop_map(|name| Entry::Goose { name }),
         name().prop_map(|name| Entry::Flyway { name }),
         prop_oneof![
-            name().prop_map(|n| format!("{n}.sql")),
             (1u32..999, name()).prop_map(|(v, n)| format!("{v}-{n}.sql")),
             name().prop_map(|n| format!("R__{n}.sql")),
-            (1u32..999, name()).prop_map(|(v, n)| format!("x{v}_{n}.sql")),
             (1u32..999, name()).prop_map(|(v, n)| format!("V{v}_{n}.sql")),
         ]
         .prop_map(Entry::Misnamed),
+        prop_oneof![
+            // `v1.sql` starts like a Flyway name: that one is misnamed, not "not a migration".
+            name()
+                .prop_filter("starts like a Flyway name", |n| !n.starts_with('v')
+                    || !n[1..].starts_with(|c: char| c.is_ascii_digit()))
+                .prop_map(|n| format!("{n}.sql")),
+            (1u32..999, name()).prop_map(|(v, n)| format!("x{v}_{n}.sql")),
+        ]
+        .prop_map(Entry::NotAMigration),
         prop_oneof![
             Just("README.md".to_owned()),
             Just(".keep".to_owned()),
@@ -82,7 +92,9 @@ fn write(dir: &Path, entries: &[Entry]) {
                 "-- +goose Up\nSELECT 1;\n-- +goose Down\nSELECT 2;\n",
             ),
             Entry::Flyway { name } => file(format!("V{v}__{name}.sql"), "SELECT 1;\n"),
-            Entry::Misnamed(n) | Entry::Ignored(n) => file(n.clone(), "SELECT 1;\n"),
+            Entry::Misnamed(n) | Entry::NotAMigration(n) | Entry::Ignored(n) => {
+                file(n.clone(), "SELECT 1;\n")
+            }
         }
     }
 }
@@ -113,6 +125,10 @@ proptest! {
             .iter()
             .filter_map(|e| match e { Entry::Misnamed(n) => Some(n), _ => None })
             .collect();
+        let not_migrations: Vec<&String> = entries
+            .iter()
+            .filter_map(|e| match e { Entry::NotAMigration(n) => Some(n), _ => None })
+            .collect();
         let mut layouts: Vec<Layout> = entries.iter().filter_map(layout_of).collect();
         layouts.sort();
         layouts.dedup();
@@ -120,6 +136,12 @@ proptest! {
         match result {
             Ok(source) => {
                 prop_assert!(misnamed.is_empty(), "accepted misnamed files {misnamed:?}");
+                for n in &not_migrations {
+                    prop_assert!(
+                        source.warnings.iter().any(|w| w.path.ends_with(n.as_str())),
+                        "{n} not named in {:?}", source.warnings
+                    );
+                }
                 prop_assert!(layouts.len() <= 1, "accepted a mix of {layouts:?}");
                 prop_assert_eq!(source.layout, layouts.first().copied());
                 prop_assert_eq!(source.migrations.len(), migrations);
@@ -168,7 +190,10 @@ proptest! {
         match read_dir(dir.path(), "m") {
             Ok(source) => {
                 for m in &source.migrations {
-                    prop_assert!(!m.name.is_empty());
+                    // Only a version alone (`7.sql`) has an empty name.
+                    let file = m.up.file.display.rsplit('/').next().unwrap_or_default();
+                    let stem = file.split('.').next().unwrap_or_default();
+                    prop_assert!(!m.name.is_empty() || stem.bytes().all(|b| b.is_ascii_digit()), "{file}");
                 }
             }
             Err(d) => prop_assert!(!d.is_empty()),

@@ -86,7 +86,10 @@ fn transaction_control_in_the_middle_is_refused() {
     )]);
     assert_eq!(e.len(), 1, "{e:?}");
     assert!(
-        e[0].starts_with("m/1_x.up.sql:2:1: error: `COMMIT` in a migration"),
+        e[0].starts_with(
+            "m/1_x.up.sql:2:1: error: `COMMIT` in a file that manages its own \
+                          transactions: there is no `BEGIN` before it"
+        ),
         "{e:?}"
     );
 }
@@ -146,22 +149,27 @@ fn what_sqlparser_refuses_but_mysql_runs_is_a_note_not_an_error() {
                 UPDATE t1, t2 SET t1.a = t2.a WHERE t1.id = t2.id;\n\
                 CREATE TABLE v (id INT, KEY k (id) INVISIBLE);\n";
     assert_eq!(errors(&[("1_x.up.sql", text)]), Vec::<String>::new());
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("1_x.up.sql"), text).unwrap();
-    let (source, problems) = preflight_runtime::source::scan_dir(dir.path(), "m");
-    assert!(problems.is_empty(), "{problems:?}");
-    let (mut errors, mut notes) = (Vec::new(), Vec::new());
-    let body = check_body(&source.migrations[0].up, &mut errors, &mut notes).unwrap();
-    assert!(errors.is_empty(), "{errors:?}");
-    assert_eq!(body.statements.len(), 3);
+    // The notes reach the user through the notes channel, not as warnings (which
+    // `lints = "deny"` would turn into errors).
+    let checked = check(&[("1_x.up.sql", text)]).unwrap();
+    assert_eq!(statements(&checked)[0].len(), 3);
+    assert!(checked.warnings().is_empty(), "{:?}", checked.warnings());
+    let notes = checked.notes();
     assert_eq!(notes.len(), 3, "{notes:?}");
+    assert!(notes.iter().all(|n| n.level == Level::Note), "{notes:?}");
     assert!(
         notes[0]
             .to_string()
-            .starts_with("m/1_x.up.sql:1:15: warning: not checked by sqlparser"),
+            .starts_with("m/1_x.up.sql:1:15: note: not checked by sqlparser"),
         "{}",
         notes[0]
     );
+    let denied = Options::default()
+        .dialect(Dialect::Mysql)
+        .lints(crate::LintLevel::Deny);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("1_x.up.sql"), text).unwrap();
+    assert!(check_dir(dir.path(), "m", &denied).is_ok());
 }
 
 #[test]

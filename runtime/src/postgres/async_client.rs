@@ -12,8 +12,12 @@ use std::time::Duration;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Row, Statement};
 
-use crate::error::DbError;
+use crate::backend::ScratchWork;
+use crate::drift::Catalog;
+use crate::error::{DbError, Error};
+use crate::scratch::Scratch;
 
+use super::scratch::{run_work, with_drop, ScratchDatabase};
 use super::wire::{db_error, typed, Op, PgConn};
 
 type Request<'a> = Pin<Box<dyn Future<Output = Result<Vec<Row>, DbError>> + Send + 'a>>;
@@ -129,5 +133,28 @@ impl PgConn for AsyncConn<'_> {
 
     fn pipelines(&self) -> bool {
         true
+    }
+
+    async fn on_scratch<W: ScratchWork>(
+        &mut self,
+        scratch: &Scratch,
+        work: W,
+    ) -> Result<Catalog, Error> {
+        let server = scratch.postgres_server();
+        let connecting = |e| {
+            Error::db(
+                format!("connecting to the scratch {}", server.describe()),
+                e,
+            )
+        };
+        let admin = server.connect(None).await.map_err(connecting)?;
+        let db = ScratchDatabase::create(&mut AsyncConn::new(&admin)).await?;
+        // No `?` until the database is dropped.
+        let built = match server.connect(Some(db.name())).await {
+            Ok(client) => run_work(AsyncConn::new(&client), work).await,
+            Err(e) => Err(connecting(e)),
+        };
+        let dropped = db.drop_with(&mut AsyncConn::new(&admin)).await;
+        with_drop(built, dropped)
     }
 }

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::backend::Locking;
+use crate::blocked::Blocker;
 use crate::error::Error;
 use crate::lock::{pg_locks_ids, Holder};
 
@@ -201,7 +202,58 @@ impl<C: PgConn> Locking for PgBackend<C> {
             other => other.map(drop),
         }
     }
+
+    async fn lock_blockers(&mut self, since: Duration) -> Result<Vec<Blocker>, Error> {
+        let rows = self
+            .query(BLOCKERS, vec![Param::Float8(since.as_secs_f64())])
+            .await
+            .map_err(|e| Error::db("reading which sessions hold locks", e))?;
+        rows.iter()
+            .map(|row| {
+                let relations: Vec<String> = get(row, 5)?;
+                let modes: Vec<String> = get(row, 6)?;
+                Ok(Blocker {
+                    pid: get(row, 0)?,
+                    application_name: get(row, 1)?,
+                    state: get(row, 2)?,
+                    transaction_start: get(row, 3)?,
+                    query_start: get(row, 4)?,
+                    locks: relations
+                        .into_iter()
+                        .zip(modes)
+                        .map(|(r, m)| format!("{r} {m}"))
+                        .collect(),
+                    waiting_for: get(row, 7)?,
+                })
+            })
+            .collect()
+    }
 }
+
+/// The sessions of this database, other than this one, whose open transaction began at least
+/// `$1` seconds ago (before the blocked migration's last attempt) and that hold locks on
+/// tables, views or sequences outside the system schemas: their pid, application name, state,
+/// transaction and query start, the relations (quoted, schema-qualified) with the lock modes,
+/// and the sessions they wait for themselves. Their query texts are not read: they can hold
+/// data. Oldest transaction first.
+const BLOCKERS: &str = "SELECT a.pid, coalesce(a.application_name, ''), \
+     coalesce(a.state, 'unknown state'), a.xact_start::text, a.query_start::text, \
+     array_agg(format('%I.%I', r.nspname, r.relname) ORDER BY r.nspname, r.relname, r.mode), \
+     array_agg(r.mode::text ORDER BY r.nspname, r.relname, r.mode), \
+     pg_blocking_pids(a.pid) \
+     FROM pg_stat_activity a \
+     JOIN (SELECT l.pid, l.mode, n.nspname, c.relname FROM pg_locks l \
+           JOIN pg_class c ON c.oid = l.relation \
+           JOIN pg_namespace n ON n.oid = c.relnamespace \
+           WHERE l.locktype = 'relation' AND l.granted \
+           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+           AND c.relkind IN ('r', 'p', 'm', 'v', 'f', 'S') \
+           AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+           AND n.nspname NOT LIKE 'pg\\_toast%') AS r ON r.pid = a.pid \
+     WHERE a.pid <> pg_backend_pid() AND a.datname = current_database() \
+     AND a.xact_start <= clock_timestamp() - make_interval(secs => $1) \
+     GROUP BY a.pid, a.application_name, a.state, a.xact_start, a.query_start \
+     ORDER BY a.xact_start, a.pid LIMIT 20";
 
 /// The error when the session advisory lock meets a pooler in transaction mode.
 fn pooler(what: &str) -> String {

@@ -33,15 +33,20 @@
 //! Files, one concern each: `wire.rs` (requests, the driver trait, server errors),
 //! `sync_client.rs` / `async_client.rs` (the two drivers), `sql.rs` (the history table's SQL),
 //! `history.rs` (the fast path, creation, the upgrade from layout 1, reads and progress rows),
-//! `lock.rs` (advisory lock and lease), `transaction.rs` (migration transactions and pipelined
-//! windows), `retry.rs` (CockroachDB's serialization retries), `foreign.rs` (other tools'
-//! histories), and `reset.rs` (the schema's objects). The pools (deadpool, bb8, r2d2) are in `crate::pool`.
+//! `lock.rs` (advisory lock and lease, and the sessions that block a migration),
+//! `transaction.rs` (migration transactions and pipelined windows, under their time limits),
+//! `retry.rs` (CockroachDB's serialization retries), `foreign.rs` (other tools'
+//! histories), `reset.rs` (the schema's objects), `catalog.rs` (the schema as drift compares
+//! it) and `scratch.rs` (throwaway databases: drift's scratch database, the test helpers'). The
+//! pools (deadpool, bb8, r2d2) are in `crate::pool`.
 
+mod catalog;
 mod foreign;
 mod history;
 mod lock;
 mod reset;
 mod retry;
+pub(crate) mod scratch;
 mod sql;
 mod transaction;
 mod wire;
@@ -54,6 +59,8 @@ mod sync_client;
 // The test helpers quote the database names they create the same way.
 #[cfg(feature = "testing")]
 pub(crate) use sql::quote_ident;
+
+pub(crate) use scratch::{Connect, Connector};
 
 #[cfg(feature = "tokio-postgres")]
 pub(crate) use async_client::AsyncConn;
@@ -80,9 +87,9 @@ pub(crate) struct PgBackend<C> {
     /// The history table's schema as the session resolved it (`cfg_schema` or the current
     /// schema); empty before the session query.
     schema: String,
-    sql_lock_timeout: Option<Duration>,
-    sql_statement_timeout: Option<Duration>,
     cockroach: bool,
+    /// Where drift builds its scratch database.
+    scratch: Option<crate::scratch::Scratch>,
     /// The backend pid the run's session query saw: the advisory lock is taken and released
     /// only there (see `sql::TRY_ADVISORY`); -1 before the session query.
     session_pid: i64,
@@ -99,9 +106,8 @@ impl<C: PgConn> PgBackend<C> {
             cfg_schema: cfg.schema.clone(),
             table: cfg.table.clone(),
             schema: String::new(),
-            sql_lock_timeout: cfg.sql_lock_timeout,
-            sql_statement_timeout: cfg.sql_statement_timeout,
             cockroach: false,
+            scratch: cfg.scratch.clone(),
             session_pid: -1,
             legacy_lease_owner: None,
         }

@@ -229,6 +229,9 @@ pub(crate) const SESSION: &str = "SELECT current_database()::text, \
      pg_backend_pid()::int8";
 /// Sets a setting for the session (`false`) or the transaction (`true`, third parameter).
 pub(crate) const SET_CONFIG: &str = "SELECT set_config($1, $2, $3)";
+/// Sets setting `$1` to `$2` for the session and returns its value before.
+pub(crate) const SWAP_SETTING: &str = "SELECT before.value, set_config($1, $2, false) \
+     FROM (SELECT current_setting($1) AS value OFFSET 0) AS before";
 /// Starts a migration transaction that is not the run's last: its commit returns without
 /// waiting for the WAL flush (see `runner::migrate` for why that is safe). A constant: no value
 /// is interpolated.

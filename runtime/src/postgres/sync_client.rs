@@ -5,8 +5,12 @@
 
 use std::time::Duration;
 
-use crate::error::DbError;
+use crate::backend::ScratchWork;
+use crate::drift::Catalog;
+use crate::error::{DbError, Error};
+use crate::scratch::Scratch;
 
+use super::scratch::{run_work, with_drop, ScratchDatabase};
 use super::wire::{db_error, typed, Op, PgConn};
 
 pub(crate) struct SyncConn<'c>(pub &'c mut postgres::Client);
@@ -51,6 +55,29 @@ impl PgConn for SyncConn<'_> {
 
     async fn sleep(&mut self, duration: Duration) {
         std::thread::sleep(duration);
+    }
+
+    async fn on_scratch<W: ScratchWork>(
+        &mut self,
+        scratch: &Scratch,
+        work: W,
+    ) -> Result<Catalog, Error> {
+        let server = scratch.postgres_server();
+        let connecting = |e| {
+            Error::db(
+                format!("connecting to the scratch {}", server.describe()),
+                e,
+            )
+        };
+        let mut admin = server.blocking(None).map_err(connecting)?;
+        let db = ScratchDatabase::create(&mut SyncConn(&mut admin)).await?;
+        // No `?` until the database is dropped.
+        let built = match server.blocking(Some(db.name())) {
+            Ok(mut client) => run_work(SyncConn(&mut client), work).await,
+            Err(e) => Err(connecting(e)),
+        };
+        let dropped = db.drop_with(&mut SyncConn(&mut admin)).await;
+        with_drop(built, dropped)
     }
 }
 

@@ -3,13 +3,14 @@
 
 use tokio_postgres::Row;
 
-use crate::backend::{Apply, Record, TxFailure, TxItem, WindowFailure, WindowTx};
+use crate::backend::{Apply, PreviousTimeouts, Record, TxFailure, TxItem, WindowFailure, WindowTx};
 use crate::error::{DbError, Error};
 use crate::history::{Key, NewRow};
+use crate::timeout::Timeouts;
 
 use super::retry::retried;
 use super::sql::{self, Sql};
-use super::wire::{Op, Param, PgConn};
+use super::wire::{get, Op, Param, PgConn};
 use super::PgBackend;
 
 /// The most migration transactions sent in one round trip: enough that the round trip is
@@ -52,6 +53,50 @@ impl<C: PgConn> Apply for PgBackend<C> {
 
     async fn execute(&mut self, sql: &str) -> Result<(), DbError> {
         self.statement(sql).await
+    }
+
+    async fn set_timeouts(&mut self, timeouts: Timeouts) -> Result<PreviousTimeouts, Error> {
+        let mut previous = PreviousTimeouts::default();
+        for (name, value) in [
+            ("lock_timeout", timeouts.lock),
+            ("statement_timeout", timeouts.statement),
+        ] {
+            let Some(value) = value else { continue };
+            // Read and set in one statement: the subquery runs first (`OFFSET 0` keeps it
+            // from being merged into the outer select).
+            let rows = self
+                .query(
+                    sql::SWAP_SETTING,
+                    vec![
+                        Param::Text(name.to_owned()),
+                        Param::Text(value.server_value()),
+                    ],
+                )
+                .await
+                .map_err(|e| Error::db(format!("setting {name}"), e))?;
+            let before: String = match rows.first() {
+                Some(row) => get(row, 0)?,
+                None => continue,
+            };
+            previous.0.push((name, before));
+        }
+        Ok(previous)
+    }
+
+    async fn restore_timeouts(&mut self, previous: PreviousTimeouts) -> Result<(), Error> {
+        for (name, value) in previous.0 {
+            self.query(
+                sql::SET_CONFIG,
+                vec![
+                    Param::Text(name.to_owned()),
+                    Param::Text(value),
+                    Param::Bool(false),
+                ],
+            )
+            .await
+            .map_err(|e| Error::db(format!("restoring {name}"), e))?;
+        }
+        Ok(())
     }
 }
 
@@ -132,23 +177,41 @@ impl<C: PgConn> PgBackend<C> {
             ));
             roles.push(Role::Guard(previous.version));
         }
-        for (name, value) in [
-            ("lock_timeout", self.sql_lock_timeout),
-            ("statement_timeout", self.sql_statement_timeout),
-        ] {
-            if let Some(d) = value {
-                ops.push(Op::Query(
-                    sql::SET_CONFIG,
-                    vec![
-                        Param::Text(name.to_owned()),
-                        Param::Text(format!("{}ms", d.as_millis())),
-                        Param::Bool(true),
-                    ],
-                ));
-                roles.push(Role::Setup);
-            }
-        }
+        // Each body under its own limits (`SET LOCAL`); in a group, changed only where the
+        // next body's differ, and back to the session's value (`RESET`) where it has none.
+        let mut current = Timeouts::NONE;
         for (i, item) in items.iter().enumerate() {
+            if item.body.is_some() {
+                for (name, want, have) in [
+                    ("lock_timeout", item.timeouts.lock, &mut current.lock),
+                    (
+                        "statement_timeout",
+                        item.timeouts.statement,
+                        &mut current.statement,
+                    ),
+                ] {
+                    if want == *have {
+                        continue;
+                    }
+                    match want {
+                        Some(t) => ops.push(Op::Query(
+                            sql::SET_CONFIG,
+                            vec![
+                                Param::Text(name.to_owned()),
+                                Param::Text(t.server_value()),
+                                Param::Bool(true),
+                            ],
+                        )),
+                        None => ops.push(Op::Simple(if name == "lock_timeout" {
+                            "RESET lock_timeout"
+                        } else {
+                            "RESET statement_timeout"
+                        })),
+                    }
+                    roles.push(Role::Setup);
+                    *have = want;
+                }
+            }
             if let Some(body) = item.body {
                 ops.push(Op::Simple(body));
                 roles.push(Role::Body(i));
@@ -372,6 +435,7 @@ mod tests {
                     body: m.up().script(),
                     record: Record::Insert(NewRow::of("app", m, "test")),
                     note: None,
+                    timeouts: Timeouts::NONE,
                 },
                 async_commit: j + 1 < migrations.len(),
                 after: j

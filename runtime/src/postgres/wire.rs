@@ -7,7 +7,10 @@ use postgres_types::{ToSql, Type};
 use tokio_postgres::error::ErrorPosition;
 use tokio_postgres::Row;
 
+use crate::backend::ScratchWork;
+use crate::drift::Catalog;
 use crate::error::{DbError, Error};
+use crate::scratch::Scratch;
 
 /// A parameter value, with the type sent to the server (unnamed statements carry explicit
 /// types, so no extra round trip asks the server for them).
@@ -67,6 +70,17 @@ pub(crate) trait PgConn {
     /// that several transactions cost one round trip) and runs them all whatever fails.
     fn pipelines(&self) -> bool {
         false
+    }
+    /// Creates a scratch database on `scratch`'s server with this driver, runs `work` on it
+    /// and drops it, on every path (see `scratch`).
+    async fn on_scratch<W: ScratchWork>(
+        &mut self,
+        _scratch: &Scratch,
+        _work: W,
+    ) -> Result<Catalog, Error> {
+        Err(Error::Config(
+            "this connection cannot open a scratch database".into(),
+        ))
     }
 }
 

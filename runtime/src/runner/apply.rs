@@ -10,9 +10,12 @@ use crate::error::{DbError, Error};
 use crate::history::{completed_of, unit_digest, HistoryRow, Key, NewRow, State};
 use crate::plan::{self, Plan, Step};
 use crate::report::Applied;
+use crate::timeout::Timeouts;
 use crate::{Body, Kind, Migration};
 
 use super::context::Ctx;
+use super::retry::Retry;
+use super::unit::{self, UnitFailure};
 
 /// Applies a plan's steps, then refreshes each set's goal row's chain when another binary
 /// wrote it.
@@ -53,21 +56,48 @@ pub(super) async fn migrate<B: Backend>(
         // driver that pipelines; see `window`), each transaction still committing on its own.
         let last = steps.len().saturating_sub(1);
         let limit = window_limit(b, ctx);
+        // A migration blocked by a table lock is tried again, alone or as the first of the
+        // next window: those before it in its window committed, it rolled back whole.
+        let mut retry = Retry::new(ctx.cfg);
         let mut i = 0;
         while let Some(step) = steps.get(i) {
             ctx.guard.renew_if_due(b).await?;
-            if !step.is_resume() && atomic(step.migration(), ctx) {
+            retry.attempt(key(step), None);
+            let outcome = if !step.is_resume() && atomic(step.migration(), ctx) {
                 let window = window(&steps[i..], limit, ctx);
                 if let [one] = window.as_slice() {
                     let async_commit = i < last && !ctx.cfg.synchronous_commits;
-                    apply_transactional(b, one, async_commit, ctx).await?;
+                    apply_transactional(b, one, async_commit, ctx)
+                        .await
+                        .map(|()| 1)
+                        .map_err(|e| (0, e))
                 } else {
-                    apply_window(b, &window, i + window.len() - 1 == last, ctx).await?;
+                    apply_window(b, &window, i + window.len() - 1 == last, ctx).await
                 }
-                i += window.len();
             } else {
-                apply_recorded(b, step, ctx).await?;
-                i += 1;
+                apply_recorded(b, step, &mut retry, ctx)
+                    .await
+                    .map(|()| 1)
+                    .map_err(|e| (0, e))
+            };
+            match outcome {
+                Ok(done) => {
+                    retry.done(Some(ctx));
+                    i += done;
+                }
+                Err((committed, error)) => {
+                    if committed > 0 {
+                        retry.done(Some(ctx));
+                        i += committed;
+                    }
+                    let Some(step) = steps.get(i) else {
+                        return Err(error);
+                    };
+                    retry.attempt(key(step), None);
+                    retry
+                        .after_failure(b, error, step.set(), step.migration(), false, None, ctx)
+                        .await?;
+                }
             }
         }
     }
@@ -88,6 +118,7 @@ pub(super) async fn migrate<B: Backend>(
                     chain: Some(goal.chain()),
                 },
                 note: None,
+                timeouts: Timeouts::NONE,
             };
             b.transaction(&[item])
                 .await
@@ -95,6 +126,11 @@ pub(super) async fn migrate<B: Backend>(
         }
     }
     Ok(())
+}
+
+/// A step's row in the history table.
+fn key(step: &Step<'_>) -> Key {
+    Key::new(step.set(), step.migration().version())
 }
 
 /// The most bytes of migration scripts sent in one window: pipelining saves a round trip per
@@ -143,25 +179,23 @@ fn window<'m>(steps: &[Step<'m>], limit: usize, ctx: &Ctx<'_>) -> Vec<Step<'m>> 
 /// Several transactional migrations sent together (see `Apply::transaction_window`): each
 /// in its own transaction with its history row, each after the first guarded by its
 /// predecessor's row, so that nothing after a failed one commits. `ends_run`: the window's last
-/// migration is the run's, and commits synchronously (see [`migrate`]).
+/// migration is the run's, and commits synchronously (see [`migrate`]). Returns how many
+/// committed; on failure, with the error of the one that did not.
 async fn apply_window<B: Backend>(
     b: &mut B,
     steps: &[Step<'_>],
     ends_run: bool,
     ctx: &mut Ctx<'_>,
-) -> Result<(), Error> {
+) -> Result<usize, (usize, Error)> {
     let started = Instant::now();
     let last = steps.len().saturating_sub(1);
     let txs: Vec<WindowTx<'_>> = steps
         .iter()
         .enumerate()
         .map(|(j, step)| WindowTx {
-            item: up_item(step, &ctx.applied_by),
+            item: up_item(step, ctx),
             async_commit: !(ctx.cfg.synchronous_commits || ends_run && j == last),
-            after: j
-                .checked_sub(1)
-                .and_then(|p| steps.get(p))
-                .map(|p| Key::new(p.set(), p.migration().version())),
+            after: j.checked_sub(1).and_then(|p| steps.get(p)).map(key),
         })
         .collect();
     let outcome = b.transaction_window(&txs).await;
@@ -175,19 +209,26 @@ async fn apply_window<B: Backend>(
     for step in steps.iter().take(committed) {
         applied(ctx, step, share);
     }
-    outcome.map_err(|f| match steps.get(f.index) {
-        Some(step) => tx_error(f.failure, &[*step], false, ctx),
-        None => tx_error(f.failure, &[], false, ctx),
-    })
+    match outcome {
+        Ok(()) => Ok(committed),
+        Err(f) => Err((
+            committed,
+            match steps.get(f.index) {
+                Some(step) => tx_error(f.failure, &[*step], false, ctx),
+                None => tx_error(f.failure, &[], false, ctx),
+            },
+        )),
+    }
 }
 
-/// A migration's up body with the `applied` row it records.
-fn up_item<'m>(step: &Step<'m>, applied_by: &str) -> TxItem<'m> {
+/// A migration's up body with the `applied` row it records, under its limits.
+fn up_item<'m>(step: &Step<'m>, ctx: &Ctx<'_>) -> TxItem<'m> {
     let m = step.migration();
     TxItem {
         body: m.up().script(),
-        record: Record::Insert(NewRow::of(step.set(), m, applied_by)),
+        record: Record::Insert(NewRow::of(step.set(), m, &ctx.applied_by)),
         note: None,
+        timeouts: ctx.cfg.limits(Some(m.up())),
     }
 }
 
@@ -200,7 +241,7 @@ async fn apply_transactional<B: Backend>(
     ctx: &mut Ctx<'_>,
 ) -> Result<(), Error> {
     let started = Instant::now();
-    let items = [up_item(step, &ctx.applied_by)];
+    let items = [up_item(step, ctx)];
     let outcome = if async_commit {
         b.transaction_async_commit(&items).await
     } else {
@@ -244,11 +285,32 @@ async fn apply_grouped<B: Backend>(
             )));
         }
     }
-    let items: Vec<TxItem<'_>> = steps.iter().map(|s| up_item(s, &ctx.applied_by)).collect();
-    let started = Instant::now();
-    b.transaction(&items)
-        .await
-        .map_err(|f| tx_error(f, steps, false, ctx))?;
+    let items: Vec<TxItem<'_>> = steps.iter().map(|s| up_item(s, ctx)).collect();
+    let mut retry = Retry::new(ctx.cfg);
+    let started = loop {
+        let started = Instant::now();
+        if let Some(first) = steps.first() {
+            retry.attempt(key(first), None);
+        }
+        let Err(failure) = b.transaction(&items).await else {
+            break started;
+        };
+        // The whole group rolled back; a blocked one is tried again with all the others.
+        let failed_at = match &failure {
+            TxFailure::Body { index, .. } => *index,
+            TxFailure::Other(_) => 0,
+        };
+        let error = tx_error(failure, steps, false, ctx);
+        match steps.get(failed_at) {
+            Some(step) => {
+                retry
+                    .after_failure(b, error, step.set(), step.migration(), false, None, ctx)
+                    .await?
+            }
+            None => return Err(error),
+        }
+    };
+    retry.done(Some(ctx));
     // One transaction: each migration is reported with the group's duration.
     let elapsed = started.elapsed();
     for step in steps {
@@ -265,6 +327,7 @@ async fn apply_grouped<B: Backend>(
 async fn apply_recorded<B: Backend>(
     b: &mut B,
     step: &Step<'_>,
+    retry: &mut Retry,
     ctx: &mut Ctx<'_>,
 ) -> Result<(), Error> {
     let started = Instant::now();
@@ -280,7 +343,7 @@ async fn apply_recorded<B: Backend>(
     if from > 0 || total > 0 {
         tracing::info!(set = step.set(), version = %m.version(), from = from + 1, total, "running statements one by one");
     }
-    one_by_one(b, step, false, completed, ctx).await?;
+    one_by_one(b, step, false, completed, retry, ctx).await?;
     b.finish_row(
         &row.key,
         State::Applied,
@@ -294,30 +357,82 @@ async fn apply_recorded<B: Backend>(
 }
 
 /// Runs a body's units one by one, outside a transaction, from the step's unit (0-based),
-/// renewing the lease between them: the one place where up and down bodies that cannot run in
-/// a transaction are executed. After each unit `statements_done` and `completed` are recorded,
-/// and a failure marks the row `failed` (`revert_failed` for a down body) with the unit: the
-/// next run refuses, naming it, and can resume after it. `down` chooses the body; `completed`
-/// holds the digests of the units before the step's first, and grows with each unit run.
+/// renewing the lease between them, under the body's limits (set for the session, restored
+/// afterwards, when the advisory lock pins the session): the one place where up and down
+/// bodies that cannot run in a transaction are executed. In a [`Kind::Script`] body a whole
+/// `BEGIN; ... COMMIT;` block is one unit, committed with its progress (see `unit`). After
+/// each unit `statements_done` and `completed` (the units' digests, see [`crate::history`])
+/// are recorded, and a failure marks the row `failed` (`revert_failed` for a down body) with
+/// the unit: the next run refuses, naming it, and can resume after it. `down` chooses the
+/// body; `completed` holds the digests of the units before the step's first. A unit blocked by
+/// a table lock is tried again (see `retry`); when the retries run out it is the one recorded
+/// as failed.
 pub(super) async fn one_by_one<B: Backend>(
     b: &mut B,
     step: &Step<'_>,
     down: bool,
-    mut completed: String,
+    completed: String,
+    retry: &mut Retry,
     ctx: &mut Ctx<'_>,
 ) -> Result<(), Error> {
-    let started = Instant::now();
     let m = step.migration();
-    let key = Key::new(step.set(), m.version());
     let body = if down { m.down() } else { Some(m.up()) };
     let Some(body) = body else {
         return Ok(());
     };
-    for (i, statement) in body.statements().enumerate().skip(step.from() as usize) {
-        ctx.guard.renew_if_due(b).await?;
+    // A session setting stays on one server connection only while the session advisory lock
+    // pins it; under the lease (a transaction-mode pooler, CockroachDB) it could land on
+    // another client's connection: there the session keeps its own limits.
+    let limits = if ctx.guard.is_advisory() {
+        ctx.cfg.limits(Some(body))
+    } else {
+        Timeouts::NONE
+    };
+    let previous = b.set_timeouts(limits).await?;
+    let result = units(b, step, body, down, completed, retry, ctx).await;
+    match (result, b.restore_timeouts(previous).await) {
+        (Err(e), Err(restore)) => {
+            tracing::warn!(error = %restore, "could not restore the session's time limits");
+            Err(e)
+        }
+        (result, restored) => result.and(restored),
+    }
+}
+
+async fn units<B: Backend>(
+    b: &mut B,
+    step: &Step<'_>,
+    body: &Body,
+    down: bool,
+    mut completed: String,
+    retry: &mut Retry,
+    ctx: &mut Ctx<'_>,
+) -> Result<(), Error> {
+    let started = Instant::now();
+    let m = step.migration();
+    let key = key(step);
+    let total = u32::try_from(body.statement_count()).unwrap_or(u32::MAX);
+    for (i, text) in body.statements().enumerate().skip(step.from() as usize) {
         let index = u32::try_from(i).unwrap_or(u32::MAX);
-        if let Err(source) = b.execute(statement).await {
+        // What `completed` holds once this unit ran: written with its progress.
+        let after = format!("{completed}{}", unit_digest(text));
+        loop {
+            ctx.guard.renew_if_due(b).await?;
+            retry.attempt(key.clone(), Some(index));
+            // A statement, or a whole block of a script body with its progress (see `unit`).
+            let source = match unit::run(b, body, i, &key, &after).await {
+                Ok(()) => break,
+                Err(UnitFailure::Record(e)) => return Err(e),
+                Err(UnitFailure::Sql(source)) => source,
+            };
             let error = Error::migration(ctx.label(step.set()), m, down, Some(i), source);
+            let stopped = Some((index, total));
+            let Err(error) = retry
+                .after_failure(b, error, step.set(), m, down, stopped, ctx)
+                .await
+            else {
+                continue;
+            };
             let ms = millis(started.elapsed());
             let text = error.to_string();
             let state = if down {
@@ -331,8 +446,8 @@ pub(super) async fn one_by_one<B: Backend>(
             tracing::error!("{error}");
             return Err(error);
         }
-        completed.push_str(&unit_digest(statement));
-        b.progress(&key, index + 1, &completed).await?;
+        completed = after;
+        retry.done(Some(ctx));
     }
     Ok(())
 }

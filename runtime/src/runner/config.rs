@@ -6,12 +6,30 @@ use crate::adopt::Adopt;
 use crate::error::Error;
 use crate::lock::LockStrategy;
 use crate::plan::Policy;
+use crate::scratch::Scratch;
+use crate::timeout::{Timeout, Timeouts};
 use crate::Version;
 
 use super::Runner;
 
 /// The default history table.
 pub const DEFAULT_TABLE: &str = "preflight_history";
+
+/// The default `lock_timeout` of every migration (see [`Runner::sql_lock_timeout`]): the
+/// longest a migration waiting for a table lock makes the table's other queries queue behind
+/// it, per attempt.
+pub const DEFAULT_SQL_LOCK_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How many times a migration blocked by a lock is tried again by default (see
+/// [`Runner::lock_retries`]).
+pub const DEFAULT_LOCK_RETRIES: u32 = 5;
+
+/// How long [`Runner::wait`] waits by default for another process to migrate.
+pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The default delay before the first retry of a blocked migration; it doubles (up to 30 s)
+/// with up to 50% jitter (see [`Runner::lock_retries`]).
+pub const DEFAULT_LOCK_RETRY_DELAY: Duration = Duration::from_secs(1);
 
 /// The runner's settings, shared with the backends.
 #[derive(Debug, Clone)]
@@ -25,9 +43,16 @@ pub(crate) struct Config {
     pub synchronous_commits: bool,
     pub policy: Policy,
     pub application: String,
-    pub sql_lock_timeout: Option<Duration>,
-    pub sql_statement_timeout: Option<Duration>,
+    /// `None`: the server's own setting.
+    pub sql_lock_timeout: Option<Timeout>,
+    pub sql_statement_timeout: Option<Timeout>,
+    pub lock_retries: u32,
+    pub lock_retry_delay: Duration,
+    pub wait_timeout: Duration,
     pub adopt: Adopt,
+    /// Where drift builds the migrations (PostgreSQL).
+    pub scratch: Option<Scratch>,
+    pub warn_on_drift: bool,
 }
 
 impl Default for Config {
@@ -41,9 +66,14 @@ impl Default for Config {
             synchronous_commits: false,
             policy: Policy::default(),
             application: format!("preflight {}", env!("CARGO_PKG_VERSION")),
-            sql_lock_timeout: None,
+            sql_lock_timeout: Some(Timeout::After(DEFAULT_SQL_LOCK_TIMEOUT)),
             sql_statement_timeout: None,
+            lock_retries: DEFAULT_LOCK_RETRIES,
+            lock_retry_delay: DEFAULT_LOCK_RETRY_DELAY,
+            wait_timeout: DEFAULT_WAIT_TIMEOUT,
             adopt: Adopt::Off,
+            scratch: None,
+            warn_on_drift: false,
         }
     }
 }
@@ -72,6 +102,15 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The limits a migration body runs under: its directives, else the runner's settings.
+    pub(crate) fn limits(&self, body: Option<&crate::Body>) -> Timeouts {
+        let own = body.map_or(Timeouts::NONE, crate::Body::timeouts);
+        Timeouts {
+            lock: own.lock.or(self.sql_lock_timeout),
+            statement: own.statement.or(self.sql_statement_timeout),
+        }
     }
 
     /// `application (host, pid N)`: recorded in `applied_by` and the lease owner.
@@ -197,16 +236,78 @@ impl<'m> Runner<'m> {
         self
     }
 
-    /// The server's `lock_timeout` inside each migration transaction, so that DDL waiting
-    /// behind application traffic fails instead of queueing everyone behind it (PostgreSQL).
-    pub fn sql_lock_timeout(mut self, timeout: Duration) -> Self {
-        self.cfg.sql_lock_timeout = Some(timeout);
+    /// The `lock_timeout` of every migration (default 1 s, [`DEFAULT_SQL_LOCK_TIMEOUT`]): a
+    /// statement that waits longer for a table lock fails with SQLSTATE 55P03 instead of
+    /// making every query on that table queue behind it, and the migration is tried again
+    /// (see [`Runner::lock_retries`]). [`Timeout::Off`] waits without limit. A migration's
+    /// `-- preflight:lock-timeout 30s` directive replaces it for that migration. Set inside
+    /// each migration transaction (`SET LOCAL`), or for the session while a no-transaction
+    /// migration runs (restored afterwards; not under the lease lock, where a session setting
+    /// could reach another client's server connection through a pooler). On SQLite it is the
+    /// busy timeout of each migration transaction (`Off`: wait without limit).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use preflight_runtime::{Migrations, MigrationSpec, Timeout};
+    /// # let migrations = Migrations::from_specs(vec![MigrationSpec::new(1, "t", "SELECT 1")]).unwrap();
+    /// let patient = migrations.runner().sql_lock_timeout(Duration::from_secs(5)).lock_retries(10);
+    /// let unlimited = migrations.runner().sql_lock_timeout(Timeout::Off);
+    /// # let _ = (patient, unlimited);
+    /// ```
+    pub fn sql_lock_timeout(mut self, timeout: impl Into<Timeout>) -> Self {
+        self.cfg.sql_lock_timeout = Some(timeout.into());
         self
     }
 
-    /// The server's `statement_timeout` inside each migration transaction (PostgreSQL).
-    pub fn sql_statement_timeout(mut self, timeout: Duration) -> Self {
-        self.cfg.sql_statement_timeout = Some(timeout);
+    /// The `statement_timeout` of every migration (default: the server's own setting). A
+    /// migration's `-- preflight:statement-timeout off` directive replaces it for that
+    /// migration (e.g. a long index build under a role with a short `statement_timeout`). On
+    /// SQLite a statement running longer is interrupted (`SQLITE_INTERRUPT`).
+    pub fn sql_statement_timeout(mut self, timeout: impl Into<Timeout>) -> Self {
+        self.cfg.sql_statement_timeout = Some(timeout.into());
+        self
+    }
+
+    /// How many times a migration that could not take a lock within its lock timeout
+    /// (SQLSTATE 55P03, `SQLITE_BUSY` on SQLite) is tried again (default 5), waiting `delay`
+    /// before the first retry, twice as long before each next one (at most 30 s), plus up to
+    /// 50% jitter so that blocked replicas do not retry in lockstep. Only that migration is
+    /// retried: a transactional one whole (its transaction rolled back), a no-transaction one
+    /// from the statement that was blocked. When the retries run out, the error
+    /// ([`Error::Blocked`]) names the table and the session holding it.
+    pub fn lock_retries(mut self, retries: u32) -> Self {
+        self.cfg.lock_retries = retries;
+        self
+    }
+
+    /// The delay before the first retry of a blocked migration (default 1 s; see
+    /// [`Runner::lock_retries`]).
+    pub fn lock_retry_delay(mut self, delay: Duration) -> Self {
+        self.cfg.lock_retry_delay = delay;
+        self
+    }
+
+    /// How long [`Runner::wait`] waits for another process to bring the database up to date
+    /// before failing with what is still pending (default 5 minutes).
+    pub fn wait_timeout(mut self, timeout: Duration) -> Self {
+        self.cfg.wait_timeout = timeout;
+        self
+    }
+
+    /// The server on which [`Runner::drift`] creates its scratch database (PostgreSQL; not
+    /// needed on SQLite, which builds in memory). See [`Scratch`].
+    pub fn scratch(mut self, scratch: Scratch) -> Self {
+        self.cfg.scratch = Some(scratch);
+        self
+    }
+
+    /// Whether `run` (and `ready`) also checks the schema for drift after migrating (default
+    /// off: it builds the migrations in a scratch database at every boot, which costs as much
+    /// as migrating an empty database). Drift, or the reason it could not be checked, becomes
+    /// a warning of the report ([`Warning::Drift`](crate::Warning::Drift)); it never stops the
+    /// boot. On PostgreSQL it needs [`Runner::scratch`].
+    pub fn warn_on_drift(mut self, warn: bool) -> Self {
+        self.cfg.warn_on_drift = warn;
         self
     }
 

@@ -101,11 +101,7 @@ pub(super) async fn acquire<B: Backend>(
     };
     let started = Instant::now();
     let deadline = started + cfg.lock_timeout;
-    let seed = u64::from(std::process::id())
-        ^ SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos().into());
-    let mut backoff = Backoff::new(seed);
+    let mut backoff = Backoff::new(Backoff::seed());
     let kind = match strategy {
         LockStrategy::None => Held::None,
         LockStrategy::Advisory => {

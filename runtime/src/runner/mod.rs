@@ -12,22 +12,35 @@
 //! * `context.rs` — what the locked work of a run shares;
 //! * `apply.rs` — applying migrations: transactions, pipelined windows, grouped mode, and
 //!   statement-by-statement execution with recorded progress;
-//! * `revert.rs`, `repair.rs`, `adopt.rs`, `reset.rs` — the other operations' locked work.
+//! * `unit.rs` — one unit of a body run outside Preflight's transaction: a statement, or a
+//!   script's whole `BEGIN; ... COMMIT;` block committed together with its progress;
+//! * `retry.rs` — bounded retries of a migration blocked by a table lock, and the error naming
+//!   the session that holds it;
+//! * `revert.rs`, `repair.rs`, `adopt.rs`, `reset.rs` — the other operations' locked work;
+//! * `wait.rs` — waiting, without the lock, for another process to migrate;
+//! * `drift.rs` — comparing the live schema with what the migrations build.
 
 mod adopt;
 mod apply;
 mod config;
 mod context;
+pub(crate) mod drift;
 mod fast_path;
 mod lock;
 mod repair;
 mod reset;
+mod retry;
 mod revert;
 pub(crate) mod run;
+mod unit;
 mod upgrade;
+pub(crate) mod wait;
 
 pub(crate) use config::Config;
-pub use config::DEFAULT_TABLE;
+pub use config::{
+    DEFAULT_LOCK_RETRIES, DEFAULT_LOCK_RETRY_DELAY, DEFAULT_SQL_LOCK_TIMEOUT, DEFAULT_TABLE,
+    DEFAULT_WAIT_TIMEOUT,
+};
 pub use repair::Repair;
 
 use std::borrow::Cow;
@@ -53,6 +66,8 @@ use crate::{Migrations, Version};
 /// | [`adopt`](Runner::adopt) | takes another tool's history over (which tool: [`Runner::adoption`]) | [`plan_adopt`](Runner::plan_adopt) |
 /// | [`reset`](Runner::reset) | development: reverts everything (or drops the schema's objects), then applies everything | [`plan_reset`](Runner::plan_reset) |
 /// | [`history`](Runner::history) | reads the history table | — |
+/// | [`wait`](Runner::wait) | waits, without migrating, until another process has migrated | — |
+/// | [`drift`](Runner::drift) | compares the live schema with what the migrations build | — |
 ///
 /// Every operation that writes takes the migration lock first (see [`crate::lock`]) and
 /// releases it on every path; a dry run reads the same things and applies the same policies

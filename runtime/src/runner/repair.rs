@@ -6,6 +6,7 @@ use crate::backend::{Backend, Record, TxItem};
 use crate::composition::Composition;
 use crate::error::Error;
 use crate::history::{HistoryRow, Key, NewRow};
+use crate::timeout::Timeouts;
 use crate::{Checksum, Migration, Migrations, Version};
 
 use super::context::Ctx;
@@ -81,6 +82,7 @@ pub(super) async fn repair<B: Backend>(
                 body: None,
                 record: Record::Upsert(row),
                 note: Some(format!("mark-applied (was: {before}) by {by}")),
+                timeouts: Timeouts::NONE,
             }]
         }
         Repair::Forget(v) => {
@@ -101,6 +103,7 @@ pub(super) async fn repair<B: Backend>(
                 body: None,
                 record: Record::Delete(Key::new(name, v)),
                 note: None,
+                timeouts: Timeouts::NONE,
             }];
             // Later rows' chains asserted that this one was applied: no longer.
             items.extend(rechained(set, &rows, &applied, v));
@@ -126,6 +129,7 @@ pub(super) async fn repair<B: Backend>(
                     row.checksum,
                     m.checksum()
                 )),
+                timeouts: Timeouts::NONE,
             }];
             // Later rows' chains covered the old checksum: bring them to the binary's values.
             items.extend(rechained(set, &rows, &applied, v));
@@ -199,6 +203,7 @@ fn rechained(
                     chain,
                 },
                 note: None,
+                timeouts: Timeouts::NONE,
             }
         })
         .collect()
@@ -225,6 +230,7 @@ pub(super) fn recorded_as_applied(
                 body: None,
                 record: Record::Insert(row),
                 note: note.clone(),
+                timeouts: Timeouts::NONE,
             }
         })
         .collect()

@@ -11,6 +11,7 @@ use crate::Kind;
 
 use super::apply::{one_by_one, tx_error};
 use super::context::Ctx;
+use super::retry::Retry;
 
 /// Reverts `list` (decided by `plan::plan_down`, which refused before anything was touched
 /// when one of them cannot be reverted): each down body with its history row deleted, in one
@@ -23,6 +24,7 @@ pub(super) async fn revert<B: Backend>(
     list: &[Step<'_>],
     ctx: &mut Ctx<'_>,
 ) -> Result<(), Error> {
+    let mut retry = Retry::new(ctx.cfg);
     for step in list {
         ctx.guard.renew_if_due(b).await?;
         let m = step.migration();
@@ -37,16 +39,26 @@ pub(super) async fn revert<B: Backend>(
             let completed = completed_of(down.statements(), from as usize);
             let total = u32::try_from(down.statement_count()).unwrap_or(u32::MAX);
             b.start_revert(&key, total, from, &completed).await?;
-            one_by_one(b, step, true, completed, ctx).await?;
+            one_by_one(b, step, true, completed, &mut retry, ctx).await?;
         }
         let item = TxItem {
             body: if atomic { down.script() } else { None },
-            record: Record::Delete(key),
+            record: Record::Delete(key.clone()),
             note: None,
+            timeouts: ctx.cfg.limits(Some(down)),
         };
-        b.transaction(&[item])
-            .await
-            .map_err(|f| tx_error(f, &[*step], true, ctx))?;
+        // A down body blocked by a table lock is tried again, like an up body.
+        loop {
+            retry.attempt(key.clone(), None);
+            let Err(failure) = b.transaction(std::slice::from_ref(&item)).await else {
+                break;
+            };
+            let error = tx_error(failure, &[*step], true, ctx);
+            retry
+                .after_failure(b, error, step.set(), m, true, None, ctx)
+                .await?;
+        }
+        retry.done(Some(ctx));
         let duration = started.elapsed();
         tracing::warn!(
             set = step.set(),

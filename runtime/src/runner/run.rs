@@ -17,8 +17,22 @@ use super::fast_path::fast_path;
 use super::lock::{self, LockGuard};
 use super::{adopt, apply, repair, reset, revert, upgrade, Config, Runner, Work};
 
-/// The whole operation: fast path, then the slow path under the lock.
+/// The whole operation: fast path, then the slow path under the lock; then, for a migrating
+/// run with `warn_on_drift`, the drift check.
 pub(crate) async fn run<B: Backend>(
+    b: &mut B,
+    runner: &Runner<'_>,
+    work: Work,
+) -> Result<Report, Error> {
+    let mut report = run_only(b, runner, work).await?;
+    if runner.cfg.warn_on_drift && matches!(work, Work::Migrate) {
+        super::drift::warn_on_drift(b, runner, &mut report).await;
+    }
+    Ok(report)
+}
+
+/// [`run`] without the drift check (what drift itself runs on its scratch database).
+pub(super) async fn run_only<B: Backend>(
     b: &mut B,
     runner: &Runner<'_>,
     work: Work,
@@ -131,7 +145,7 @@ fn sort(rows: &mut [HistoryRow]) {
 }
 
 /// Refuses a configuration that cannot work, before any query.
-fn check(comp: &Composition<'_>, cfg: &Config) -> Result<(), Error> {
+pub(super) fn check(comp: &Composition<'_>, cfg: &Config) -> Result<(), Error> {
     cfg.validate()?;
     for set in comp.sets() {
         crate::composition::check_set_name(set.set()).map_err(Error::Config)?;

@@ -5,6 +5,8 @@ use std::fmt;
 /// How serious a [`Diagnostic`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
+    /// Information about how a file runs (e.g. as a script of its own transaction blocks).
+    Note,
     /// A lint: reported, the build goes on (unless lints are denied).
     Warning,
     /// The directory cannot be used as it is.
@@ -73,6 +75,15 @@ impl Diagnostic {
         }
     }
 
+    /// A warning about a whole file, under a rule that can be allowed.
+    pub fn warning(path: impl Into<String>, message: impl Into<String>, rule: &str) -> Diagnostic {
+        Diagnostic {
+            level: Level::Warning,
+            rule: Some(rule.to_owned()),
+            ..Diagnostic::error(path, message)
+        }
+    }
+
     /// An error at byte `offset` of `text`, the content of `path`.
     pub fn error_at(
         path: impl Into<String>,
@@ -92,6 +103,7 @@ impl fmt::Display for Diagnostic {
         let level = match self.level {
             Level::Error => "error",
             Level::Warning => "warning",
+            Level::Note => "note",
         };
         match &self.position {
             Some(p) => write!(

@@ -2,16 +2,26 @@
 //! parsed here; the compile-time checker (crate `preflight-check`) does that on top.
 //!
 //! Rules, the same for `embed!` and the CLI:
-//! * every `*.sql` file directly in the directory must be a migration of the directory's one
-//!   layout; a file that does not parse is an error, never skipped;
-//! * files that are not `.sql` (README.md, .keep, goose's `*.go`) and hidden entries are ignored;
+//! * every `*.sql` file directly in the directory whose name starts like a migration (a digit,
+//!   or `V` and a digit) must be a migration of the directory's one layout; a name that does not
+//!   parse is an error, never skipped;
+//! * a `.sql` file that does not start like a migration (`schema.sql`), a loose `.sql` file
+//!   beside diesel's migration folders, and a backup of a `.sql` file (`1_a.sql~`,
+//!   `1_a.sql.bak`) are not migrations to any tool: each is a warning naming it
+//!   (rule `not-a-migration`), and is ignored;
+//! * other files (README.md, .keep, goose's `*.go`, `metadata.toml`) and hidden entries are
+//!   ignored;
 //! * a sub-directory whose name starts with a digit is a diesel migration and must hold `up.sql`;
+//! * under a declared naming pattern ([`NamePattern`]), every `.sql` file must match it;
+//! * in pop's layout, the configured dialect's file wins over the generic one, other dialects'
+//!   files are ignored ([`SourceOptions::dialect`]);
 //! * every problem of the directory is reported at once.
 
 mod diagnostic;
 mod directive;
-mod goose;
 mod name;
+mod pattern;
+mod sections;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -20,11 +30,76 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use diagnostic::{Diagnostic, Level, Position};
-pub use directive::{Directives, NoTransaction, Requires};
+pub use directive::{Directives, NoTransaction, Requires, StatementAllow};
 pub use name::Layout;
+pub use pattern::{NamePattern, PatternMatch};
 
 use crate::Version;
-use name::FileName;
+use name::{FileName, NameError};
+
+/// The rule name of the warnings about files that are not migrations (allow it to silence them).
+pub const NOT_A_MIGRATION: &str = "not-a-migration";
+
+/// How to read a directory: an optional declared naming pattern, and the dialect whose files
+/// win in pop's one-directory-for-every-dialect layout.
+///
+/// ```
+/// use preflight_runtime::source::SourceOptions;
+/// let options = SourceOptions::default()
+///     .pattern("V{version}.{name}.{direction}.sql".parse().unwrap())
+///     .dialect("sqlite");
+/// assert_eq!(options.dialect_name(), "sqlite3");
+/// ```
+#[derive(Debug, Clone)]
+pub struct SourceOptions {
+    pattern: Option<NamePattern>,
+    dialect: &'static str,
+    comments: Option<fn(&str) -> Vec<usize>>,
+}
+
+impl Default for SourceOptions {
+    fn default() -> Self {
+        SourceOptions {
+            pattern: None,
+            dialect: "postgres",
+            comments: None,
+        }
+    }
+}
+
+impl SourceOptions {
+    /// Reads file names with a declared pattern instead of the known layouts.
+    pub fn pattern(mut self, pattern: NamePattern) -> Self {
+        self.pattern = Some(pattern);
+        self
+    }
+
+    /// The dialect whose files are taken in pop's layout (`postgres`, `sqlite`, `mysql`,
+    /// `cockroach`, or one of pop's synonyms: `postgresql`, `sqlite3`, ...). Default `postgres`.
+    /// An unknown name is kept as given (no pop file will have it, so generic files are taken).
+    pub fn dialect(mut self, dialect: &'static str) -> Self {
+        self.dialect = name::pop_dialect(dialect).unwrap_or(dialect);
+        self
+    }
+
+    /// The dialect's canonical pop name.
+    pub fn dialect_name(&self) -> &'static str {
+        self.dialect
+    }
+
+    /// A SQL lexer's view of a file: the byte offsets where its `--` comments start, sorted.
+    /// With it, `-- preflight:` lines inside strings or dollar-quoted bodies are not read as
+    /// directives (this crate has no SQL lexer; the checker supplies one).
+    pub fn comments(mut self, comment_starts: fn(&str) -> Vec<usize>) -> Self {
+        self.comments = Some(comment_starts);
+        self
+    }
+
+    /// The declared naming pattern, if any.
+    pub fn declared_pattern(&self) -> Option<&NamePattern> {
+        self.pattern.as_ref()
+    }
+}
 
 /// The largest migration file read (16 MiB): a bigger one is refused with a clear error rather
 /// than embedded into the binary and SQL-checked at compile time (a 50 MB file took minutes and
@@ -38,6 +113,8 @@ pub struct Source {
     pub layout: Option<Layout>,
     /// The migrations in version order.
     pub migrations: Vec<SourceMigration>,
+    /// Files that are not migrations (rule [`NOT_A_MIGRATION`]), named, and ignored.
+    pub warnings: Vec<Diagnostic>,
 }
 
 /// One migration as found on disk.
@@ -94,7 +171,7 @@ impl SourceBody {
 /// assert_eq!(source.migrations[0].up.file.display, "migrations/001_users.sql");
 /// ```
 pub fn read_dir(dir: &Path, display: &str) -> Result<Source, Vec<Diagnostic>> {
-    let (source, errors) = scan_dir(dir, display);
+    let (source, errors) = scan_dir(dir, display, &SourceOptions::default());
     if errors.is_empty() {
         Ok(source)
     } else {
@@ -106,11 +183,14 @@ pub fn read_dir(dir: &Path, display: &str) -> Result<Source, Vec<Diagnostic>> {
 /// whose files were read and paired (for a duplicate version, the first file), so that a checker
 /// can report the SQL errors of every file together with the directory's problems in one go.
 /// The source is complete exactly when the error list is empty.
-pub fn scan_dir(dir: &Path, display: &str) -> (Source, Vec<Diagnostic>) {
+pub fn scan_dir(dir: &Path, display: &str, options: &SourceOptions) -> (Source, Vec<Diagnostic>) {
     let mut reader = Reader {
         display: display.trim_end_matches('/').to_owned(),
+        options: options.clone(),
         errors: Vec::new(),
+        warnings: Vec::new(),
         found: Vec::new(),
+        go_migrations: Vec::new(),
     };
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -123,6 +203,7 @@ pub fn scan_dir(dir: &Path, display: &str) -> (Source, Vec<Diagnostic>) {
             let empty = Source {
                 layout: None,
                 migrations: Vec::new(),
+                warnings: Vec::new(),
             };
             return (empty, vec![Diagnostic::error(display, hint)]);
         }
@@ -161,10 +242,12 @@ struct Found {
     version: Version,
     name: String,
     direction: Direction,
+    /// pop's dialect of the file (`None`: every dialect).
+    dialect: Option<&'static str>,
     body: SourceBody,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Direction {
     Up,
     Down,
@@ -172,8 +255,13 @@ enum Direction {
 
 struct Reader {
     display: String,
+    options: SourceOptions,
     errors: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
     found: Vec<Found>,
+    /// `{version}_{name}.go` files that register a migration with goose: goose's Go migrations,
+    /// if the directory is goose's.
+    go_migrations: Vec<String>,
 }
 
 impl Reader {
@@ -186,25 +274,84 @@ impl Reader {
         self.errors.push(Diagnostic::error(path, message));
     }
 
+    fn directives(&self, text: &str) -> (Directives, Vec<directive::DirectiveError>) {
+        let comments = self.options.comments.map(|lex| lex(text));
+        directive::parse(text, comments.as_deref())
+    }
+
+    fn not_a_migration(&mut self, file: &str, why: &str) {
+        let path = self.shown(file);
+        self.warnings.push(Diagnostic::warning(
+            path,
+            format!("not a migration, ignored: {why}"),
+            NOT_A_MIGRATION,
+        ));
+    }
+
     fn entry(&mut self, path: &Path, file_name: &str) {
         if path.is_dir() {
-            if name::looks_like_diesel_dir(file_name) {
+            if self.options.pattern.is_none() && name::looks_like_diesel_dir(file_name) {
                 self.diesel(path, file_name);
             }
             return;
         }
         let lower = file_name.to_ascii_lowercase();
         if !lower.ends_with(".sql") {
+            if lower.contains(".sql") {
+                self.not_a_migration(
+                    file_name,
+                    "a copy or backup of a `.sql` file (only `*.sql` files are migrations); \
+                     delete it, or rename it to `.sql` if it is one",
+                );
+            } else if lower.ends_with(".go")
+                && lower.starts_with(|c: char| c.is_ascii_digit())
+                && registers_a_goose_migration(path)
+            {
+                self.go_migrations.push(file_name.to_owned());
+            } else if lower.ends_with(".fizz") && lower.starts_with(|c: char| c.is_ascii_digit()) {
+                self.error(
+                    file_name,
+                    "a pop fizz migration: fizz is pop's own language, not SQL, and Preflight \
+                     runs SQL only; write it as `.up.sql` / `.down.sql` files (`soda` prints \
+                     the SQL a fizz file generates)",
+                );
+            }
             return;
         }
-        let parsed = match name::parse_file_name(file_name) {
-            Ok(parsed) => parsed,
-            Err(e) => return self.error(file_name, format!("not a migration name: {}", e.0)),
-        };
+        let found =
+            match &self.options.pattern {
+                Some(pattern) => match pattern.matches(file_name) {
+                    Some(m) => match m.up {
+                        Some(true) => FileName::Up(m.version, m.name),
+                        Some(false) => FileName::Down(m.version, m.name),
+                        None => FileName::Plain(m.version, m.name),
+                    },
+                    None => {
+                        let message = format!(
+                        "does not match the declared naming pattern `{pattern}`: rename it, or \
+                         move it out of the directory"
+                    );
+                        return self.error(file_name, message);
+                    }
+                },
+                None => match name::parse_file_name(file_name) {
+                    Ok(parsed) => parsed,
+                    Err(NameError::NotAMigration) => return self.not_a_migration(
+                        file_name,
+                        "its name does not start with a version, so no migration tool runs it; \
+                         to make it one, name it `{version}_{name}.sql` (or as the directory's \
+                         other files)",
+                    ),
+                    Err(NameError::Misnamed(why)) => {
+                        return self.error(file_name, format!("not a migration name: {why}"))
+                    }
+                },
+            };
+        let declared = self.options.pattern.is_some();
         let Some(file) = self.read(path, self.shown(file_name)) else {
             return;
         };
-        let (directives, problems) = directive::parse(&file.text);
+        let (mut directives, problems) = self.directives(&file.text);
         for p in problems {
             self.errors.push(Diagnostic::error_at(
                 &file.display,
@@ -214,23 +361,33 @@ impl Reader {
             ));
         }
         let whole = 0..file.text.len();
-        let (layout, version, name, direction) = match parsed {
+        let mut dialect = None;
+        let (layout, version, name, direction) = match found {
             FileName::Up(v, n) => (Layout::UpDown, v, n, Direction::Up),
             FileName::Down(v, n) => (Layout::UpDown, v, n, Direction::Down),
             FileName::Flyway(v, n) => (Layout::Flyway, v, n, Direction::Up),
-            FileName::Plain(v, n) if goose::is_goose(&file.text) => {
-                return self.goose(file, directives, v, n);
+            FileName::Plain(v, n) if sections::marker(&file.text).is_some() => {
+                return self.sections(file, directives, declared, v, n);
             }
             FileName::Plain(v, n) => (Layout::Simple, v, n, Direction::Up),
+            FileName::Pop(p) => {
+                dialect = p.dialect;
+                if p.autocommit {
+                    directives.no_transaction = Some(NoTransaction::Pop);
+                }
+                let direction = if p.up { Direction::Up } else { Direction::Down };
+                (Layout::Pop, p.version, p.name, direction)
+            }
         };
         if direction == Direction::Down {
             self.no_requirements_in_down(&file, &directives);
         }
         self.found.push(Found {
-            layout,
+            layout: if declared { Layout::Declared } else { layout },
             version,
             name,
             direction,
+            dialect,
             body: SourceBody {
                 file,
                 range: whole,
@@ -252,8 +409,25 @@ impl Reader {
         }
     }
 
-    fn goose(&mut self, file: Arc<SourceFile>, mut directives: Directives, v: Version, n: String) {
-        let sections = match goose::parse(&file.text) {
+    /// A file with up and down sections (goose, sql-migrate, dbmate).
+    fn sections(
+        &mut self,
+        file: Arc<SourceFile>,
+        mut directives: Directives,
+        declared: bool,
+        v: Version,
+        n: String,
+    ) {
+        let Some(marker) = sections::marker(&file.text) else {
+            return;
+        };
+        let layout = match marker {
+            _ if declared => Layout::Declared,
+            sections::Marker::Goose => Layout::Goose,
+            sections::Marker::SqlMigrate => Layout::SqlMigrate,
+            sections::Marker::Dbmate => Layout::Dbmate,
+        };
+        let sections = match sections::parse(&file.text, marker) {
             Ok(s) => s,
             Err((at, message)) => {
                 self.errors.push(Diagnostic::error_at(
@@ -266,7 +440,11 @@ impl Reader {
             }
         };
         if sections.no_transaction {
-            directives.no_transaction = Some(NoTransaction::Goose);
+            directives.no_transaction = Some(match marker {
+                sections::Marker::Goose => NoTransaction::Goose,
+                sections::Marker::SqlMigrate => NoTransaction::SqlMigrate,
+                sections::Marker::Dbmate => NoTransaction::Dbmate,
+            });
         }
         if let Some(down) = sections.down {
             // One file: its requirements are the up section's.
@@ -275,10 +453,11 @@ impl Reader {
                 ..directives.clone()
             };
             self.found.push(Found {
-                layout: Layout::Goose,
+                layout,
                 version: v,
                 name: n.clone(),
                 direction: Direction::Down,
+                dialect: None,
                 body: SourceBody {
                     file: file.clone(),
                     range: down,
@@ -287,10 +466,11 @@ impl Reader {
             });
         }
         self.found.push(Found {
-            layout: Layout::Goose,
+            layout,
             version: v,
             name: n,
             direction: Direction::Up,
+            dialect: None,
             body: SourceBody {
                 file,
                 range: sections.up,
@@ -302,12 +482,10 @@ impl Reader {
     fn diesel(&mut self, dir: &Path, dir_name: &str) {
         let (version, name) = match name::parse_diesel_dir(dir_name) {
             Ok(parsed) => parsed,
-            Err(e) => {
-                return self.error(
-                    dir_name,
-                    format!("not a diesel migration directory: {}", e.0),
-                )
+            Err(NameError::Misnamed(why)) => {
+                return self.error(dir_name, format!("not a diesel migration directory: {why}"))
             }
+            Err(NameError::NotAMigration) => return,
         };
         let mut run_in_transaction = true;
         let metadata = dir.join("metadata.toml");
@@ -336,7 +514,7 @@ impl Reader {
             else {
                 continue;
             };
-            let (mut directives, problems) = directive::parse(&file.text);
+            let (mut directives, problems) = self.directives(&file.text);
             for p in problems {
                 self.errors.push(Diagnostic::error_at(
                     &file.display,
@@ -356,6 +534,7 @@ impl Reader {
                 version,
                 name: name.clone(),
                 direction,
+                dialect: None,
                 body: SourceBody {
                     range: 0..file.text.len(),
                     file,
@@ -416,7 +595,20 @@ impl Reader {
     }
 
     fn finish(mut self) -> (Source, Vec<Diagnostic>) {
+        self.set_aside_loose_files_beside_diesel();
+        self.choose_pop_dialect();
         let layout = self.check_one_layout();
+        if layout == Some(Layout::Goose) {
+            for file in std::mem::take(&mut self.go_migrations) {
+                self.error(
+                    &file,
+                    "a goose Go migration: goose runs it from the application's Go code, and \
+                     Preflight runs SQL only, so applying this directory without it would build \
+                     another schema; write it as a `.sql` migration, or keep this directory on \
+                     goose",
+                );
+            }
+        }
         let mut by_version: BTreeMap<Version, (Option<Found>, Option<Found>)> = BTreeMap::new();
         for f in std::mem::take(&mut self.found) {
             let slot = by_version.entry(f.version).or_default();
@@ -466,10 +658,68 @@ impl Reader {
                 (None, None) => {}
             }
         }
-        (Source { layout, migrations }, self.errors)
+        self.warnings.sort_by(|a, b| a.path.cmp(&b.path));
+        let source = Source {
+            layout,
+            migrations,
+            warnings: self.warnings,
+        };
+        (source, self.errors)
     }
 
-    /// All files must share one layout; a goose directory must not have plain files.
+    /// diesel reads only its migration folders: a `.sql` file beside them is not a migration
+    /// to diesel (a schema dump, seed data), so it is named and ignored, not refused.
+    fn set_aside_loose_files_beside_diesel(&mut self) {
+        if !self.found.iter().any(|f| f.layout == Layout::Diesel) {
+            return;
+        }
+        let (diesel, loose): (Vec<Found>, Vec<Found>) = std::mem::take(&mut self.found)
+            .into_iter()
+            .partition(|f| f.layout == Layout::Diesel);
+        self.found = diesel;
+        let mut shown: Vec<String> = loose.iter().map(|f| f.body.file.display.clone()).collect();
+        shown.dedup();
+        for path in shown {
+            self.warnings.push(Diagnostic::warning(
+                path,
+                "not a migration, ignored: diesel reads only the migration folders \
+                 (`{version}_{name}/up.sql`), not `.sql` files beside them; move it into a \
+                 folder if it is one",
+                NOT_A_MIGRATION,
+            ));
+        }
+    }
+
+    /// In pop's layout, each version and direction takes the configured dialect's file when
+    /// there is one, and the generic file otherwise; other dialects' files are not for this
+    /// database. (golang-migrate's `.up.sql` files are pop's generic ones.)
+    fn choose_pop_dialect(&mut self) {
+        if !self.found.iter().any(|f| f.layout == Layout::Pop) {
+            return;
+        }
+        let target = self.options.dialect;
+        let specific: std::collections::BTreeSet<(Version, Direction)> = self
+            .found
+            .iter()
+            .filter(|f| f.dialect == Some(target))
+            .map(|f| (f.version, f.direction))
+            .collect();
+        self.found.retain_mut(|f| {
+            if f.layout == Layout::UpDown {
+                f.layout = Layout::Pop;
+            }
+            if f.layout != Layout::Pop {
+                return true;
+            }
+            match f.dialect {
+                Some(d) => d == target,
+                None => !specific.contains(&(f.version, f.direction)),
+            }
+        });
+    }
+
+    /// All files must share one layout; a directory of sectioned files (goose, sql-migrate,
+    /// dbmate) must not have plain files.
     fn check_one_layout(&mut self) -> Option<Layout> {
         let mut layouts: BTreeMap<Layout, Vec<&str>> = BTreeMap::new();
         for f in &self.found {
@@ -481,18 +731,28 @@ impl Reader {
         if layouts.len() <= 1 {
             return layouts.into_keys().next();
         }
-        if layouts.keys().eq([Layout::Simple, Layout::Goose].iter()) {
-            let plain: Vec<String> = layouts[&Layout::Simple]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
-            for p in plain {
-                self.errors.push(Diagnostic::error(
-                    p,
-                    "this goose directory's file has no `-- +goose Up` annotation: add it at the top",
-                ));
+        let sectioned = [
+            (Layout::Goose, "goose", "-- +goose Up"),
+            (Layout::SqlMigrate, "sql-migrate", "-- +migrate Up"),
+            (Layout::Dbmate, "dbmate", "-- migrate:up"),
+        ];
+        for (layout, tool, up) in sectioned {
+            if layouts.keys().eq([Layout::Simple, layout].iter()) {
+                let plain: Vec<String> = layouts[&Layout::Simple]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect();
+                for p in plain {
+                    self.errors.push(Diagnostic::error(
+                        p,
+                        format!(
+                            "this {tool} directory's file has no `{up}` annotation: add it at \
+                             the top (without it, {tool} would not run the file either)"
+                        ),
+                    ));
+                }
+                return Some(layout);
             }
-            return Some(Layout::Goose);
         }
         let summary: Vec<String> = layouts
             .iter()
@@ -513,6 +773,14 @@ impl Reader {
             .push(Diagnostic::error(self.display.clone(), message));
         None
     }
+}
+
+/// Whether a Go file registers a migration with goose (`goose.AddMigration...`,
+/// `goose.AddNamedMigration...`): goose takes its version from the file's name. Other Go files
+/// of a goose directory (an `embed.go`, a helper) are not migrations.
+fn registers_a_goose_migration(path: &Path) -> bool {
+    fs::read_to_string(path)
+        .is_ok_and(|code| code.contains("AddMigration") || code.contains("AddNamedMigration"))
 }
 
 #[cfg(test)]

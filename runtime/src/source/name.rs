@@ -12,10 +12,19 @@ pub enum Layout {
     Simple,
     /// `{version}_{name}.sql` with `-- +goose Up` / `-- +goose Down` sections.
     Goose,
+    /// `{version}_{name}.sql` with `-- +migrate Up` / `-- +migrate Down` sections (sql-migrate).
+    SqlMigrate,
+    /// `{version}_{name}.sql` with `-- migrate:up` / `-- migrate:down` sections (dbmate).
+    Dbmate,
     /// `V{version}__{name}.sql` (refinery, Flyway; versions may have parts: `V1_2__x`, `V1.2__x`).
     Flyway,
     /// `{version}_{name}/up.sql` + `down.sql` (+ `metadata.toml`), diesel.
     Diesel,
+    /// gobuffalo/pop (and Ory's popx): `{version}_{name}[.{dialect}][.autocommit].{up|down}.sql`,
+    /// one directory for every dialect; the dialect's own file wins over the generic one.
+    Pop,
+    /// A naming pattern the user declared (`names = "V{version}.{name}.{direction}.sql"`).
+    Declared,
 }
 
 impl Layout {
@@ -25,8 +34,12 @@ impl Layout {
             Layout::UpDown => "`{version}_{name}.up.sql` / `.down.sql` (golang-migrate, sqlx)",
             Layout::Simple => "`{version}_{name}.sql` (forward-only)",
             Layout::Goose => "goose `{version}_{name}.sql` with `-- +goose Up`",
+            Layout::SqlMigrate => "sql-migrate `{version}_{name}.sql` with `-- +migrate Up`",
+            Layout::Dbmate => "dbmate `{version}_{name}.sql` with `-- migrate:up`",
             Layout::Flyway => "`V{version}__{name}.sql` (refinery, Flyway)",
             Layout::Diesel => "diesel `{version}_{name}/up.sql`",
+            Layout::Pop => "pop `{version}_{name}.{dialect}.up.sql`",
+            Layout::Declared => "the declared naming pattern",
         }
     }
 }
@@ -42,11 +55,53 @@ pub(crate) enum FileName {
     Plain(Version, String),
     /// `V{version}__{name}.sql`
     Flyway(Version, String),
+    /// pop's `{version}_{name}[.{dialect}][.autocommit].{up|down}.sql` with a dialect or the
+    /// autocommit flag (without either it is [`FileName::Up`] / [`FileName::Down`]).
+    Pop(PopName),
 }
 
-/// Why a file name that looks like a migration does not parse; the text says how to fix it.
+/// A pop file name with its dialect (canonical, `None` for every dialect) and flags.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct NameError(pub String);
+pub(crate) struct PopName {
+    pub version: Version,
+    pub name: String,
+    pub dialect: Option<&'static str>,
+    pub autocommit: bool,
+    pub up: bool,
+}
+
+/// Why a `.sql` file name is not a migration's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum NameError {
+    /// It does not start like a migration (no version): not meant to be one, and every tool
+    /// skips it. The reader warns and ignores it.
+    NotAMigration,
+    /// It starts like a migration but does not parse; the text says how to fix it.
+    Misnamed(String),
+}
+
+/// The dialect names pop accepts in a file name, with their canonical name.
+const POP_DIALECTS: [(&str, &str); 11] = [
+    ("postgres", "postgres"),
+    ("postgresql", "postgres"),
+    ("pg", "postgres"),
+    ("pgx", "postgres"),
+    ("cockroach", "cockroach"),
+    ("cockroachdb", "cockroach"),
+    ("crdb", "cockroach"),
+    ("mysql", "mysql"),
+    ("sqlite", "sqlite3"),
+    ("sqlite3", "sqlite3"),
+    ("mssql", "mssql"),
+];
+
+/// The canonical pop name of a dialect (`postgresql` → `postgres`, `sqlite` → `sqlite3`).
+pub(crate) fn pop_dialect(tag: &str) -> Option<&'static str> {
+    POP_DIALECTS
+        .iter()
+        .find(|(alias, _)| alias.eq_ignore_ascii_case(tag))
+        .map(|&(_, canonical)| canonical)
+}
 
 /// Parses the name of a `.sql` file (the caller has checked the extension, in any case).
 pub(crate) fn parse_file_name(file: &str) -> Result<FileName, NameError> {
@@ -57,22 +112,21 @@ pub(crate) fn parse_file_name(file: &str) -> Result<FileName, NameError> {
             return parse_flyway(rest).map(|(v, n)| FileName::Flyway(v, n));
         }
     }
-    if stem.starts_with("R__")
-        || stem.starts_with(['U', 'u']) && stem[1..].starts_with(|c: char| c.is_ascii_digit())
-    {
-        return Err(NameError(
-            "Flyway repeatable (`R__`) and undo/unversioned (`U`) migrations are not supported: \
-             give it a version (`V{version}__{name}.sql`)"
+    // Flyway's repeatable `R__x` and undo `U1__x` migrations (an undo needs its `__`: `u0.sql`
+    // is no Flyway name).
+    let undo = stem.starts_with('U')
+        && stem[1..].starts_with(|c: char| c.is_ascii_digit())
+        && stem.contains("__");
+    if stem.starts_with("R__") || undo {
+        return Err(NameError::Misnamed(
+            "Flyway repeatable (`R__`) and undo (`U`) migrations are not supported: Flyway would \
+             run it, Preflight cannot; give it a version (`V{version}__{name}.sql`), or move it \
+             out of the directory"
                 .into(),
         ));
     }
     if !stem.starts_with(|c: char| c.is_ascii_digit()) {
-        return Err(NameError(
-            "a `.sql` file in a migration directory must be named `{version}_{name}.sql` \
-             (or `.up.sql`/`.down.sql`, or `V{version}__{name}.sql`); rename it, or move it out \
-             of the directory"
-                .into(),
-        ));
+        return Err(NameError::NotAMigration);
     }
     let (stem, direction) = if lower.ends_with(".up") {
         (&stem[..stem.len() - 3], Some(true))
@@ -83,18 +137,52 @@ pub(crate) fn parse_file_name(file: &str) -> Result<FileName, NameError> {
     };
     let (version, name) = split_version(stem)?;
     Ok(match direction {
-        Some(true) => FileName::Up(version, name),
-        Some(false) => FileName::Down(version, name),
+        Some(up) => match pop_parts(&name) {
+            Some((name, dialect, autocommit)) => FileName::Pop(PopName {
+                version,
+                name,
+                dialect,
+                autocommit,
+                up,
+            }),
+            None if up => FileName::Up(version, name),
+            None => FileName::Down(version, name),
+        },
         None => FileName::Plain(version, name),
     })
 }
 
-/// `{digits}_{name}`.
+/// `name[.dialect][.autocommit]` with a known dialect or the flag: pop's name, dialect, flag.
+/// A name without either is golang-migrate's (whose names may hold dots: `1_v1.2.up.sql`).
+fn pop_parts(name: &str) -> Option<(String, Option<&'static str>, bool)> {
+    let (rest, autocommit) = match name.strip_suffix(".autocommit") {
+        Some(rest) => (rest, true),
+        None => (name, false),
+    };
+    let (base, dialect) = match rest.rsplit_once('.') {
+        Some((base, tag)) => match pop_dialect(tag) {
+            Some(d) => (base, Some(d)),
+            None => (rest, None),
+        },
+        None => (rest, None),
+    };
+    if (dialect.is_none() && !autocommit) || base.is_empty() || base.contains('.') {
+        return None;
+    }
+    Some((base.to_owned(), dialect, autocommit))
+}
+
+/// `{digits}_{name}`, or only `{digits}` (sql-migrate and home-grown runners name files by
+/// their version alone, `1677078479.sql`): then the name is empty.
 fn split_version(stem: &str) -> Result<(Version, String), NameError> {
     let digits = stem.bytes().take_while(u8::is_ascii_digit).count();
     let rest = &stem[digits..];
+    if rest.is_empty() {
+        let version = Version::parse_with(stem, &[]).map_err(version_error)?;
+        return Ok((version, String::new()));
+    }
     let Some(name) = rest.strip_prefix('_') else {
-        return Err(NameError(format!(
+        return Err(NameError::Misnamed(format!(
             "expected `_` after the version `{}`: name it `{}_{}.sql`",
             &stem[..digits],
             &stem[..digits],
@@ -102,7 +190,7 @@ fn split_version(stem: &str) -> Result<(Version, String), NameError> {
         )));
     };
     if name.is_empty() {
-        return Err(NameError(
+        return Err(NameError::Misnamed(
             "the name after the version is empty: name it `{version}_{name}.sql`".into(),
         ));
     }
@@ -112,14 +200,14 @@ fn split_version(stem: &str) -> Result<(Version, String), NameError> {
 
 fn parse_flyway(rest: &str) -> Result<(Version, String), NameError> {
     let Some((version, name)) = rest.split_once("__") else {
-        return Err(NameError(
+        return Err(NameError::Misnamed(
             "a Flyway/refinery migration needs two underscores between version and name: \
              `V{version}__{name}.sql`"
                 .into(),
         ));
     };
     if name.is_empty() {
-        return Err(NameError(
+        return Err(NameError::Misnamed(
             "the name after `__` is empty: name it `V{version}__{name}.sql`".into(),
         ));
     }
@@ -131,12 +219,14 @@ fn parse_flyway(rest: &str) -> Result<(Version, String), NameError> {
 /// (`2019-01-01-120000_create_users` has version 20190101120000).
 pub(crate) fn parse_diesel_dir(dir: &str) -> Result<(Version, String), NameError> {
     let Some((prefix, name)) = dir.split_once('_') else {
-        return Err(NameError(
+        return Err(NameError::Misnamed(
             "a diesel migration directory is named `{version}_{name}`".into(),
         ));
     };
     if name.is_empty() {
-        return Err(NameError("the name after the version is empty".into()));
+        return Err(NameError::Misnamed(
+            "the name after the version is empty".into(),
+        ));
     }
     let digits: String = prefix.chars().filter(|&c| c != '-').collect();
     let version = Version::parse_with(&digits, &[]).map_err(version_error)?;
@@ -149,7 +239,7 @@ pub(crate) fn looks_like_diesel_dir(dir: &str) -> bool {
 }
 
 fn version_error(e: VersionError) -> NameError {
-    NameError(e.to_string())
+    NameError::Misnamed(e.to_string())
 }
 
 #[cfg(test)]
@@ -157,7 +247,7 @@ mod tests {
     use super::*;
 
     fn ok(name: &str) -> FileName {
-        parse_file_name(name).unwrap_or_else(|e| panic!("{name}: {}", e.0))
+        parse_file_name(name).unwrap_or_else(|e| panic!("{name}: {e:?}"))
     }
 
     #[test]
@@ -199,14 +289,57 @@ mod tests {
             "V1_foo.sql",
             "V1__.sql",
             "1_.sql",
-            "1.sql",
             "schema.sql",
             "R__view.sql",
             "U2__undo.sql",
-            "99999999999999999999_x.sql",
         ] {
             assert!(parse_file_name(bad).is_err(), "{bad} accepted");
         }
+        for not_one in ["schema.sql", "seed-data.sql", "_x.sql"] {
+            assert_eq!(parse_file_name(not_one), Err(NameError::NotAMigration));
+        }
+        assert!(matches!(
+            parse_file_name("1-foo.sql"),
+            Err(NameError::Misnamed(_))
+        ));
+        assert_eq!(
+            ok("99999999999999999999_x.sql"),
+            FileName::Plain("99999999999999999999".parse().unwrap(), "x".into())
+        );
+    }
+
+    #[test]
+    fn a_version_alone_is_a_name() {
+        assert_eq!(
+            ok("1677078479.sql"),
+            FileName::Plain(Version::new(1677078479), String::new())
+        );
+        assert_eq!(ok("7.up.sql"), FileName::Up(Version::new(7), String::new()));
+    }
+
+    #[test]
+    fn pop_names() {
+        let pop = |name: &str| match ok(name) {
+            FileName::Pop(p) => (p.name, p.dialect, p.autocommit, p.up),
+            other => panic!("{name}: {other:?}"),
+        };
+        assert_eq!(
+            pop("20260703000000000000_a.postgres.up.sql"),
+            ("a".into(), Some("postgres"), false, true)
+        );
+        assert_eq!(
+            pop("1_a.sqlite.autocommit.down.sql"),
+            ("a".into(), Some("sqlite3"), true, false)
+        );
+        assert_eq!(pop("1_a.autocommit.up.sql"), ("a".into(), None, true, true));
+        assert_eq!(
+            ok("1_a.b.up.sql"),
+            FileName::Up(Version::new(1), "a.b".into())
+        );
+        assert_eq!(
+            ok("1_x.y.postgres.up.sql"),
+            FileName::Up(Version::new(1), "x.y.postgres".into())
+        );
     }
 
     #[test]

@@ -7,17 +7,27 @@ use std::time::Instant;
 use rusqlite::params;
 use rusqlite::types::Value;
 
-use crate::backend::{Apply, Record, TxFailure, TxItem};
+use crate::backend::{Apply, PreviousTimeouts, Record, TxFailure, TxItem};
 use crate::error::{DbError, Error};
 use crate::history::{Key, NewRow};
+use crate::timeout::{Timeout, Timeouts};
 
 use super::{db_error, statements, SqliteBackend};
 
 impl Apply for SqliteBackend<'_> {
     async fn transaction(&mut self, items: &[TxItem<'_>]) -> Result<(), TxFailure> {
-        self.conn
-            .execute_batch("BEGIN IMMEDIATE")
-            .map_err(|e| TxFailure::Other(Error::db("starting the transaction", db_error(&e))))?;
+        // The write lock is waited for as long as the migration's lock timeout (the first
+        // body's, in a group), then the runner tries again or reports it.
+        let lock = items
+            .iter()
+            .find(|i| i.body.is_some())
+            .and_then(|i| i.timeouts.lock);
+        self.wait_for_locks(lock)
+            .map_err(|e| TxFailure::Other(Error::db("setting busy_timeout", e)))?;
+        let begun = self.conn.execute_batch("BEGIN IMMEDIATE");
+        self.wait_for_locks(None)
+            .map_err(|e| TxFailure::Other(Error::db("restoring busy_timeout", e)))?;
+        begun.map_err(|e| TxFailure::Other(Error::db("starting the transaction", db_error(&e))))?;
         let result = self.transaction_body(items).and_then(|()| {
             self.conn
                 .execute_batch("COMMIT")
@@ -56,7 +66,33 @@ impl Apply for SqliteBackend<'_> {
     }
 
     async fn execute(&mut self, sql: &str) -> Result<(), DbError> {
-        self.conn.execute_batch(sql).map_err(|e| db_error(&e))
+        let limits = self.executing;
+        self.limited(limits.statement, || self.conn.execute_batch(sql))
+            .map_err(|e| db_error(&e))
+    }
+
+    async fn set_timeouts(&mut self, timeouts: Timeouts) -> Result<PreviousTimeouts, Error> {
+        self.executing = timeouts;
+        self.wait_for_locks(timeouts.lock)
+            .map_err(|e| Error::db("setting busy_timeout", e))?;
+        Ok(PreviousTimeouts::default())
+    }
+
+    async fn restore_timeouts(&mut self, _previous: PreviousTimeouts) -> Result<(), Error> {
+        self.executing = Timeouts::NONE;
+        self.wait_for_locks(None)
+            .map_err(|e| Error::db("restoring busy_timeout", e))
+    }
+
+    async fn rollback_open(&mut self) -> Result<(), Error> {
+        // SQLite rolls some failures back by itself, and refuses `ROLLBACK` without a
+        // transaction: ask it whether one is still open.
+        if self.conn.is_autocommit() {
+            return Ok(());
+        }
+        self.conn
+            .execute_batch("ROLLBACK")
+            .map_err(|e| Error::db("rolling back a failed block", db_error(&e)))
     }
 }
 
@@ -123,10 +159,11 @@ impl SqliteBackend<'_> {
 
     /// Runs a script statement by statement (split as SQLite does), so that a failure names
     /// its statement: the error's position is made relative to the whole script.
-    fn run_script(&self, script: &str) -> Result<(), DbError> {
+    fn run_script(&self, script: &str, limit: Option<Timeout>) -> Result<(), DbError> {
         for span in statements(script) {
             let range = span.range();
-            if let Err(e) = self.conn.execute_batch(&script[range.clone()]) {
+            let statement = &script[range.clone()];
+            if let Err(e) = self.limited(limit, || self.conn.execute_batch(statement)) {
                 let mut error = db_error(&e);
                 let before = script[..range.start].chars().count();
                 let within = error.position.map_or(1, |p| {
@@ -145,7 +182,7 @@ impl SqliteBackend<'_> {
         for (index, item) in items.iter().enumerate() {
             let started = Instant::now();
             if let Some(body) = item.body {
-                self.run_script(body)
+                self.run_script(body, item.timeouts.statement)
                     .map_err(|error| TxFailure::Body { index, error })?;
             }
             let ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);

@@ -35,16 +35,21 @@
 //! No-transaction migrations run statement by statement with their progress recorded, as on
 //! PostgreSQL (SQLite runs everything in a transaction except `VACUUM` and a few pragmas).
 //! [`LockStrategy::Lease`](crate::LockStrategy::Lease) is for PgBouncer and CockroachDB and is
-//! refused here, as are the PostgreSQL server settings `sql_lock_timeout` and
-//! `sql_statement_timeout`. The runner's `schema` names an attached database (`main` by
+//! refused here. The lock timeout of a migration ([`Runner::sql_lock_timeout`](crate::Runner::sql_lock_timeout), `-- preflight:lock-timeout`)
+//! is the busy timeout of its `BEGIN IMMEDIATE` (and of each statement of a no-transaction
+//! one), and its statement timeout interrupts a statement that runs longer (a progress
+//! handler; it replaces one the application set on the connection). The runner's `schema` names an attached database (`main` by
 //! default). Error codes ([`DbError::code`](crate::DbError)) are SQLite's primary result code
 //! names (`SQLITE_ERROR`, `SQLITE_CONSTRAINT`, `SQLITE_BUSY`).
 //!
 //! Files: `statements.rs` (splitting as SQLite splits), `sql.rs` (the history table's SQL),
-//! `history.rs` (the fast path, creation and the upgrade from layout 1, reads, progress rows), `lock.rs` (the lock file), `apply.rs`
-//! (migration transactions) and `reset.rs` (the database's objects).
+//! `history.rs` (the fast path, creation and the upgrade from layout 1, reads, progress rows),
+//! `lock.rs` (the lock file), `apply.rs` (migration transactions), `reset.rs` (the database's
+//! objects) and `catalog.rs` (the schema as drift compares it, and the in-memory scratch
+//! database).
 
 mod apply;
+mod catalog;
 mod history;
 mod lock;
 mod reset;
@@ -61,6 +66,7 @@ use rusqlite::{Connection, OptionalExtension};
 use crate::backend::{Backend, ForeignHistories, Product, Session};
 use crate::error::{DbError, Error};
 use crate::runner::Config;
+use crate::timeout::{Timeout, Timeouts};
 
 use sql::Sql;
 
@@ -181,18 +187,16 @@ pub(crate) struct SqliteBackend<'c> {
     previous_busy_ms: Option<i64>,
     /// The connection holding `BEGIN IMMEDIATE` on the sidecar lock file.
     lock: Option<Connection>,
+    /// The limits of the no-transaction migration running (see `Apply::set_timeouts`).
+    executing: Timeouts,
 }
 
+/// The busy timeout for "no limit": SQLite's busy timeout is a C `int` of milliseconds, and 0
+/// would not wait at all.
+const UNLIMITED_BUSY: Duration = Duration::from_millis(i32::MAX as u64);
+
 impl<'c> SqliteBackend<'c> {
-    /// Refuses the runner's settings that mean nothing on SQLite.
     pub fn new(conn: &'c Connection, cfg: &Config) -> Result<SqliteBackend<'c>, Error> {
-        if cfg.sql_lock_timeout.is_some() || cfg.sql_statement_timeout.is_some() {
-            return Err(Error::Config(
-                "sql_lock_timeout and sql_statement_timeout are PostgreSQL server settings; \
-                 on SQLite the lock timeout is also the busy timeout"
-                    .into(),
-            ));
-        }
         Ok(SqliteBackend {
             conn,
             sql: Sql::new(cfg.schema.as_deref(), &cfg.table),
@@ -200,7 +204,35 @@ impl<'c> SqliteBackend<'c> {
             busy_timeout: cfg.lock_timeout,
             previous_busy_ms: None,
             lock: None,
+            executing: Timeouts::NONE,
         })
+    }
+
+    /// Waits up to `lock` for the database's write lock (`None`: the runner's lock timeout).
+    fn wait_for_locks(&self, lock: Option<Timeout>) -> Result<(), DbError> {
+        let wait = match lock {
+            None => self.busy_timeout,
+            Some(t) => t.duration().unwrap_or(UNLIMITED_BUSY),
+        };
+        self.conn.busy_timeout(wait).map_err(|e| db_error(&e))
+    }
+
+    /// Runs one statement (or script) interrupted after `limit`, SQLite's statement timeout.
+    fn limited<T>(
+        &self,
+        limit: Option<Timeout>,
+        run: impl FnOnce() -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        let Some(limit) = limit.and_then(Timeout::duration) else {
+            return run();
+        };
+        let deadline = std::time::Instant::now() + limit;
+        // Checked every 1000 virtual-machine instructions: microseconds.
+        self.conn
+            .progress_handler(1000, Some(move || std::time::Instant::now() >= deadline))?;
+        let result = run();
+        self.conn.progress_handler(0, None::<fn() -> bool>)?;
+        result
     }
 
     /// The database file holding the history table; `None` when it is in memory or temporary.

@@ -54,8 +54,6 @@ mod server;
 mod sqlite;
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use self::postgres::{TestDatabase, DATABASE_PREFIX, IDLE_PREFIX, TEMPLATE_PREFIX};
 pub use self::server::{server_url, with_database, PrivateCluster};
@@ -76,34 +74,9 @@ pub fn advisory_key(database: &str, schema: &str, table: &str) -> i64 {
     crate::lock::advisory_key(database, schema, table)
 }
 
-/// Test databases (and SQLite test files) older than this were left by a crashed run.
-const LEFTOVER_AGE: Duration = Duration::from_secs(6 * 3600);
-
-fn unix_seconds() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-/// `<prefix><unix seconds>_<pid>_<n>`: unique within the process, and carrying its creation
-/// time so that a later run can tell a leftover's age from its name alone.
-fn unique_name(prefix: &str) -> String {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{prefix}{}_{}_{}",
-        unix_seconds(),
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// Whether a name made by [`unique_name`] is older than [`LEFTOVER_AGE`].
-fn is_leftover(name: &str, prefix: &str) -> bool {
-    name.strip_prefix(prefix)
-        .and_then(|rest| rest.split('_').next())
-        .and_then(|secs| secs.parse::<u64>().ok())
-        .is_some_and(|created| unix_seconds().saturating_sub(created) > LEFTOVER_AGE.as_secs())
-}
+// Test databases and templates are throwaway databases: their names and the age that makes
+// one a leftover are those of `crate::scratch`.
+use crate::scratch::{is_leftover, unique_name};
 
 /// Runs an async test body on a new current-thread tokio runtime (what `#[tokio::test]` does);
 /// used by the code `#[preflight::test]` generates for `async fn` tests.
@@ -137,18 +110,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn unique_names_carry_their_age() {
-        let a = unique_name("p_");
-        let b = unique_name("p_");
-        assert_ne!(a, b);
-        assert!(!is_leftover(&a, "p_"));
-        let old = format!("p_{}_1_0", unix_seconds() - LEFTOVER_AGE.as_secs() - 1);
-        assert!(is_leftover(&old, "p_"));
-        assert!(!is_leftover("p_notanumber_1_0", "p_"));
-        assert!(!is_leftover(&old, "q_"));
-    }
 
     #[test]
     fn own_runtime_works_inside_a_runtime_too() {

@@ -3,12 +3,12 @@
 //! The work is written once, async (tokio-postgres); the synchronous constructors and `Drop`
 //! run it on a runtime of their own.
 
-use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 
-use super::{is_leftover, on_own_runtime, server_url, unique_name, with_database};
-use crate::error::with_causes as causes;
-use crate::postgres::quote_ident as identifier;
+use super::{on_own_runtime, server_url, unique_name, with_database};
+use crate::error::{with_causes as causes, DbError};
+use crate::postgres::scratch::{create_database, databases, drop_database, drop_leftovers};
+use crate::postgres::{quote_ident as identifier, AsyncConn};
 use crate::{Checksum, Composition};
 
 /// The name prefix of every test database; with the creation time in the name it lets a later
@@ -418,11 +418,9 @@ impl Admin {
         self.client.batch_execute(sql).await
     }
 
-    async fn create(&self, template: Option<&str>) -> Result<TestDatabase, tokio_postgres::Error> {
+    async fn create(&self, template: Option<&str>) -> Result<TestDatabase, DbError> {
         let name = unique_name(DATABASE_PREFIX);
-        let template = template.map_or(String::new(), |t| format!(" TEMPLATE {}", identifier(t)));
-        self.execute(&format!("CREATE DATABASE {}{template}", identifier(&name)))
-            .await?;
+        create_database(&mut AsyncConn::new(&self.client), &name, template).await?;
         Ok(self.test_database(name))
     }
 
@@ -444,13 +442,10 @@ impl Admin {
                 Ok(db) => return db,
                 // Another run pruned this template between our check and the copy (it keeps
                 // the newest few per set): build it again, once.
-                Err(e) if !retried && e.code() == Some(&SqlState::UNDEFINED_DATABASE) => {
+                Err(e) if !retried && e.is("3D000") => {
                     retried = true;
                 }
-                Err(e) => panic!(
-                    "cannot create a test database from the template {template}: {}",
-                    causes(&e)
-                ),
+                Err(e) => panic!("cannot create a test database from the template {template}: {e}"),
             }
         }
     }
@@ -514,30 +509,13 @@ impl Admin {
         None
     }
 
-    /// The names of the databases starting with `prefix` (no `LIKE`: `_` is a wildcard there).
-    async fn databases(
-        &self,
-        prefix: &str,
-        only_templates: bool,
-    ) -> Result<Vec<String>, tokio_postgres::Error> {
-        let rows = self
-            .client
-            .query(
-                "SELECT datname::text FROM pg_database \
-                 WHERE left(datname, length($1)) = $1 AND (datistemplate OR NOT $2) \
-                 ORDER BY oid DESC",
-                &[&prefix, &only_templates],
-            )
-            .await?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+    /// The names of the databases starting with `prefix`, newest first.
+    async fn databases(&self, prefix: &str, only_templates: bool) -> Result<Vec<String>, DbError> {
+        databases(&mut AsyncConn::new(&self.client), prefix, only_templates).await
     }
 
-    async fn drop_database(&self, name: &str) -> Result<(), tokio_postgres::Error> {
-        self.execute(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            identifier(name)
-        ))
-        .await
+    async fn drop_database(&self, name: &str) -> Result<(), DbError> {
+        drop_database(&mut AsyncConn::new(&self.client), name).await
     }
 
     /// Drops test databases that a crashed run left behind, once per process.
@@ -546,12 +524,7 @@ impl Admin {
         if DONE.swap(true, std::sync::atomic::Ordering::Relaxed) {
             return;
         }
-        let Ok(names) = self.databases(DATABASE_PREFIX, false).await else {
-            return;
-        };
-        for name in names.iter().filter(|n| is_leftover(n, DATABASE_PREFIX)) {
-            let _ = self.drop_database(name).await;
-        }
+        drop_leftovers(&mut AsyncConn::new(&self.client), DATABASE_PREFIX).await;
         // Idle databases whose template is gone (dropped by hand, or by another run's prune).
         let (Ok(idle), Ok(templates)) = (
             self.databases(IDLE_PREFIX, false).await,
@@ -612,25 +585,24 @@ impl Admin {
     /// Migrates a scratch database, then renames it into place, so that no one ever copies a
     /// half-migrated template. Runs under the template's lock.
     async fn build_template(&self, name: &str, set: &Composition<'_>) {
-        let fail = |what: &str, e: &tokio_postgres::Error| -> ! {
-            panic!("cannot {what} the template {name}: {}", causes(e))
-        };
+        let fail =
+            |what: &str, e: String| -> ! { panic!("cannot {what} the template {name}: {e}") };
         // Under the lock no one else is building this template: databases with its name are
         // what crashed builders left (a scratch copy, or one renamed but not yet marked).
         let scratch_prefix = format!("{name}_b");
         let stale = self
             .databases(&scratch_prefix, false)
             .await
-            .unwrap_or_else(|e| fail("clean up", &e));
+            .unwrap_or_else(|e| fail("clean up", e.to_string()));
         for stale in stale.iter().map(String::as_str).chain([name]) {
             self.drop_database(stale)
                 .await
-                .unwrap_or_else(|e| fail("clean up", &e));
+                .unwrap_or_else(|e| fail("clean up", e.to_string()));
         }
         let scratch = format!("{scratch_prefix}{}", std::process::id());
-        self.execute(&format!("CREATE DATABASE {}", identifier(&scratch)))
+        create_database(&mut AsyncConn::new(&self.client), &scratch, None)
             .await
-            .unwrap_or_else(|e| fail("create", &e));
+            .unwrap_or_else(|e| fail("create", e.to_string()));
         let migrated = async {
             let (mut client, connection) =
                 tokio_postgres::connect(&with_database(self.url, &scratch), NoTls).await?;
@@ -661,7 +633,7 @@ impl Admin {
             }
             Err(e) => {
                 let _ = self.drop_database(&scratch).await;
-                fail("migrate", &e);
+                fail("migrate", causes(&e));
             }
         }
         for sql in [
@@ -674,7 +646,7 @@ impl Admin {
         ] {
             self.execute(&sql)
                 .await
-                .unwrap_or_else(|e| fail("install", &e));
+                .unwrap_or_else(|e| fail("install", causes(&e)));
         }
     }
 

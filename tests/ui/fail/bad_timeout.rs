@@ -1,0 +1,3 @@
+static MIGRATIONS: preflight::Migrations = preflight::embed!("tests/fixtures/bad_timeout");
+
+fn main() {}
